@@ -1,0 +1,27 @@
+"""OmegaConf resolvers shared by the CLI and the tests.
+
+``${l2exp_root:}`` is the repository root and ``${shared_data:}`` the folder of real recordings
+(``L2EXP_SHARED_DATA`` or ``<root>/../shared/data``), so data configs can point at recordings
+without copying them and without depending on the directory the user runs from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("L2EXP_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("l2exp_root"):
+        OmegaConf.register_new_resolver("l2exp_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("shared_data"):
+        OmegaConf.register_new_resolver("shared_data", lambda: str(shared_data_dir()))

@@ -1,0 +1,390 @@
+"""Chunked readers: CSV/CSV.gz, JSON lines (nested bids/asks arrays) and Parquet.
+
+Each reader yields :class:`RawChunk` s of at most ``chunk_rows`` rows, so memory is bounded by the
+chunk size, not the file size. Parsing is pyarrow's (multi-threaded C++), not Python.
+
+Readers know only about files and raw columns; turning raw columns into canonical snapshots is
+:mod:`l2exp.data.mapping`'s job. Column layouts of headerless files are written in config with
+a compact pattern language (see :func:`expand_columns`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from l2exp.errors import UserError
+
+
+@dataclass
+class RawChunk:
+    """Raw rows of one file as read, before mapping.
+
+    ``lines`` gives the 1-based source line of every row in ``table``; ``bad_rows`` are rows that
+    could not be split into columns at all (wrong field count, broken JSON) as ``(line, text)``.
+    """
+
+    table: pa.Table
+    path: str
+    lines: np.ndarray
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)
+
+
+def expand_columns(spec: list[Any] | None, levels: int) -> list[str] | None:
+    """Expand a headerless column layout.
+
+    * ``"name"``        -> one column;
+    * ``"a{i}"``        -> a block ``a1, a2, ..., aN`` (all levels of one field);
+    * ``["ap{i}", "as{i}"]`` -> interleaved per level: ``ap1, as1, ap2, as2, ...``.
+
+    BitMEX orderbook10 is ``[moment, millis, symbol, "a{i}", "av{i}", "b{i}", "bv{i}"]``; LOBSTER is
+    ``[["ap{i}", "as{i}", "bp{i}", "bs{i}"]]``.
+    """
+    if spec is None:
+        return None
+    out: list[str] = []
+    for item in spec:
+        if isinstance(item, str):
+            if "{i}" in item:
+                out.extend(item.format(i=i) for i in range(1, levels + 1))
+            else:
+                out.append(item)
+        else:
+            group = list(item)
+            for i in range(1, levels + 1):
+                out.extend(g.format(i=i) for g in group)
+    return out
+
+
+def _corrupt(path: str, exc: Exception, rows: int) -> UserError:
+    return UserError(
+        f"could not read {Path(path).name}: the file is truncated or corrupt ({exc})",
+        where=f"{path}, after {rows} rows",
+        fix="Re-download or re-copy the file (for .gz: `gzip -t FILE` checks it). Rows before the "
+            "damage are already stored; a rerun after fixing the file adds only what is missing.",
+    )
+
+
+class Reader:
+    """Base class: ``iter_chunks(path, chunk_rows)``; ``numeric`` names columns expected numeric."""
+
+    def __init__(self, levels: int, **_: Any) -> None:
+        self.levels = levels
+
+    def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
+        raise NotImplementedError
+
+
+# (valid rows, their source lines, malformed (line, text) rows, lines consumed, keep-mask or None)
+_Batch = tuple[pa.Table, np.ndarray, list[tuple[int, str]], int, "np.ndarray | None"]
+
+
+class CsvReader(Reader):
+    """CSV / CSV.gz (decompressed by pyarrow from the file ending), with or without a header.
+
+    Args:
+        columns: headerless layout (see :func:`expand_columns`); ``None`` = the file has a header.
+        delimiter: field separator.
+        companion: an optional second file read row-for-row beside the main one (LOBSTER's
+            message file holds the times of the order-book file). ``{path_sub: [regex, repl],
+            columns: [...]}``: its path is the main path with ``regex`` replaced by ``repl``.
+
+    Fast path: pyarrow parses numeric columns straight to float64. pyarrow cannot say on which
+    line a malformed row sits, so at the first malformed row or unparseable number the file is
+    re-read in *line mode* -- every line one string, split by ``pyarrow.compute`` -- which knows
+    each row's line; rows already delivered are skipped, and the mapping flags bad cells row by row.
+    """
+
+    def __init__(self, levels: int, columns: list[Any] | None = None, delimiter: str = ",",
+                 companion: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(levels, **kw)
+        self.columns = expand_columns(list(columns) if columns is not None else None, levels)
+        self.delimiter = delimiter
+        self.companion = dict(companion) if companion else None
+
+    # -- opening -----------------------------------------------------------------------------
+    def _open(self, path: str, read: pacsv.ReadOptions, parse: pacsv.ParseOptions,
+              convert: pacsv.ConvertOptions) -> pacsv.CSVStreamingReader:
+        try:
+            return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        except FileNotFoundError as exc:
+            raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            if "Empty CSV file" in msg:
+                raise UserError(f"the file is empty: {path}", where=path,
+                                fix="Point data.path at a file with rows, or remove the empty file.") from exc
+            if _is_conversion(msg) or "expected" in msg.lower() and "columns" in msg.lower():
+                raise _Fallback(msg) from exc
+            raise _corrupt(path, exc, 0) from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _corrupt(path, exc, 0) from exc
+
+    def _names(self, path: str) -> tuple[list[str], int]:
+        if self.columns is not None:
+            return self.columns, 0
+        reader = self._open(path, pacsv.ReadOptions(block_size=1 << 16), pacsv.ParseOptions(
+            delimiter=self.delimiter), pacsv.ConvertOptions(column_types={}))
+        return list(reader.schema.names), 1
+
+    # -- the two parsing modes ------------------------------------------------------------------
+    def _fast(self, path: str, names: list[str], header: int, numeric: set[str],
+              state: dict[str, int]) -> Iterator[_Batch]:
+        invalid: list[str] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append(str(row.text))
+            return "skip"
+
+        reader = self._open(
+            path,
+            pacsv.ReadOptions(column_names=names if header == 0 else None, block_size=1 << 22),
+            pacsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
+            pacsv.ConvertOptions(column_types={c: pa.float64() for c in names if c in numeric}),
+        )
+        for batch in _batches(reader, path, lambda: state["rows"]):
+            if invalid:
+                raise _Fallback("malformed row")
+            n = batch.num_rows
+            lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
+            state["rows"] += n
+            yield pa.Table.from_batches([batch]), lines, [], n, None
+
+    def _line_mode(self, path: str, names: list[str], header: int, skip: int,
+                   state: dict[str, int]) -> Iterator[_Batch]:
+        reader = self._open(
+            path,
+            pacsv.ReadOptions(column_names=["line"], skip_rows=header, block_size=1 << 22),
+            pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
+                               ignore_empty_lines=False),
+            pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+        )
+        line_no = header
+        to_skip = skip
+        for batch in _batches(reader, path, lambda: state["rows"]):
+            text = batch.column(0)
+            n_lines = len(text)
+            lines_all = np.arange(line_no + 1, line_no + 1 + n_lines)
+            line_no += n_lines
+            nonempty = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(text), ""))
+            text, lines_all = text.filter(pa.array(nonempty)), lines_all[nonempty]
+            if to_skip:
+                k = min(to_skip, len(text))
+                text, lines_all, to_skip = text.slice(k), lines_all[k:], to_skip - k
+                if not len(text):
+                    continue
+            parts = pc.split_pattern(text, self.delimiter)
+            ok = np.asarray(pc.equal(pc.list_value_length(parts), len(names)))
+            bad = [(int(lines_all[i]), text[int(i)].as_py()[:500]) for i in np.flatnonzero(~ok)]
+            good = parts.filter(pa.array(ok))
+            flat = pc.list_flatten(good)
+            width = len(names)
+            cols = [pc.utf8_trim(flat.take(pa.array(np.arange(j, len(flat), width))), '"')
+                    for j in range(width)]
+            table = pa.Table.from_arrays(cols, names=names)
+            state["rows"] += table.num_rows
+            yield table, lines_all[ok], bad, len(text), ok
+
+    # -- public ------------------------------------------------------------------------------
+    def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
+        names, header = self._names(path)
+        numeric = {c for c in numeric if c in names}
+        companion = _Lockstep(self._companion_iter(path, chunk_rows), path) if self.companion else None
+        state = {"rows": 0}
+        pending: list[RawChunk] = []
+        pending_rows = 0
+
+        def batches() -> Iterator[_Batch]:
+            try:
+                yield from self._fast(path, names, header, numeric, state)
+            except _Fallback:
+                delivered = state["rows"]
+                yield from self._line_mode(path, names, header, delivered, state)
+
+        for table, lines, bad, consumed, keep in batches():
+            if companion is not None:
+                extra = companion.take(consumed)
+                if keep is not None:
+                    extra = extra.filter(pa.array(keep))
+                for name in extra.column_names:
+                    table = table.append_column(name, extra.column(name))
+            pending.append(RawChunk(table, path, lines, bad))
+            pending_rows += table.num_rows
+            if pending_rows >= chunk_rows:
+                yield _merge(pending)
+                pending, pending_rows = [], 0
+        if pending:
+            yield _merge(pending)
+
+    def _companion_iter(self, path: str, chunk_rows: int) -> Iterator[pa.Table]:
+        assert self.companion is not None
+        pattern, repl = self.companion["path_sub"]
+        other = re.sub(pattern, repl, path)
+        if other == path:
+            raise UserError(f"data.reader.companion.path_sub {pattern!r} does not match {path}",
+                            where="data.reader.companion.path_sub",
+                            fix="Make the regex match the main file name so the companion path differs.")
+        if not Path(other).exists():
+            raise UserError(f"companion file not found: {other}", where=f"derived from {path}",
+                            fix="Put the message file beside the order-book file or fix companion.path_sub.")
+        sub = CsvReader(self.levels, columns=self.companion["columns"], delimiter=self.delimiter)
+        for chunk in sub.iter_chunks(other, chunk_rows, set()):
+            yield chunk.table
+
+
+def _merge(parts: list[RawChunk]) -> RawChunk:
+    if len(parts) == 1:
+        return parts[0]
+    tables = [p.table for p in parts if p.table.num_rows]
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else parts[0].table
+    return RawChunk(table, parts[0].path, np.concatenate([p.lines for p in parts]),
+                    [b for p in parts for b in p.bad_rows])
+
+
+def _is_conversion(msg: str) -> bool:
+    low = msg.lower()
+    return "conversion error" in low or "invalid value" in low
+
+
+class _Fallback(Exception):
+    """Raised by the fast CSV path when the file needs line mode."""
+
+
+def _batches(reader: pacsv.CSVStreamingReader, path: str, delivered: Any) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            if _is_conversion(str(exc)):
+                raise _Fallback(str(exc)) from exc
+            raise _corrupt(path, exc, delivered()) from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _corrupt(path, exc, delivered()) from exc
+        yield batch
+
+
+class _Lockstep:
+    """Hands out exactly n rows at a time from a stream of tables (a companion file read in
+    lockstep with its main file, whose batch boundaries differ)."""
+
+    def __init__(self, tables: Iterator[pa.Table], path: str) -> None:
+        self.tables = tables
+        self.path = path
+        self.buf: list[pa.Table] = []
+
+    def take(self, n: int) -> pa.Table:
+        have = sum(t.num_rows for t in self.buf)
+        while have < n:
+            try:
+                t = next(self.tables)
+            except StopIteration:
+                raise UserError(f"the companion file of {self.path} has fewer rows than the main file",
+                                where=self.path, fix="Both files must have one row per snapshot.") from None
+            self.buf.append(t)
+            have += t.num_rows
+        table = pa.concat_tables(self.buf) if len(self.buf) > 1 else self.buf[0]
+        self.buf = [table.slice(n)] if table.num_rows > n else []
+        return table.slice(0, n)
+
+
+class JsonLinesReader(Reader):
+    """JSON lines (``.jsonl``/``.jsonl.gz``), e.g. websocket recorders writing
+    ``{"ts": ..., "bids": [[price, qty], ...], "asks": [...]}`` per line.
+
+    Fast path: pyarrow's streaming JSON reader. If it meets a line it cannot parse, the file is
+    re-read line by line in Python (slow, but only for broken files) so that each bad line becomes
+    a reject with its line number instead of failing the whole file.
+    """
+
+    def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
+        if not Path(path).exists():
+            raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).")
+        if Path(path).stat().st_size == 0:
+            raise UserError(f"the file is empty: {path}", where=path,
+                            fix="Point data.path at a file with rows, or remove the empty file.")
+        delivered = 0
+        try:
+            reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22))
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in reader:
+                pending.append(batch)
+                rows += batch.num_rows
+                if rows >= chunk_rows:
+                    t = pa.Table.from_batches(pending)
+                    yield RawChunk(t, path, np.arange(delivered, delivered + t.num_rows) + 1)
+                    delivered += t.num_rows
+                    pending, rows = [], 0
+            if pending:
+                t = pa.Table.from_batches(pending)
+                yield RawChunk(t, path, np.arange(delivered, delivered + t.num_rows) + 1)
+            return
+        except pa.ArrowInvalid:
+            pass  # fall through to the line-by-line path, skipping delivered rows
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _corrupt(path, exc, delivered) from exc
+        yield from self._slow(path, chunk_rows, delivered)
+
+    def _slow(self, path: str, chunk_rows: int, skip: int) -> Iterator[RawChunk]:
+        opener = gzip.open if path.endswith(".gz") else open
+        good: list[dict[str, Any]] = []
+        lines: list[int] = []
+        bad: list[tuple[int, str]] = []
+        valid_seen = 0
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                for lineno, text in enumerate(fh, start=1):
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = json.loads(text)
+                        if not isinstance(obj, dict):
+                            raise ValueError("not an object")
+                    except ValueError:
+                        bad.append((lineno, text[:500]))
+                        continue
+                    valid_seen += 1
+                    if valid_seen <= skip:
+                        continue
+                    good.append(obj)
+                    lines.append(lineno)
+                    if len(good) >= chunk_rows:
+                        yield RawChunk(pa.Table.from_pylist(good), path, np.asarray(lines), bad)
+                        good, lines, bad = [], [], []
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _corrupt(path, exc, valid_seen) from exc
+        if good or bad:
+            table = pa.Table.from_pylist(good) if good else pa.table({})
+            yield RawChunk(table, path, np.asarray(lines, dtype=np.int64), bad)
+
+
+class ParquetReader(Reader):
+    """Parquet files, read row group by row group (``iter_batches``)."""
+
+    def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
+        try:
+            pf = pq.ParquetFile(path)
+        except FileNotFoundError as exc:
+            raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _corrupt(path, exc, 0) from exc
+        start = 0
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            t = pa.Table.from_batches([batch])
+            yield RawChunk(t, path, np.arange(start, start + t.num_rows) + 1)
+            start += t.num_rows

@@ -1,0 +1,187 @@
+"""Row validation: every row is accepted or rejected with exactly one reason.
+
+Rules (checked in this order; the first broken rule is the reason):
+
+==================== =====================================================================
+``unparseable``       a cell is not a number / time, or the line could not be split into fields
+``empty_side``        no level-1 price on one side
+``incomplete_level``  a level has a price but no size or the reverse
+``non_positive_price`` a price <= 0
+``non_positive_size``  a size <= 0
+``crossed_book``      best bid >= best ask
+``unsorted_levels``   bids not strictly falling / asks not strictly rising, or a hole (a level
+                      present after a missing one)
+``non_monotonic_time`` time earlier than the last accepted row of the same symbol+exchange
+``duplicate``         an exact copy of an accepted row (same time, symbol, exchange and book)
+==================== =====================================================================
+
+Equal timestamps are legal (real feeds repeat milliseconds). Levels missing at the end of a side
+are legal (NaN) and only counted. The time and duplicate rules need history: the last accepted time
+per symbol and the row keys at that time are carried across chunks and files (``state``), which
+is all they need since, time being non-decreasing, an exact duplicate can only share the last time.
+
+Each rule can be ``reject`` (kept in the rejects table) or ``fail`` (stop at the first offence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from l2exp.errors import UserError
+from l2exp.schema import BookChunk
+
+REASONS: tuple[str, ...] = (
+    "unparseable", "empty_side", "incomplete_level", "non_positive_price", "non_positive_size",
+    "crossed_book", "unsorted_levels", "non_monotonic_time", "duplicate",
+)
+CODE = {r: i + 1 for i, r in enumerate(REASONS)}
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _str_hash(values: pd.Categorical) -> np.ndarray:
+    cats = [int.from_bytes(hashlib.blake2b(str(c).encode(), digest_size=8).digest(), "little")
+            for c in values.categories]
+    table = np.asarray(cats, dtype=np.uint64)
+    return table[np.asarray(values.codes)]
+
+
+def row_keys(chunk: BookChunk) -> np.ndarray:
+    """A stable 64-bit key of a row's full content (time, symbol, exchange, every level).
+
+    The stores use it as the unique key that makes re-ingest idempotent. NaN is folded to one bit
+    pattern so a missing level hashes the same everywhere.
+    """
+    with np.errstate(over="ignore"):
+        h = _mix(chunk.timestamp.view(np.uint64) ^ _GOLD)
+        h = _mix(h ^ _str_hash(pd.Categorical(chunk.symbol)))
+        h = _mix(h ^ _str_hash(pd.Categorical(chunk.exchange)))
+        for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
+            mat = chunk.side(name)
+            for j in range(mat.shape[1]):
+                col = np.where(np.isnan(mat[:, j]), np.nan, mat[:, j] + 0.0)  # -0.0 -> 0.0
+                h = _mix(h ^ (col.view(np.uint64) + np.uint64(j + 1) * _GOLD))
+    return h.view(np.int64)
+
+
+@dataclass
+class ValidationState:
+    """What the time and duplicate rules carry across chunks and files, per symbol|exchange."""
+
+    last_ts: dict[str, int] = field(default_factory=dict)
+    last_keys: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_ts": self.last_ts, "last_keys": self.last_keys}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ValidationState:
+        return cls(dict(d.get("last_ts", {})), {k: list(v) for k, v in d.get("last_keys", {}).items()})
+
+
+class Validator:
+    def __init__(self, rules: dict[str, str]) -> None:
+        unknown = set(rules) - set(REASONS)
+        if unknown:
+            raise UserError(f"unknown validation rule(s) {sorted(unknown)}", where="validation.rules",
+                            fix=f"Known rules: {list(REASONS)}")
+        bad_action = {k: v for k, v in rules.items() if v not in ("reject", "fail")}
+        if bad_action:
+            raise UserError(f"validation actions must be 'reject' or 'fail', got {bad_action}",
+                            where="validation.rules")
+        self.fail = {r for r, a in rules.items() if a == "fail"}
+        self.state = ValidationState()
+
+    def check(self, chunk: BookChunk, unparseable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (reason code per row, 0 = accepted; row keys)."""
+        n = chunk.n
+        reason = np.zeros(n, dtype=np.int8)
+
+        def mark(name: str, mask: np.ndarray) -> None:
+            reason[(reason == 0) & mask] = CODE[name]
+
+        bp, bs, ap, as_ = chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size
+        mark("unparseable", unparseable)
+        mark("empty_side", np.isnan(bp[:, 0]) | np.isnan(ap[:, 0]))
+        mark("incomplete_level", (np.isnan(bp) != np.isnan(bs)).any(1) | (np.isnan(ap) != np.isnan(as_)).any(1))
+        with np.errstate(invalid="ignore"):
+            mark("non_positive_price", (bp <= 0).any(1) | (ap <= 0).any(1))
+            mark("non_positive_size", (bs <= 0).any(1) | (as_ <= 0).any(1))
+            mark("crossed_book", bp[:, 0] >= ap[:, 0])
+            mark("unsorted_levels", _unsorted(bp, falling=True) | _unsorted(ap, falling=False))
+        keys = row_keys(chunk)
+        self._time_and_duplicates(chunk, keys, reason)
+        return reason, keys
+
+    def _time_and_duplicates(self, chunk: BookChunk, keys: np.ndarray, reason: np.ndarray) -> None:
+        live = np.flatnonzero(reason == 0)
+        if not len(live):
+            return
+        group = pd.Series(np.asarray(chunk.symbol, dtype=object)[live]).astype(str) + "|" + \
+            pd.Series(np.asarray(chunk.exchange, dtype=object)[live]).astype(str)
+        group_codes, uniques = pd.factorize(group)
+        ts = chunk.timestamp[live]
+        st = self.state
+        prev = np.array([st.last_ts.get(u, np.iinfo(np.int64).min) for u in uniques], dtype=np.int64)
+        # running max of earlier accepted times within the group, seeded with the carried last time
+        df = pd.DataFrame({"g": group_codes, "ts": ts})
+        cummax = df.groupby("g")["ts"].cummax().to_numpy()
+        before = df.assign(cm=cummax).groupby("g")["cm"].shift(1).to_numpy()
+        before = np.where(np.isnan(before), prev[group_codes], np.maximum(before, prev[group_codes]))
+        late = ts < before
+        # (a late row is below the running max, so including it in the max changes nothing)
+        reason[live[late]] = CODE["non_monotonic_time"]
+        # exact duplicates: within the chunk, or of rows carried from the last time of the group
+        on_time = ~late
+        idx = live[on_time]
+        carried = [k for u in uniques for k in st.last_keys.get(u, [])]
+        all_keys = np.concatenate([np.asarray(carried, dtype=np.int64), keys[idx]])
+        dup = pd.Series(all_keys).duplicated().to_numpy()[len(carried):]
+        reason[idx[dup]] = CODE["duplicate"]
+        # carry forward: last time and the keys at that time, per group
+        acc = idx[~dup]
+        g_acc = group_codes[on_time][~dup]
+        for gi, name in enumerate(uniques):
+            rows = acc[g_acc == gi]
+            if not len(rows):
+                continue
+            t_last = int(chunk.timestamp[rows].max())
+            at_last = keys[rows][chunk.timestamp[rows] == t_last].tolist()
+            if st.last_ts.get(name) == t_last:
+                at_last = st.last_keys.get(name, []) + at_last
+            st.last_ts[name] = t_last
+            st.last_keys[name] = at_last[-10000:]
+
+    def raise_if_fatal(self, reason: np.ndarray, lines: np.ndarray, path: str, detail: dict[int, str]) -> None:
+        for name in self.fail:
+            hit = np.flatnonzero(reason == CODE[name])
+            if len(hit):
+                i = int(hit[0])
+                raise UserError(
+                    f"row breaks rule {name!r} (set to fail){': ' + detail[i] if i in detail else ''}",
+                    where=f"{path}, line {int(lines[i])}",
+                    fix=f"Fix the data, or set validation.rules.{name}=reject to keep such rows as rejects.",
+                )
+
+
+def _unsorted(px: np.ndarray, falling: bool) -> np.ndarray:
+    a, b = px[:, :-1], px[:, 1:]
+    wrong = (a <= b) if falling else (a >= b)
+    hole = np.isnan(a) & ~np.isnan(b)
+    return (wrong & ~np.isnan(a) & ~np.isnan(b)).any(1) | hole.any(1)

@@ -1,0 +1,107 @@
+"""The canonical L2 snapshot, defined once.
+
+| column | dtype | meaning |
+|---|---|---|
+| ``timestamp`` | int64 | nanoseconds since the Unix epoch, UTC (exchange time when the source has it) |
+| ``symbol`` / ``exchange`` | string | instrument and venue |
+| ``bid_price_i`` / ``bid_size_i`` | float64 | level i of the bid side; level 1 is the best; prices strictly fall |
+| ``ask_price_i`` / ``ask_size_i`` | float64 | level i of the ask side; level 1 is the best; prices strictly rise |
+
+Every source reaches this schema through a YAML mapping (``conf/data``); every later stage
+(features, labels, backtest, sim) reads only these names. A level the source does not have is NaN.
+
+In memory a chunk of snapshots is a :class:`BookChunk`: one int64 time vector and four
+``(n, N)`` float64 matrices in Fortran (column-major) order, so that ``bid_price[:, 0]`` is
+contiguous -- per-level vector maths is ~4x faster than on row-major matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+SIDE_FIELDS: tuple[str, ...] = ("bid_price", "bid_size", "ask_price", "ask_size")
+META_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "exchange")
+
+# Plausible timestamp range (ns): 1990-01-01 .. 2100-01-01. Anything outside is a unit mistake.
+TS_MIN_NS = 631_152_000 * 10**9
+TS_MAX_NS = 4_102_444_800 * 10**9
+
+
+def level_columns(field: str, levels: int) -> list[str]:
+    """``level_columns("bid_price", 3) == ["bid_price_1", "bid_price_2", "bid_price_3"]``."""
+    return [f"{field}_{i}" for i in range(1, levels + 1)]
+
+
+def canonical_columns(levels: int) -> list[str]:
+    cols = list(META_COLUMNS)
+    for field in SIDE_FIELDS:
+        cols.extend(level_columns(field, levels))
+    return cols
+
+
+def arrow_schema(levels: int) -> pa.Schema:
+    fields = [pa.field("timestamp", pa.int64()), pa.field("symbol", pa.string()),
+              pa.field("exchange", pa.string())]
+    fields += [pa.field(c, pa.float64()) for f in SIDE_FIELDS for c in level_columns(f, levels)]
+    return pa.schema(fields)
+
+
+@dataclass
+class BookChunk:
+    """A block of canonical snapshots as typed arrays (no per-row Python objects)."""
+
+    timestamp: np.ndarray  # int64 (n,)
+    symbol: np.ndarray  # object/str (n,)
+    exchange: np.ndarray  # object/str (n,)
+    bid_price: np.ndarray  # float64 (n, N), Fortran order
+    bid_size: np.ndarray
+    ask_price: np.ndarray
+    ask_size: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.timestamp.shape[0])
+
+    @property
+    def levels(self) -> int:
+        return int(self.bid_price.shape[1])
+
+    def side(self, field: str) -> np.ndarray:
+        return getattr(self, field)
+
+    def take(self, idx: np.ndarray) -> BookChunk:
+        return BookChunk(
+            self.timestamp[idx], self.symbol[idx], self.exchange[idx],
+            *(np.asfortranarray(getattr(self, f)[idx]) for f in SIDE_FIELDS),
+        )
+
+    def to_arrow(self) -> pa.Table:
+        arrays = [pa.array(self.timestamp, pa.int64()), pa.array(self.symbol, pa.string()),
+                  pa.array(self.exchange, pa.string())]
+        names = list(META_COLUMNS)
+        for field in SIDE_FIELDS:
+            mat = getattr(self, field)
+            for i in range(mat.shape[1]):
+                arrays.append(pa.array(mat[:, i], pa.float64()))
+                names.append(f"{field}_{i + 1}")
+        return pa.Table.from_arrays(arrays, names=names)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame | pa.Table, levels: int) -> BookChunk:
+        """Build from a canonical table; missing level columns become NaN."""
+        if isinstance(df, pa.Table):
+            df = df.to_pandas()
+        n = len(df)
+        mats = []
+        for field in SIDE_FIELDS:
+            mat = np.full((n, levels), np.nan, order="F")
+            for i, col in enumerate(level_columns(field, levels)):
+                if col in df:
+                    mat[:, i] = df[col].to_numpy(dtype=np.float64, na_value=np.nan)
+            mats.append(mat)
+        return cls(df["timestamp"].to_numpy(np.int64), df["symbol"].to_numpy(object),
+                   df["exchange"].to_numpy(object), *mats)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install, lint, and run the whole offline test suite. Fails if any test fails or none ran
+# (pytest exits 5 when it collected nothing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+.venv/bin/ruff check l2exp tests bench
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
