@@ -16,7 +16,8 @@ import hydra
 import numpy as np
 import pyarrow as pa
 from omegaconf import DictConfig
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from l2exp.data.source import DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
@@ -127,8 +128,9 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
         if len(acc):
             good = chunk.take(acc)
             st.missing_level_rows += int((np.isnan(good.bid_price).any(1) | np.isnan(good.ask_price).any(1)).sum())
-            st.first_ts = int(good.timestamp.min()) if st.first_ts is None else min(st.first_ts, int(good.timestamp.min()))
-            st.last_ts = int(good.timestamp.max()) if st.last_ts is None else max(st.last_ts, int(good.timestamp.max()))
+            lo, hi = int(good.timestamp.min()), int(good.timestamp.max())
+            st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
+            st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
             for sym, cnt in zip(*np.unique(np.asarray(good.symbol, dtype=str), return_counts=True), strict=True):
                 st.symbols[str(sym)] += int(cnt)
             if writer is not None:
@@ -140,9 +142,14 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
     return st
 
 
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} rows/s")
+
+
 def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} rows"),
-                    TextColumn("{task.speed:,.0f} rows/s" if True else ""), TimeElapsedColumn(),
+                    _RowsPerSecond(), TimeElapsedColumn(),
                     console=console, disable=not enabled, transient=False)
 
 

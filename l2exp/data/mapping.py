@@ -133,33 +133,34 @@ class LayoutMapping:
         missing = [c for c in self.required_columns() if c not in found]
         if not missing:
             return
-        lines = []
-        for c in missing[:12]:
+        lines, yaml, covered = [], ["mapping:"], set()
+        for f in SIDE_FIELDS:
+            pattern = getattr(self, f)
+            if _NESTED.match(pattern):
+                continue
+            need = [c for c in missing if c in {pattern.format(i=i) for i in range(1, self.source_levels + 1)}]
+            if not need:
+                continue
+            covered.update(need)
+            guess = _guess_pattern(f, found)
+            close = difflib.get_close_matches(need[0], found, n=3, cutoff=0.4)
+            lines.append(f"  {f} = {pattern!r}: {len(need)} level column(s) missing, e.g. {need[0]!r}; "
+                         f"closest found {close or 'none'}")
+            yaml.append(f'  {f}: "{guess or "<column of " + f + " at level {i}>"}"')
+        for c in missing:
+            if c in covered:
+                continue
             close = difflib.get_close_matches(c, found, n=3, cutoff=0.4)
             lines.append(f"  {c!r}: closest found {close or 'none'}")
-        yaml = self._suggest_yaml(missing, found)
+            if c == self.timestamp.column:
+                yaml.append(f"  timestamp: {{column: {close[0] if close else '<time column>'}, unit: ms}}"
+                            "   # unit: iso|s|ms|us|ns")
         raise UserError(
             f"{len(missing)} column(s) the mapping needs are not in {Path(path).name}:\n" + "\n".join(lines)
-            + ("\n  ..." if len(missing) > 12 else "")
             + f"\n  columns found ({len(found)}): {found[:40]}{' ...' if len(found) > 40 else ''}",
             where=f"{path} vs data.mapping",
-            fix="Map the file's own names in conf/data/<source>.yaml, e.g.\n" + yaml,
+            fix="Map the file's own names in conf/data/<source>.yaml (check the guesses), e.g.\n" + "\n".join(yaml),
         )
-
-    def _suggest_yaml(self, missing: list[str], found: list[str]) -> str:
-        out = ["mapping:"]
-        for f in SIDE_FIELDS:
-            want = self.field_column(f, 1)
-            guess = difflib.get_close_matches(want, found, n=1, cutoff=0.3)
-            if want in missing and guess:
-                out.append(f'  {f}: "{guess[0].replace("1", "{i}", 1)}"')
-        for key, col in (("timestamp", self.timestamp.column),):
-            if col in missing:
-                guess = difflib.get_close_matches(col, found, n=1, cutoff=0.3) or ["<time column>"]
-                out.append(f"  {key}: {{column: {guess[0]}, unit: ms}}   # unit: iso|s|ms|us|ns")
-        if len(out) == 1:
-            out.append('  bid_price: "<column of bid price at level {i}>"')
-        return "\n".join(out)
 
     # -- raw -> canonical ---------------------------------------------------------------------
     def apply(self, raw: RawChunk) -> tuple[BookChunk, np.ndarray, dict[int, str]]:
@@ -239,7 +240,8 @@ class LayoutMapping:
             ts, nat = _iso_to_ns(col, spec.tz)
         elif spec.unit in _UNIT_NS:
             vals = _to_float(col, spec.column, bad, detail)
-            nat = ~np.isfinite(vals)
+            self._check_plausible(vals, path)
+            nat = ~np.isfinite(vals) | (np.abs(vals) * _UNIT_NS[spec.unit] > 9e18)  # would overflow int64
             ts = _number_to_ns(np.where(nat, 0.0, vals), spec.unit)
             if spec.origin == "midnight":
                 ts = ts + _midnight_ns(spec, path, n)
@@ -248,10 +250,10 @@ class LayoutMapping:
             elif spec.origin != "epoch":
                 raise UserError(f"unknown timestamp origin {spec.origin!r}", where="data.mapping.timestamp.origin",
                                 fix="Use origin: epoch or origin: midnight.")
-            self._check_plausible(vals, ts, nat, path)
         else:
             raise UserError(f"unknown timestamp unit {spec.unit!r}", where="data.mapping.timestamp.unit",
                             fix="Use one of: iso, s, ms, us, ns.")
+        nat = np.array(nat, dtype=bool)  # writable copy
         if spec.plus:
             extra = _to_float(table.column(spec.plus["column"]), spec.plus["column"], bad, detail)
             nat |= ~np.isfinite(extra)
@@ -265,18 +267,22 @@ class LayoutMapping:
         bad |= nat | out_of_range
         return np.where(bad, 0, ts).astype(np.int64)
 
-    def _check_plausible(self, vals: np.ndarray, ts: np.ndarray, nat: np.ndarray, path: str) -> None:
-        ok = ~nat
+    def _check_plausible(self, vals: np.ndarray, path: str) -> None:
+        """Most epoch times outside 1990..2100 mean the configured unit is wrong: say which fits."""
+        if self.timestamp.origin != "epoch":
+            return
+        ok = np.isfinite(vals)
         if not ok.any():
             return
-        inside = (ts[ok] >= TS_MIN_NS) & (ts[ok] <= TS_MAX_NS)
-        if inside.mean() >= 0.5 or self.timestamp.origin != "epoch":
+        ns = vals[ok] * _UNIT_NS[self.timestamp.unit]
+        if ((ns >= TS_MIN_NS) & (ns <= TS_MAX_NS)).mean() >= 0.5:
             return
         v = float(np.median(vals[ok]))
         guess = [u for u, f in _UNIT_NS.items() if TS_MIN_NS <= v * f <= TS_MAX_NS]
+        v_ns = v * _UNIT_NS[self.timestamp.unit]
+        as_date = pd.Timestamp(int(v_ns)) if abs(v_ns) < 9e18 else "beyond the year 2262"
         raise UserError(
-            f"timestamps are implausible for unit {self.timestamp.unit!r}: a typical value {v:.6g} "
-            f"would be {pd.Timestamp(int(np.median(ts[ok]))) if abs(np.median(ts[ok])) < 9e18 else 'out of range'}",
+            f"timestamps are implausible for unit {self.timestamp.unit!r}: a typical value {v:.6g} would be {as_date}",
             where=f"{path}, column {self.timestamp.column!r} (data.mapping.timestamp.unit)",
             fix=(f"The values look like unit {guess[0]!r}: set data.mapping.timestamp.unit={guess[0]}"
                  if guess else "Check which column holds the time and its unit (s, ms, us, ns, iso)."),
@@ -332,7 +338,7 @@ def _nested_matrix(table: pa.Table, base: str, idx: str | None, fld: str | None,
 def _iso_to_ns(col: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_timestamp(col.type):
         arr = col.cast(pa.timestamp("ns", tz=col.type.tz))
-        nat = np.asarray(pc.is_null(arr))
+        nat = np.array(pc.is_null(arr), dtype=bool)
         ns = np.asarray(pc.fill_null(arr.cast(pa.int64()), 0))
         if col.type.tz is None and tz != "UTC":
             ns = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize(tz).asi8
@@ -367,3 +373,37 @@ def _midnight_ns(spec: TimestampSpec, path: str, n: int) -> int:
                         where="data.mapping.timestamp",
                         fix="Set data.mapping.timestamp.date=YYYY-MM-DD or date_from_path: '<regex>'.")
     return int(pd.Timestamp(date).value)
+
+
+_SIDE_WORDS = {"bid": {"bid", "bids", "b", "buy"}, "ask": {"ask", "asks", "a", "sell", "offer", "offers", "o"}}
+_FIELD_WORDS = {"price": {"price", "px", "p", "prc", "rate"},
+                "size": {"size", "qty", "sz", "vol", "volume", "v", "amount", "s", "quantity", "q"}}
+
+
+def _guess_pattern(canonical: str, found: list[str]) -> str | None:
+    """Guess the pattern of a canonical field among a file's columns.
+
+    Names are split into word and number tokens; a level-1 column scores for a side word
+    (bid/b/buy...) and a field word (price/px/p...), compact names like ``bp1``/``av1`` by their
+    letters. The best column has its ``1`` replaced by ``{i}``.
+    """
+    side, kind = canonical.split("_")
+    best, best_score = None, 0
+    for col in found:
+        tokens = re.findall(r"[a-z]+|\d+", col.lower())
+        if "1" not in tokens:
+            continue
+        words = set(tokens)
+        score = 2 * bool(words & _SIDE_WORDS[side]) + 2 * bool(words & _FIELD_WORDS[kind])
+        letters = "".join(t for t in tokens if not t.isdigit())
+        if score < 4 and 1 <= len(letters) <= 3:
+            compact = (letters[0] == side[0]) + (letters[1:] in _FIELD_WORDS[kind])
+            if letters == side[0] and kind == "price":  # "b1" alone = bid price (BitMEX)
+                compact = 2
+            score = max(score, 2 * compact)
+        if score > best_score:
+            best, best_score = col, score
+    if best is None or best_score < 4:
+        return None
+    m = re.search(r"(?<!\d)1(?!\d)", best)
+    return best[: m.start()] + "{i}" + best[m.end():] if m else None

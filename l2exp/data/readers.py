@@ -134,11 +134,16 @@ class CsvReader(Reader):
             raise _corrupt(path, exc, 0) from exc
 
     def _names(self, path: str) -> tuple[list[str], int]:
+        """Column names: from config for headerless files, else the first line (decompressed)."""
         if self.columns is not None:
             return self.columns, 0
-        reader = self._open(path, pacsv.ReadOptions(block_size=1 << 16), pacsv.ParseOptions(
-            delimiter=self.delimiter), pacsv.ConvertOptions(column_types={}))
-        return list(reader.schema.names), 1
+        self._open(path, pacsv.ReadOptions(block_size=1 << 16, column_names=["line"]),
+                   pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
+                   pacsv.ConvertOptions(column_types={"line": pa.string()}))  # existence/emptiness/corruption
+        with pa.input_stream(path, compression="detect") as fh:
+            head = fh.read(1 << 16)
+        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+        return [c.strip().strip('"') for c in first.split(self.delimiter)], 1
 
     # -- the two parsing modes ------------------------------------------------------------------
     def _fast(self, path: str, names: list[str], header: int, numeric: set[str],
@@ -153,7 +158,10 @@ class CsvReader(Reader):
             path,
             pacsv.ReadOptions(column_names=names if header == 0 else None, block_size=1 << 22),
             pacsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
-            pacsv.ConvertOptions(column_types={c: pa.float64() for c in names if c in numeric}),
+            # only an empty cell is missing: "n/a", "null", "-" in a numeric column are text, flagged
+            # row by row in line mode, never silently read as NaN (pyarrow's default null markers)
+            pacsv.ConvertOptions(column_types={c: pa.float64() for c in names if c in numeric},
+                                 null_values=[""], strings_can_be_null=False),
         )
         for batch in _batches(reader, path, lambda: state["rows"]):
             if invalid:
@@ -162,6 +170,8 @@ class CsvReader(Reader):
             lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
             state["rows"] += n
             yield pa.Table.from_batches([batch]), lines, [], n, None
+        if invalid:  # malformed rows after the last batch (or in a file of nothing else)
+            raise _Fallback("malformed row")
 
     def _line_mode(self, path: str, names: list[str], header: int, skip: int,
                    state: dict[str, int]) -> Iterator[_Batch]:

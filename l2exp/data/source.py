@@ -17,6 +17,8 @@ from l2exp.data.readers import RawChunk, Reader
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 
+Mapped = tuple[RawChunk, BookChunk, np.ndarray, dict[int, str]]
+
 
 class DataSource:
     def __init__(self, name: str, path: str | list[str], reader: Reader, mapping: LayoutMapping) -> None:
@@ -65,7 +67,7 @@ class DataSource:
                 h.update(block)
         return h.hexdigest()
 
-    def iter_mapped(self, path: str, chunk_rows: int) -> Iterator[tuple[RawChunk, BookChunk, np.ndarray, dict[int, str]]]:
+    def iter_mapped(self, path: str, chunk_rows: int) -> Iterator[Mapped]:
         first = True
         for raw in self.reader.iter_chunks(path, chunk_rows, self.mapping.numeric_columns()):
             if first and raw.table.num_rows:

@@ -1,0 +1,60 @@
+"""Shared fixtures: composed configs, an isolated workdir, the real recordings (skipped when absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from l2exp.config import CONF_DIR, PROJECT_ROOT, shared_data_dir
+
+SHARED = shared_data_dir()
+
+
+def needs_shared(*rel: str):
+    """Skip (with the reason) when a recording in ../shared/data is absent."""
+    missing = [r for r in rel if not (SHARED / r).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"recordings not found under {SHARED}: {missing} "
+                              "(set L2EXP_SHARED_DATA or place ../shared/data beside the repo)")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("L2EXP_WORKDIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    return tmp_path
+
+
+def make_cfg(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=False)
+
+
+@pytest.fixture
+def cfg_factory(workdir: Path):
+    return make_cfg
+
+
+def run_cli(args: list[str], workdir: Path, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``l2exp`` as a user would; returns the completed process (stdout+stderr captured)."""
+    e = dict(os.environ)
+    e["L2EXP_WORKDIR"] = str(workdir)
+    e.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir}/mlruns/mlflow.db")
+    e["COLUMNS"] = "200"
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def last_summary(workdir: Path) -> dict:
+    """The summary.json of the newest run under workdir/outputs."""
+    files = sorted((workdir / "outputs").rglob("summary.json"), key=lambda p: p.stat().st_mtime)
+    assert files, f"no summary.json under {workdir / 'outputs'}"
+    return json.loads(files[-1].read_text())

@@ -1,0 +1,171 @@
+"""Ingest end to end in-process: accounting (property test), idempotency, store parity, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from l2exp.config import PROJECT_ROOT
+from l2exp.data.ingest import run_ingest
+from l2exp.schema import canonical_columns
+from tests.conftest import make_cfg, needs_shared
+
+FAULTS = ["none", "crossed", "neg_size", "text", "unsorted", "duplicate", "time_back", "malformed", "empty_side"]
+EXPECTED = {"crossed": "crossed_book", "neg_size": "non_positive_size", "text": "unparseable",
+            "unsorted": "unsorted_levels", "duplicate": "duplicate", "time_back": "non_monotonic_time",
+            "malformed": "unparseable", "empty_side": "empty_side"}
+
+
+def write_book(path: Path, faults: list[str], levels: int = 3) -> None:
+    """A canonical-header CSV, one row per fault ("none" = a clean row)."""
+    cols = canonical_columns(levels)
+    lines = [",".join(cols)]
+    t = 1_700_000_000 * 10**9
+    prev = None
+    for k, fault in enumerate(faults):
+        t += 1_000_000
+        row = {"timestamp": str(t), "symbol": "S", "exchange": "E"}
+        for i in range(1, levels + 1):
+            row[f"bid_price_{i}"] = str(100.0 - i + 1 - (k % 3) * 0.5)
+            row[f"ask_price_{i}"] = str(101.0 + i - 1 - (k % 3) * 0.5)
+            row[f"bid_size_{i}"] = str(1.0 + k % 7)
+            row[f"ask_size_{i}"] = str(2.0 + k % 5)
+        if fault == "crossed":
+            row["bid_price_1"] = "200.0"
+        elif fault == "neg_size":
+            row["ask_size_2"] = "-1"
+        elif fault == "text":
+            row["bid_size_1"] = "n/a"
+        elif fault == "unsorted":
+            row["ask_price_2"] = row["ask_price_1"]
+        elif fault == "empty_side":
+            row["bid_price_1"] = row["bid_size_1"] = ""
+        elif fault == "time_back":
+            row["timestamp"] = str(t - 10**9)
+        elif fault == "duplicate" and prev is not None:
+            row = dict(prev)
+        elif fault == "duplicate":
+            row["bid_price_1"] = "200.0"  # nothing to duplicate yet: make it a crossed row instead
+        text = ",".join(row[c] for c in cols)
+        if fault == "malformed":
+            text = text.rsplit(",", 2)[0]
+        lines.append(text)
+        if fault not in ("malformed", "time_back", "text", "crossed", "neg_size", "unsorted", "empty_side") \
+                and not (fault == "duplicate" and prev is None):
+            prev = row
+    path.write_text("\n".join(lines) + "\n")
+
+
+def canonical_cfg(path: Path, store: str = "parquet", levels: int = 3, extra: list[str] | None = None):
+    return make_cfg(["mode=ingest", "mode.progress=false", "data=canonical_csv", f"data.path={path}",
+                     f"data.levels={levels}", f"store={store}", *(extra or [])])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(faults=st.lists(st.sampled_from(FAULTS), min_size=1, max_size=60))
+def test_rows_in_equals_accepted_plus_rejected(faults, workdir):
+    faults = ["none", *faults]  # a clean first row: every later fault has something to be late or a copy of
+    path = workdir / f"book_{abs(hash(tuple(faults)))}.csv"
+    write_book(path, faults)
+    s = run_ingest(canonical_cfg(path), write=False)
+    assert s["rows_in"] == len(faults) == s["accepted"] + s["rejected"]
+    assert sum(s["rejected_by_reason"].values()) == s["rejected"]
+    expected = pd.Series([EXPECTED[f] for f in faults if f != "none"], dtype=object).value_counts().to_dict()
+    assert s["rejected_by_reason"] == expected
+
+
+def test_ingest_twice_adds_nothing_and_stores_agree(workdir):
+    path = workdir / "b.csv"
+    write_book(path, ["none"] * 50 + ["crossed", "duplicate", "none", "malformed"] * 5)
+    counts = {}
+    frames = {}
+    for store in ("parquet", "sqlite"):
+        first = run_ingest(canonical_cfg(path, store))
+        again = run_ingest(canonical_cfg(path, store))
+        assert first["inserted"] == first["accepted"] == first["store_rows"]
+        assert again["inserted"] == 0 and again["store_rows"] == first["store_rows"]
+        assert again["rows_in"] == first["rows_in"] and again["accepted"] == first["accepted"]
+        st_obj = hydra.utils.instantiate(canonical_cfg(path, store).store)
+        frames[store] = st_obj.read()
+        rejects = st_obj.read_rejects()
+        counts[store] = len(rejects)
+        assert set(rejects["reason"]) == {"crossed_book", "duplicate", "unparseable"}
+        assert rejects["line"].notna().all() and (rejects["source_file"] == str(path)).all()
+    assert counts["parquet"] == counts["sqlite"] == first["rejected"]
+    pd.testing.assert_frame_equal(frames["parquet"], frames["sqlite"], check_dtype=False)
+
+
+@needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")
+def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
+    """SIGKILL a real ingest mid-file, run again: the store holds exactly a clean run's rows."""
+    for store in ("sqlite", "parquet"):
+        crashed, clean = tmp_path / f"crashed_{store}", tmp_path / f"clean_{store}"
+        args = [sys.executable, "-m", "l2exp.cli", "mode=ingest", "data=bitmex_ob10", f"store={store}",
+                "validation.chunk_rows=2000", "mode.progress=false"]
+        env = dict(os.environ, L2EXP_WORKDIR=str(crashed))
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if _partial(crashed, store):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "ingest finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        subprocess.run(args, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(args, cwd=PROJECT_ROOT, env=dict(os.environ, L2EXP_WORKDIR=str(clean)), check=True,
+                       capture_output=True)
+        cfg_a = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={crashed}"])
+        cfg_b = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={clean}"])
+        a = hydra.utils.instantiate(cfg_a.store).read()
+        b = hydra.utils.instantiate(cfg_b.store).read()
+        assert len(a) == len(b) == 128_922
+        pd.testing.assert_frame_equal(a, b)
+
+
+def _partial(workdir: Path, store: str) -> bool:
+    """True once the second (large) file is part-way in."""
+    if store == "sqlite":
+        db = workdir / "store/sqlite/bitmex_ob10.db"
+        if not db.exists():
+            return False
+        try:
+            with sqlite3.connect(db, timeout=0.1) as con:
+                return con.execute("SELECT COUNT(*) FROM l2_training_data").fetchone()[0] > 20_000
+        except sqlite3.Error:
+            return False
+    root = workdir / "store/parquet/bitmex_ob10"
+    return any(root.glob("_manifest/*.json")) and any(root.glob("_staging/*/symbol=*/date=*/*.parquet"))
+
+
+def test_fail_rule_stops_at_first_bad_row(workdir):
+    path = workdir / "f.csv"
+    write_book(path, ["none", "none", "crossed", "none"])
+    from l2exp.errors import UserError
+
+    try:
+        run_ingest(canonical_cfg(path, extra=["validation.rules.crossed_book=fail"]), write=False)
+    except UserError as err:
+        assert "line 4" in err.render()  # header is line 1
+    else:
+        raise AssertionError("expected a UserError")
+
+
+def test_fewer_source_levels_than_canonical_are_nan_and_counted(workdir):
+    path = workdir / "l.csv"
+    write_book(path, ["none"] * 5, levels=2)
+    s = run_ingest(canonical_cfg(path, levels=2, extra=["levels=4"]))
+    assert s["accepted"] == 5 and s["missing_level_rows"] == 5
+    df = hydra.utils.instantiate(canonical_cfg(path, levels=2, extra=["levels=4"]).store).read()
+    assert np.isnan(df["bid_price_3"]).all() and not np.isnan(df["bid_price_2"]).any()
