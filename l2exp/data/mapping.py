@@ -104,8 +104,8 @@ class LayoutMapping:
 
     def numeric_columns(self) -> set[str]:
         cols = {self.field_column(f, i) for f in SIDE_FIELDS for i in range(1, self.source_levels + 1)}
-        if self.timestamp.unit != "iso":
-            cols.add(self.timestamp.column)
+        # the time column is left to type inference: integer epochs must stay int64 (float64 has
+        # 256 ns resolution at 1.7e18 ns), fractional ones are parsed as float
         if self.timestamp.plus:
             cols.add(self.timestamp.plus["column"])
         return cols
@@ -239,10 +239,14 @@ class LayoutMapping:
         if spec.unit == "iso":
             ts, nat = _iso_to_ns(col, spec.tz)
         elif spec.unit in _UNIT_NS:
-            vals = _to_float(col, spec.column, bad, detail)
+            ints = _to_int(col)
+            vals = ints.astype(np.float64) if ints is not None else _to_float(col, spec.column, bad, detail)
             self._check_plausible(vals, path)
             nat = ~np.isfinite(vals) | (np.abs(vals) * _UNIT_NS[spec.unit] > 9e18)  # would overflow int64
-            ts = _number_to_ns(np.where(nat, 0.0, vals), spec.unit)
+            if ints is not None:  # exact integer arithmetic
+                ts = np.where(nat, 0, ints) * _UNIT_NS[spec.unit]
+            else:
+                ts = _number_to_ns(np.where(nat, 0.0, vals), spec.unit)
             if spec.origin == "midnight":
                 ts = ts + _midnight_ns(spec, path, n)
                 if spec.tz != "UTC":
@@ -312,6 +316,20 @@ def _to_float(col: pa.ChunkedArray | pa.Array, name: str, bad: np.ndarray, detai
         detail.setdefault(int(i), f"{name}: not a number: {str(s.iloc[i])[:40]!r}")
     bad |= nonnum
     return out
+
+
+def _to_int(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """Integer column (or text of integers) -> int64 without a float detour; None if not integers."""
+    t = col.type
+    if pa.types.is_integer(t) and col.null_count == 0:
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            arr = pc.cast(pc.utf8_trim(col, _STRIP), pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64) if arr.null_count == 0 else None
+    return None
 
 
 def _nested_matrix(table: pa.Table, base: str, idx: str | None, fld: str | None, levels: int) -> np.ndarray:

@@ -1,0 +1,136 @@
+"""The CLI as a user meets it: every user error is one message, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from tests.conftest import SHARED, last_summary, needs_shared, run_cli
+
+
+def assert_user_error(proc, *needles: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out, out
+    for n in needles:
+        assert n in out, f"{n!r} not in:\n{out}"
+
+
+def test_missing_file(tmp_path):
+    proc = run_cli(["mode=validate", "data=bitmex_ob10", f"data.path={tmp_path}/none.csv.gz"], tmp_path)
+    assert_user_error(proc, "no file matches data.path", "where:", "fix:")
+    assert proc.returncode == 2
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.csv.gz").write_bytes(b"")
+    proc = run_cli(["mode=ingest", "data=bitmex_ob10", f"data.path={tmp_path}/e.csv.gz"], tmp_path)
+    assert_user_error(proc, "empty", str(tmp_path / "e.csv.gz"))
+
+
+def test_truncated_gzip(tmp_path):
+    raw = gzip.compress(b"".join(b"2020-03-04 11:18:37,%d,XBTUSD,%s\n" % (i % 1000, b",".join([b"1"] * 40))
+                                 for i in range(100_000)))
+    (tmp_path / "t.csv.gz").write_bytes(raw[: len(raw) // 3])
+    proc = run_cli(["mode=ingest", "data=bitmex_ob10", f"data.path={tmp_path}/t.csv.gz"], tmp_path)
+    assert_user_error(proc, "truncated or corrupt", "gzip -t")
+
+
+@needs_shared("lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv")
+def test_wrong_columns_lists_found_closest_and_yaml(tmp_path):
+    proc = run_cli(["mode=validate", "data=lobster_aapl", "data.mapping.bid_price='bid_{i}_px'"], tmp_path)
+    assert_user_error(proc, "columns found", "closest found", 'bid_price: "bp{i}"')
+
+
+def test_text_in_numeric_columns_is_rejected_with_line(tmp_path):
+    header = "timestamp,symbol,exchange,bid_price_1,bid_size_1,ask_price_1,ask_size_1"
+    rows = [f"{1_700_000_000_000_000_000 + i},S,E,100,{'abc' if i == 3 else 5},101,5" for i in range(6)]
+    (tmp_path / "x.csv").write_text("\n".join([header, *rows]) + "\n")
+    proc = run_cli(["mode=validate", "data=canonical_csv", f"data.path={tmp_path}/x.csv", "data.levels=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = last_summary(tmp_path)
+    assert s["rejected_by_reason"] == {"unparseable": 1}
+    assert "line 5" in s["reject_examples"]["unparseable"][0] and "abc" in s["reject_examples"]["unparseable"][0]
+
+
+def test_wrong_timestamp_unit(tmp_path):
+    header = "timestamp,symbol,exchange,bid_price_1,bid_size_1,ask_price_1,ask_size_1"
+    rows = [f"{1_700_000_000_000 + i},S,E,100,5,101,5" for i in range(6)]  # milliseconds, config says ns
+    (tmp_path / "x.csv").write_text("\n".join([header, *rows]) + "\n")
+    proc = run_cli(["mode=validate", "data=canonical_csv", f"data.path={tmp_path}/x.csv", "data.levels=1"], tmp_path)
+    assert_user_error(proc, "implausible for unit 'ns'", "data.mapping.timestamp.unit=ms")
+
+
+def test_unknown_group_option(tmp_path):
+    proc = run_cli(["data=nope"], tmp_path)
+    assert proc.returncode != 0
+    assert "Could not find 'data/nope'" in proc.stderr and "synthetic" in proc.stderr
+
+
+def test_hydra_flags_work(tmp_path):
+    proc = run_cli(["--cfg", "job", "data=bitmex_ob10", "levels=5"], tmp_path)
+    assert proc.returncode == 0 and "levels: 5" in proc.stdout
+    assert run_cli(["--help"], tmp_path).returncode == 0
+
+
+def test_a_never_seen_layout_ingests_after_one_yaml_file(tmp_path):
+    """A venue nobody coded for: ';'-separated, ms epoch, ``bid_px_1``/``bid_qty_1`` names, 2 levels,
+    extra columns. Only a YAML file is written, found through Hydra's search path."""
+    lines = ["seq;time_ms;instrument;bid_px_1;bid_qty_1;bid_px_2;bid_qty_2;ask_px_1;ask_qty_1;ask_px_2;ask_qty_2"]
+    for i in range(100):
+        lines.append(f"{i};{1_700_000_000_000 + 100 * i};ABC-EUR;{10 - i % 2 * 0.01:.2f};3;9.98;4;10.02;5;10.03;6")
+    (tmp_path / "venue.csv").write_text("\n".join(lines) + "\n")
+    conf = tmp_path / "myconf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "myvenue.yaml").write_text(f"""
+name: myvenue
+path: {tmp_path}/venue.csv
+levels: 2
+reader:
+  _target_: l2exp.data.readers.CsvReader
+  delimiter: ";"
+mapping:
+  bid_price: "bid_px_{{i}}"
+  bid_size: "bid_qty_{{i}}"
+  ask_price: "ask_px_{{i}}"
+  ask_size: "ask_qty_{{i}}"
+  timestamp: {{column: time_ms, unit: ms}}
+  symbol: {{column: instrument}}
+  exchange: {{value: myvenue}}
+tick_size: 0.01
+""")
+    proc = run_cli(["mode=ingest", "data=myvenue", f"hydra.searchpath=[file://{tmp_path}/myconf]"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = last_summary(tmp_path)
+    assert s["rows_in"] == s["accepted"] == 100 and s["symbols"] == {"ABC-EUR": 100}
+
+
+RECORDINGS = {
+    "bitmex_ob10": ("bitmex/orderbook10_2020-03-10.csv.gz", 128_922, {}),
+    "bitmex_ob25": ("bitmex/orderbook25_2020-02-21.csv.gz", 10_000, {}),
+    "lobster_aapl": ("lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv", 999, {"duplicate": 27}),
+    "binance_btcusdt": ("binance/BTCUSDT_depth10_20230109.jsonl.gz", 24_499, {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDINGS))
+def test_every_recording_ingests(name, tmp_path):
+    rel, rows, rejects = RECORDINGS[name]
+    if not (SHARED / rel).exists():
+        pytest.skip(f"recording {SHARED / rel} not found (set L2EXP_SHARED_DATA or place ../shared beside the repo)")
+    proc = run_cli(["mode=ingest", f"data={name}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = last_summary(tmp_path)
+    assert s["rows_in"] == rows == s["accepted"] + s["rejected"]
+    assert s["rejected_by_reason"] == rejects
+    assert s["store_rows"] == s["accepted"] and s["seconds"] > 0
+    assert {"rows_in", "accepted", "rejected", "rejected_by_reason", "seconds"} <= set(s)
+
+
+def test_synthetic_default_ingests_with_both_stores(tmp_path):
+    for store in ("parquet", "sqlite"):
+        proc = run_cli(["mode=ingest", f"store={store}", "data.reader.n_snapshots=20000"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        s = last_summary(tmp_path)
+        assert s["rows_in"] == s["accepted"] == 20_000 and s["data"] == "synthetic"
