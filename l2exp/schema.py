@@ -74,14 +74,21 @@ class BookChunk:
         return getattr(self, field)
 
     def take(self, idx: np.ndarray) -> BookChunk:
-        return BookChunk(
-            self.timestamp[idx], self.symbol[idx], self.exchange[idx],
-            *(np.asfortranarray(getattr(self, f)[idx]) for f in SIDE_FIELDS),
-        )
+        """Rows ``idx`` (sorted indices); the chunk itself when idx is every row (the common case)."""
+        if len(idx) == self.n:
+            return self
+        mats = []
+        for f in SIDE_FIELDS:
+            src = getattr(self, f)
+            out = np.empty((len(idx), src.shape[1]), order="F")
+            for j in range(src.shape[1]):
+                out[:, j] = src[idx, j]
+            mats.append(out)
+        return BookChunk(self.timestamp[idx], self.symbol[idx], self.exchange[idx], *mats)
 
     def to_arrow(self) -> pa.Table:
-        arrays = [pa.array(self.timestamp, pa.int64()), pa.array(self.symbol, pa.string()),
-                  pa.array(self.exchange, pa.string())]
+        arrays = [pa.array(self.timestamp, pa.int64()), _strings_to_arrow(self.symbol),
+                  _strings_to_arrow(self.exchange)]
         names = list(META_COLUMNS)
         for field in SIDE_FIELDS:
             mat = getattr(self, field)
@@ -105,3 +112,12 @@ class BookChunk:
             mats.append(mat)
         return cls(df["timestamp"].to_numpy(np.int64), df["symbol"].to_numpy(object),
                    df["exchange"].to_numpy(object), *mats)
+
+
+def _strings_to_arrow(values: pd.Categorical | np.ndarray) -> pa.Array:
+    """Categorical -> Arrow string array via its codes (no per-row Python strings)."""
+    if isinstance(values, pd.Categorical):
+        codes = pa.array(np.asarray(values.codes, dtype=np.int32))
+        cats = pa.array([str(c) for c in values.categories], pa.string())
+        return pa.DictionaryArray.from_arrays(codes, cats).cast(pa.string())
+    return pa.array(values, pa.string())

@@ -14,6 +14,7 @@ from typing import Any
 
 import hydra
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from omegaconf import DictConfig
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -131,8 +132,9 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
             lo, hi = int(good.timestamp.min()), int(good.timestamp.max())
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
-            for sym, cnt in zip(*np.unique(np.asarray(good.symbol, dtype=str), return_counts=True), strict=True):
-                st.symbols[str(sym)] += int(cnt)
+            for sym, cnt in pd.Categorical(good.symbol).value_counts().items():
+                if cnt:
+                    st.symbols[str(sym)] += int(cnt)
             if writer is not None:
                 st.inserted += writer.write(good.to_arrow(), keys[acc])
         if writer is not None and len(rej):

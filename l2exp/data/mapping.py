@@ -172,7 +172,7 @@ class LayoutMapping:
         nested_cache: dict[str, np.ndarray] = {}
         mats: dict[str, np.ndarray] = {}
         for fld in SIDE_FIELDS:
-            mat = np.full((n, self.source_levels), np.nan)
+            mat = np.empty((n, self.source_levels), order="F")  # column-major: each level contiguous
             for i in range(1, self.source_levels + 1):
                 ref = self.field_column(fld, i)
                 mat[:, i - 1] = self._numeric(table, ref, i, getattr(self, fld), nested_cache, bad, detail)
@@ -197,11 +197,13 @@ class LayoutMapping:
         out = {}
         for fld in SIDE_FIELDS:
             m = mats[fld]
-            if m.shape[1] >= self.levels:
-                m = m[:, : self.levels]
-            else:
-                m = np.hstack([m, np.full((n, self.levels - m.shape[1]), np.nan)])
-            out[fld] = np.asfortranarray(m)
+            if m.shape[1] == self.levels:
+                out[fld] = np.asfortranarray(m)
+                continue
+            o = np.full((n, self.levels), np.nan, order="F")
+            k = min(self.levels, m.shape[1])
+            o[:, :k] = m[:, :k]
+            out[fld] = o
         ts = self._timestamps(table, raw.path, bad, detail)
         chunk = BookChunk(ts, self._strings(table, self.symbol, n, "symbol"),
                           self._strings(table, self.exchange, n, "exchange"), **out)

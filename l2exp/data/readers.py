@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import queue
 import re
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -253,6 +255,46 @@ class CsvReader(Reader):
         sub = CsvReader(self.levels, columns=self.companion["columns"], delimiter=self.delimiter)
         for chunk in sub.iter_chunks(other, chunk_rows, set()):
             yield chunk.table
+
+
+def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run an iterator in a background thread, ``depth`` items ahead.
+
+    pyarrow parses CSV with the GIL released, so reading chunk k+1 overlaps mapping and validating
+    chunk k on the second core. Exceptions reach the consumer unchanged; memory stays bounded by
+    ``depth`` chunks. Hand-written because the stdlib has no bounded generator prefetch.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="l2exp-prefetch")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _merge(parts: list[RawChunk]) -> RawChunk:

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from l2exp.data.mapping import LayoutMapping
-from l2exp.data.readers import RawChunk, Reader
+from l2exp.data.readers import RawChunk, Reader, prefetch
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 
@@ -69,7 +69,7 @@ class DataSource:
 
     def iter_mapped(self, path: str, chunk_rows: int) -> Iterator[Mapped]:
         first = True
-        for raw in self.reader.iter_chunks(path, chunk_rows, self.mapping.numeric_columns()):
+        for raw in prefetch(self.reader.iter_chunks(path, chunk_rows, self.mapping.numeric_columns())):
             if first and raw.table.num_rows:
                 self.mapping.check_columns(raw.table.column_names, path)
                 first = False

@@ -1,0 +1,124 @@
+"""Ingest throughput: CSV -> Parquet and CSV -> SQLite end to end (validation included), each
+beside its bare ceiling measured in the same run on the same file, plus read-back speeds and
+peak memory at two file sizes (memory must stay flat as the file grows).
+
+    .venv/bin/python bench/ingest.py [--rows 2000000]
+
+Data: the real BitMEX orderbook10 2020-03-10 recording (120k rows) tiled with shifted timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pyarrow.csv as pacsv  # noqa: E402
+
+from bench._tiles import BITMEX_COLUMNS, WORK, tiled_bitmex  # noqa: E402
+
+
+def ingest(path: Path, store: str, workdir: Path) -> dict:
+    """One end-to-end ingest in a fresh process. Peak memory is VmHWM of that process (ru_maxrss
+    would carry the parent's peak across fork+exec)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    code = f"""
+import json, sys
+from hydra import compose, initialize_config_dir
+from l2exp.config import CONF_DIR
+from l2exp.data.ingest import run_ingest
+with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=bitmex_ob10",
+                  "data.path={path}", "store={store}", "workdir={workdir}"])
+import contextlib, io
+with contextlib.redirect_stdout(io.StringIO()):
+    s = run_ingest(cfg)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
+print(json.dumps({{"rows": s["rows_in"], "seconds": s["seconds"], "accepted": s["accepted"],
+      "rss_mb": int(hwm) / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ceiling_read(path: Path) -> tuple[float, object]:
+    t = time.perf_counter()
+    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=BITMEX_COLUMNS))
+    return table.num_rows / (time.perf_counter() - t), table
+
+
+def ceiling_sqlite(table, db: Path) -> float:
+    """Bare executemany of the same rows (43 columns) into a fresh WAL SQLite table."""
+    if db.exists():
+        db.unlink()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(table.num_columns))})")
+    t = time.perf_counter()
+    cols = [c.to_pylist() for c in table.columns]
+    with con:
+        con.executemany(f"INSERT INTO t VALUES ({','.join('?' * table.num_columns)})", zip(*cols, strict=True))
+    rate = table.num_rows / (time.perf_counter() - t)
+    con.close()
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    args = ap.parse_args()
+    results = {}
+    for gz in (False, True):
+        path = tiled_bitmex(args.rows, gz)
+        label = "csv.gz" if gz else "csv"
+        read_rate, table = ceiling_read(path)
+        pq_run = ingest(path, "parquet", WORK / "pq")
+        pq_rate = pq_run["rows"] / pq_run["seconds"]
+        row = {"rows": pq_run["rows"], "file_mb": round(path.stat().st_size / 2**20, 1),
+               "ceiling_read_csv_rows_s": round(read_rate), "csv_to_parquet_rows_s": round(pq_rate),
+               "parquet_ratio": round(pq_rate / read_rate, 2), "parquet_peak_rss_mb": round(pq_run["rss_mb"])}
+        if gz:  # SQLite is insert-bound: measure once, on the gz file
+            sub = table.slice(0, 500_000)
+            sql_ceiling = ceiling_sqlite(sub, WORK / "ceiling.db")
+            sql_run = ingest(path, "sqlite", WORK / "sq")
+            sql_rate = sql_run["rows"] / sql_run["seconds"]
+            row.update({"ceiling_sqlite_executemany_rows_s": round(sql_ceiling),
+                        "csv_to_sqlite_rows_s": round(sql_rate), "sqlite_ratio": round(sql_rate / sql_ceiling, 2),
+                        "sqlite_peak_rss_mb": round(sql_run["rss_mb"])})
+            # read-back for research: Parquet store vs SQLite into pandas
+            from l2exp.data.stores.parquet import ParquetStore
+            from l2exp.data.stores.sqlite import SqliteStore
+
+            t = time.perf_counter()
+            n = len(ParquetStore(str(WORK / "pq/store/parquet/bitmex_ob10"), 10).read())
+            row["read_parquet_rows_s"] = round(n / (time.perf_counter() - t))
+            t = time.perf_counter()
+            con = SqliteStore(str(WORK / "sq/store/sqlite/bitmex_ob10.db"), 10)
+            n = len(con.read(start_ns=None, end_ns=None).head(0)) or 0
+            df = con.read()
+            row["read_sqlite_pandas_rows_s"] = round(len(df) / (time.perf_counter() - t))
+        del table
+        results[label] = row
+    # memory flat as the file grows: the same ingest on a file of half the size
+    half = tiled_bitmex(args.rows // 2, True)
+    half_run = ingest(half, "parquet", WORK / "pq_half")
+    results["memory"] = {"rows_half": half_run["rows"], "rss_mb_half": round(half_run["rss_mb"]),
+                         "rows_full": results["csv.gz"]["rows"], "rss_mb_full": results["csv.gz"]["parquet_peak_rss_mb"],
+                         "growth_ratio": round(results["csv.gz"]["parquet_peak_rss_mb"] / half_run["rss_mb"], 2)}
+    results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0],
+                          "bench_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
