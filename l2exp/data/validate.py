@@ -60,9 +60,13 @@ def row_keys(chunk: BookChunk) -> np.ndarray:
     (splitmix64 mixing) -- ~20x faster than column-by-column NumPy.
     """
     strings = _str_hash(pd.Categorical(chunk.symbol)) ^ (_str_hash(pd.Categorical(chunk.exchange)) * _GOLD)
-    return _hash_rows(chunk.timestamp.view(np.uint64), strings, chunk.bid_price.view(np.uint64),
-                      chunk.bid_size.view(np.uint64), chunk.ask_price.view(np.uint64),
-                      chunk.ask_size.view(np.uint64)).view(np.int64)
+    out = _hash_start(chunk.timestamp.view(np.uint64), strings)
+    salt = 1
+    for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
+        mat = np.asfortranarray(chunk.side(name))  # no-op for chunks built by the mapping
+        _hash_matrix(out, mat.view(np.uint64), salt)
+        salt += mat.shape[1]
+    return out.view(np.int64)
 
 
 @nb.njit(cache=True)
@@ -75,29 +79,33 @@ def _mix1(x: np.uint64) -> np.uint64:
 
 
 @nb.njit(cache=True)
-def _hash_rows(ts, strings, bp, bs, ap, as_):  # noqa: ANN001 - uint64 bit views of the float matrices
-    n, levels = bp.shape
-    out = np.empty(n, np.uint64)
+def _hash_start(ts: np.ndarray, strings: np.ndarray) -> np.ndarray:
+    out = np.empty(ts.shape[0], np.uint64)
+    gold = np.uint64(0x9E3779B97F4A7C15)
+    for i in range(ts.shape[0]):
+        out[i] = _mix1(_mix1(ts[i] ^ gold) ^ strings[i])
+    return out
+
+
+@nb.njit(cache=True)
+def _hash_matrix(out: np.ndarray, bits_mat: np.ndarray, salt0: int) -> None:
+    """Fold every cell of a uint64 bit view of a float matrix into ``out``, column by column
+    (contiguous in Fortran order). Every NaN payload hashes alike, and -0.0 like 0.0."""
     gold = np.uint64(0x9E3779B97F4A7C15)
     nan_bits = np.uint64(0x7FF8000000000000)
     exp_mask = np.uint64(0x7FF0000000000000)
     mant_mask = np.uint64(0x000FFFFFFFFFFFFF)
     neg_zero = np.uint64(0x8000000000000000)
-    for i in range(n):
-        out[i] = _mix1(_mix1(ts[i] ^ gold) ^ strings[i])
-    k = np.uint64(1)
-    for mat in (bp, bs, ap, as_):
-        for j in range(levels):  # column-major: each level is contiguous in Fortran order
-            salt = k * gold
-            for i in range(n):
-                bits = mat[i, j]
-                if (bits & exp_mask) == exp_mask and (bits & mant_mask) != 0:
-                    bits = nan_bits  # every NaN payload hashes alike
-                elif bits == neg_zero:
-                    bits = np.uint64(0)
-                out[i] = _mix1(out[i] ^ (bits + salt))
-            k += np.uint64(1)
-    return out
+    n, levels = bits_mat.shape
+    for j in range(levels):
+        salt = np.uint64(salt0 + j) * gold
+        for i in range(n):
+            bits = bits_mat[i, j]
+            if (bits & exp_mask) == exp_mask and (bits & mant_mask) != 0:
+                bits = nan_bits
+            elif bits == neg_zero:
+                bits = np.uint64(0)
+            out[i] = _mix1(out[i] ^ (bits + salt))
 
 
 def group_keys(chunk: BookChunk, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
