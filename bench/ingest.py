@@ -50,10 +50,23 @@ print(json.dumps({{"rows": s["rows_in"], "seconds": s["seconds"], "accepted": s[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+REPEATS = 3  # this VM's throughput varies run to run: every figure is the best of REPEATS
+
+
+def best_ingest(path: Path, store: str, workdir: Path) -> dict:
+    runs = [ingest(path, store, workdir) for _ in range(REPEATS)]
+    best = min(runs, key=lambda r: r["seconds"])
+    best["rss_mb"] = max(r["rss_mb"] for r in runs)
+    return best
+
+
 def ceiling_read(path: Path) -> tuple[float, object]:
-    t = time.perf_counter()
-    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=BITMEX_COLUMNS))
-    return table.num_rows / (time.perf_counter() - t), table
+    best = float("inf")
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=BITMEX_COLUMNS))
+        best = min(best, time.perf_counter() - t)
+    return table.num_rows / best, table
 
 
 def ceiling_sqlite(table, db: Path) -> float:
@@ -82,15 +95,15 @@ def main() -> None:
         path = tiled_bitmex(args.rows, gz)
         label = "csv.gz" if gz else "csv"
         read_rate, table = ceiling_read(path)
-        pq_run = ingest(path, "parquet", WORK / "pq")
+        pq_run = best_ingest(path, "parquet", WORK / "pq")
         pq_rate = pq_run["rows"] / pq_run["seconds"]
         row = {"rows": pq_run["rows"], "file_mb": round(path.stat().st_size / 2**20, 1),
                "ceiling_read_csv_rows_s": round(read_rate), "csv_to_parquet_rows_s": round(pq_rate),
                "parquet_ratio": round(pq_rate / read_rate, 2), "parquet_peak_rss_mb": round(pq_run["rss_mb"])}
         if gz:  # SQLite is insert-bound: measure once, on the gz file
             sub = table.slice(0, 500_000)
-            sql_ceiling = ceiling_sqlite(sub, WORK / "ceiling.db")
-            sql_run = ingest(path, "sqlite", WORK / "sq")
+            sql_ceiling = max(ceiling_sqlite(sub, WORK / "ceiling.db") for _ in range(REPEATS))
+            sql_run = best_ingest(path, "sqlite", WORK / "sq")
             sql_rate = sql_run["rows"] / sql_run["seconds"]
             row.update({"ceiling_sqlite_executemany_rows_s": round(sql_ceiling),
                         "csv_to_sqlite_rows_s": round(sql_rate), "sqlite_ratio": round(sql_rate / sql_ceiling, 2),
@@ -99,13 +112,18 @@ def main() -> None:
             from l2exp.data.stores.parquet import ParquetStore
             from l2exp.data.stores.sqlite import SqliteStore
 
+            pq_store = ParquetStore(str(WORK / "pq/store/parquet/bitmex_ob10"), 10)
+            best = float("inf")
+            for _ in range(REPEATS):
+                t = time.perf_counter()
+                n = len(pq_store.read())
+                best = min(best, time.perf_counter() - t)
+            row["read_parquet_rows_s"] = round(n / best)
             t = time.perf_counter()
-            n = len(ParquetStore(str(WORK / "pq/store/parquet/bitmex_ob10"), 10).read())
-            row["read_parquet_rows_s"] = round(n / (time.perf_counter() - t))
+            n = len(pq_store.read(columns=["bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]))
+            row["read_parquet_4_columns_rows_s"] = round(n / (time.perf_counter() - t))
             t = time.perf_counter()
-            con = SqliteStore(str(WORK / "sq/store/sqlite/bitmex_ob10.db"), 10)
-            n = len(con.read(start_ns=None, end_ns=None).head(0)) or 0
-            df = con.read()
+            df = SqliteStore(str(WORK / "sq/store/sqlite/bitmex_ob10.db"), 10).read()
             row["read_sqlite_pandas_rows_s"] = round(len(df) / (time.perf_counter() - t))
         del table
         results[label] = row

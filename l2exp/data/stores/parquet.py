@@ -148,8 +148,9 @@ class ParquetStore(L2Store):
         cols = list(schema.names) if columns is None else list(dict.fromkeys(
             ["timestamp", "symbol", "exchange", *columns]))
         table = data.to_table(columns=cols, filter=flt)
-        table = table.sort_by([("symbol", "ascending"), ("exchange", "ascending"), ("timestamp", "ascending")])
-        return table.to_pandas()
+        if not _sorted(table):  # partitions hold time-ordered parts: usually nothing to do
+            table = table.sort_by([("symbol", "ascending"), ("exchange", "ascending"), ("timestamp", "ascending")])
+        return table.to_pandas(split_blocks=True, self_destruct=True)
 
     def read_rejects(self) -> pd.DataFrame:
         files = sorted((self.root / "_rejects").glob("*.parquet"))
@@ -163,3 +164,21 @@ class ParquetStore(L2Store):
 
     def manifests(self) -> list[dict[str, Any]]:
         return [json.loads(f.read_text()) for f in sorted((self.root / "_manifest").glob("*.json"))]
+
+
+def _sorted(table: pa.Table) -> bool:
+    """True when rows are already ordered by (symbol, exchange, timestamp), checked on codes."""
+    if table.num_rows < 2:
+        return True
+    keys = []
+    for name in ("symbol", "exchange"):
+        enc = pc.dictionary_encode(table.column(name)).combine_chunks()
+        rank = np.argsort(np.argsort(np.asarray(enc.dictionary.to_pylist(), dtype=object)))
+        keys.append(rank[enc.indices.to_numpy(zero_copy_only=False)])
+    ts = table.column("timestamp").to_numpy()
+    return _is_lex_sorted(keys[0], keys[1], ts)
+
+
+def _is_lex_sorted(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> bool:
+    da, db, dt = np.diff(a), np.diff(b), np.diff(t)
+    return bool(np.all((da > 0) | ((da == 0) & ((db > 0) | ((db == 0) & (dt >= 0))))))
