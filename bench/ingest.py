@@ -130,9 +130,10 @@ def main() -> None:
     # memory flat as the file grows: the same ingest on a file of half the size
     half = tiled_bitmex(args.rows // 2, True)
     half_run = ingest(half, "parquet", WORK / "pq_half")
+    full_rss = results["csv.gz"]["parquet_peak_rss_mb"]
     results["memory"] = {"rows_half": half_run["rows"], "rss_mb_half": round(half_run["rss_mb"]),
-                         "rows_full": results["csv.gz"]["rows"], "rss_mb_full": results["csv.gz"]["parquet_peak_rss_mb"],
-                         "growth_ratio": round(results["csv.gz"]["parquet_peak_rss_mb"] / half_run["rss_mb"], 2)}
+                         "rows_full": results["csv.gz"]["rows"], "rss_mb_full": full_rss,
+                         "growth_ratio": round(full_rss / half_run["rss_mb"], 2)}
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0],
                           "bench_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     print(json.dumps(results, indent=2))
