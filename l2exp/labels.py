@@ -1,0 +1,96 @@
+"""Labels: the future mid-price move over a horizon, computed per symbol with only data after t.
+
+For a snapshot at time t with mid m_t, the future mid m_f is
+* ``unit: events``: the mid h snapshots later (same symbol);
+* ``unit: ms``: the mid of the last snapshot at or before t + h (the book as it stands then).
+
+r = ln(m_f / m_t) * 1e4 (bps). Kinds:
+* ``classification`` (3 classes): 0 down if r < -thr, 2 up if r > thr, else 1 flat;
+* ``binary``: 1 if r > thr else 0;
+* ``regression``: r itself.
+``thr`` is ``threshold`` in bps, or ``threshold`` x the spread at t in bps (``threshold_unit: spread``).
+Rows whose horizon runs past the end of their symbol's data have no label: they are dropped and counted.
+``label_end_ts`` (the time of the snapshot the label reads) lets splits purge overlapping rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from l2exp.errors import UserError
+
+CLASS_NAMES = {"classification": ["down", "flat", "up"], "binary": ["not_up", "up"], "regression": []}
+
+
+@dataclass
+class Labels:
+    y: np.ndarray  # float64 (NaN where no label)
+    future_ret_bps: np.ndarray
+    label_end_ts: np.ndarray  # int64 (-1 where no label)
+    valid: np.ndarray  # bool
+
+
+class LabelSpec:
+    def __init__(self, horizon: float, unit: str = "events", kind: str = "classification",
+                 threshold: float = 0.0, threshold_unit: str = "bps") -> None:
+        if horizon is None or float(horizon) <= 0:
+            raise UserError(f"labels.horizon must be > 0, got {horizon}", where="labels.horizon",
+                            fix="e.g. labels.horizon=50 (events) or labels.unit=ms labels.horizon=1000")
+        if unit not in ("events", "ms"):
+            raise UserError(f"labels.unit must be 'events' or 'ms', got {unit!r}", where="labels.unit")
+        if kind not in CLASS_NAMES:
+            raise UserError(f"labels.kind must be one of {list(CLASS_NAMES)}, got {kind!r}", where="labels.kind")
+        if threshold_unit not in ("bps", "spread"):
+            raise UserError(f"labels.threshold_unit must be 'bps' or 'spread', got {threshold_unit!r}",
+                            where="labels.threshold_unit")
+        self.horizon = float(horizon)
+        self.unit = unit
+        self.kind = kind
+        self.threshold = float(threshold)
+        self.threshold_unit = threshold_unit
+
+    @property
+    def classes(self) -> list[str]:
+        return CLASS_NAMES[self.kind]
+
+    def describe(self) -> dict:
+        return {"horizon": self.horizon, "unit": self.unit, "kind": self.kind, "threshold": self.threshold,
+                "threshold_unit": self.threshold_unit, "classes": self.classes}
+
+    def horizon_ns(self) -> float:
+        return self.horizon * 1e6 if self.unit == "ms" else 0.0
+
+    def compute(self, book: pd.DataFrame) -> Labels:
+        n = len(book)
+        y = np.full(n, np.nan)
+        ret = np.full(n, np.nan)
+        end = np.full(n, -1, dtype=np.int64)
+        mid_all = 0.5 * (book["bid_price_1"].to_numpy(float) + book["ask_price_1"].to_numpy(float))
+        spread_bps_all = (book["ask_price_1"].to_numpy(float) - book["bid_price_1"].to_numpy(float)) / mid_all * 1e4
+        ts_all = book["timestamp"].to_numpy(np.int64)
+        groups = book.groupby(["symbol", "exchange"], sort=False, observed=True).indices if n else {}
+        for idx in groups.values():
+            ts, mid = ts_all[idx], mid_all[idx]
+            if self.unit == "events":
+                h = int(round(self.horizon))
+                j = np.arange(len(idx)) + h
+                ok = j < len(idx)
+            else:
+                j = np.searchsorted(ts, ts + int(self.horizon * 1e6), side="right") - 1
+                ok = ts + int(self.horizon * 1e6) <= ts[-1]
+            jj = np.where(ok, j, 0)
+            r = np.log(mid[jj] / mid) * 1e4
+            ret[idx[ok]] = r[ok]
+            end[idx[ok]] = ts[jj][ok]
+        valid = ~np.isnan(ret)
+        thr = self.threshold * (spread_bps_all if self.threshold_unit == "spread" else 1.0)
+        if self.kind == "regression":
+            y = ret.copy()
+        elif self.kind == "binary":
+            y = np.where(valid, (ret > thr).astype(float), np.nan)
+        else:
+            y = np.where(valid, np.where(ret > thr, 2.0, np.where(ret < -thr, 0.0, 1.0)), np.nan)
+        return Labels(y, ret, end, valid)
