@@ -51,3 +51,12 @@ def test_mode_option_has_runner(option, workdir):
     cfg = make_cfg([f"mode={option}"])
     run = hydra.utils.instantiate(cfg.mode.run)
     assert callable(run)
+
+
+@pytest.mark.parametrize("group", ["features", "labels", "split"])
+def test_object_groups_instantiate(group, workdir):
+    for option in options(group):
+        for data in options("data"):
+            cfg = make_cfg([f"{group}={option}", f"data={data}"])
+            obj = hydra.utils.instantiate(cfg[group])
+            assert obj is not None, f"{group}={option} with data={data}"

@@ -7,7 +7,7 @@ Notation as in :mod:`l2exp.features.price`; L = levels in the book.
 | ``imbalance_1`` | (Qb_1 - Qa_1)/(Qb_1 + Qa_1): queue imbalance at the touch | [-1, 1] |
 | ``imbalance_k`` | (Db_k - Da_k)/(Db_k + Da_k): cumulative depth imbalance | [-1, 1] |
 | ``log_depth_bid_k`` / ``log_depth_ask_k`` | ln(1 + Db_k), ln(1 + Da_k) | ln(size) |
-| ``slope_bid_K`` / ask | ln(1 + Db_K / d_b), d_b = (b_1 - b_K)/m*1e4 in bps (NaN if 0) | ln(size/bps) |
+| ``slope_bid_K`` / ``slope_ask_K`` | ln(1 + Db_K / d_b), d_b = (b_1 - b_K)/m*1e4 bps (NaN if 0) | ln(size/bps) |
 | ``book_pressure`` | sum_i (Qb_i - Qa_i)/i / sum_i (Qb_i + Qa_i)/i, all L levels (near ones weigh more) | [-1, 1] |
 | ``liq_bid_xbps`` / ``liq_ask_xbps`` | ln(1 + size of the side priced within x bps of m) | ln(size) |
 | ``liq_imbalance_xbps`` | (B_x - A_x)/(B_x + A_x) of those sizes (NaN if both 0) | [-1, 1] |

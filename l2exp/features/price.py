@@ -12,7 +12,7 @@ and VWa_k likewise (absent levels skipped). bps = 1e-4 of mid.
 | ``wmid_gap_bps_k`` | (W_k - m)/m*1e4, W_k = (VWb_k Da_k + VWa_k Db_k)/(Db_k + Da_k): the microprice at depth k | bps |
 | ``vwap_bid_dist_bps_k`` | (m - VWb_k)/m*1e4: cost of selling k levels, per unit | bps |
 | ``vwap_ask_dist_bps_k`` | (VWa_k - m)/m*1e4 | bps |
-| ``level_gap_bid_ticks`` / ask | (b_1 - b_2)/tick, (a_2 - a_1)/tick: holes behind the touch | ticks |
+| ``level_gap_bid_ticks`` / ``level_gap_ask_ticks`` | (b_1 - b_2)/tick, (a_2 - a_1)/tick: holes | ticks |
 | ``book_width_bps_k`` | (a_k - b_k)/m*1e4 (NaN if level k absent) | bps |
 """
 
