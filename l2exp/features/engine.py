@@ -124,6 +124,9 @@ class StreamingEngine:
         self.gap_ns = params.reset_gap_ms * 1e6
         self.last_ts: int | None = None
         self.sessions = 0
+        # compile / load the kernel now, on a throwaway state: the first live tick must not pay the JIT
+        dummy = np.tile(np.array([[100.0], [1.0], [101.0], [1.0]]), (1, levels))
+        _step(np.int64(0), dummy, self.cum, self.pf, self.pi, *_state(params, levels, self.pi), self.out)
 
     def _maybe_reset(self, ts: int) -> None:
         if self.last_ts is None or ts - self.last_ts > self.gap_ns:
