@@ -23,5 +23,7 @@ def shared_data_dir() -> Path:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("l2exp_root"):
         OmegaConf.register_new_resolver("l2exp_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("abspath"):
+        OmegaConf.register_new_resolver("abspath", lambda p: str(Path(str(p)).resolve()))
     if not OmegaConf.has_resolver("shared_data"):
         OmegaConf.register_new_resolver("shared_data", lambda: str(shared_data_dir()))

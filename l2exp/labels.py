@@ -60,6 +60,32 @@ class LabelSpec:
         return {"horizon": self.horizon, "unit": self.unit, "kind": self.kind, "threshold": self.threshold,
                 "threshold_unit": self.threshold_unit, "classes": self.classes}
 
+    def classify(self, ret_bps: np.ndarray, spread_bps: np.ndarray) -> np.ndarray:
+        """Map returns (bps) to labels of this kind; NaN stays NaN."""
+        valid = ~np.isnan(ret_bps)
+        thr = self.threshold * (spread_bps if self.threshold_unit == "spread" else 1.0)
+        if self.kind == "regression":
+            return ret_bps.copy()
+        if self.kind == "binary":
+            return np.where(valid, (ret_bps > thr).astype(float), np.nan)
+        return np.where(valid, np.where(ret_bps > thr, 2.0, np.where(ret_bps < -thr, 0.0, 1.0)), np.nan)
+
+    def past_returns(self, book: pd.DataFrame) -> np.ndarray:
+        """ln(m_t / m_{t-h}) * 1e4: the same horizon looking back (NaN where history is short)."""
+        out = np.full(len(book), np.nan)
+        mid_all = 0.5 * (book["bid_price_1"].to_numpy(float) + book["ask_price_1"].to_numpy(float))
+        ts_all = book["timestamp"].to_numpy(np.int64)
+        groups = book.groupby(["symbol", "exchange"], sort=False, observed=True).indices if len(book) else {}
+        for idx in groups.values():
+            ts, mid = ts_all[idx], mid_all[idx]
+            if self.unit == "events":
+                j = np.arange(len(idx)) - int(round(self.horizon))
+            else:
+                j = np.searchsorted(ts, ts - int(self.horizon * 1e6), side="right") - 1
+            ok = j >= 0
+            out[idx[ok]] = np.log(mid[ok] / mid[j[ok]]) * 1e4
+        return out
+
     def horizon_ns(self) -> float:
         return self.horizon * 1e6 if self.unit == "ms" else 0.0
 
@@ -86,11 +112,5 @@ class LabelSpec:
             ret[idx[ok]] = r[ok]
             end[idx[ok]] = ts[jj][ok]
         valid = ~np.isnan(ret)
-        thr = self.threshold * (spread_bps_all if self.threshold_unit == "spread" else 1.0)
-        if self.kind == "regression":
-            y = ret.copy()
-        elif self.kind == "binary":
-            y = np.where(valid, (ret > thr).astype(float), np.nan)
-        else:
-            y = np.where(valid, np.where(ret > thr, 2.0, np.where(ret < -thr, 0.0, 1.0)), np.nan)
+        y = self.classify(ret, spread_bps_all)
         return Labels(y, ret, end, valid)

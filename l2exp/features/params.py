@@ -58,6 +58,11 @@ class FeatureParams:
         if self.window_unit not in ("events", "ms"):
             raise UserError(f"features.params.window_unit must be 'events' or 'ms', got {self.window_unit!r}",
                             where="features.params.window_unit")
+        # plain Python containers (Hydra hands over ListConfig/DictConfig): the parameters are stored
+        # in model metadata and cache keys, which need JSON/YAML-serialisable values
+        for name in ("imbalance_depths", "wmid_depths", "vwap_depths", "width_depths", "depth_levels", "ofi_levels"):
+            setattr(self, name, [int(k) for k in getattr(self, name)])
+        self.liquidity_bps = [float(x) for x in self.liquidity_bps]
         self.windows = {k: float(v) for k, v in dict(self.windows).items()}
         if not isinstance(self.tick_size, int | float):
             self.tick_size = {str(k): float(v) for k, v in dict(self.tick_size).items()}

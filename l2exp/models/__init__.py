@@ -1,0 +1,1 @@
+"""Models behind one fit/predict interface (:class:`~l2exp.models.base.L2Model`)."""

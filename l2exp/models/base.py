@@ -1,0 +1,55 @@
+"""One fit/predict interface for every model, so train/backtest/sim never branch on the library.
+
+``task`` is ``classification`` (3 classes), ``binary`` or ``regression`` (see :mod:`l2exp.labels`).
+Classifiers return probabilities with one column per class in label order (0..C-1).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class L2Model(ABC):
+    flavor: str = ""  # the MLflow flavour module name (lightgbm, catboost)
+
+    def __init__(self, seed: int = 7, class_weight: str | None = None, threads: int = 2) -> None:
+        self.seed = int(seed)
+        self.class_weight = class_weight
+        self.threads = int(threads)
+        self.task = "classification"
+        self.classes_: np.ndarray | None = None
+        self.best_iteration: int | None = None
+
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame | None, y_valid: np.ndarray | None,
+            task: str) -> L2Model: ...
+
+    @abstractmethod
+    def native(self) -> Any:
+        """The library's own model object (what the MLflow flavour logs)."""
+
+    @abstractmethod
+    def feature_importance(self) -> pd.Series: ...
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.native().predict_proba(X))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.task == "regression":
+            return np.asarray(self.native().predict(X), dtype=float).ravel()
+        return np.argmax(self.predict_proba(X), axis=1).astype(float)
+
+    def sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+        if self.class_weight != "balanced" or self.task == "regression":
+            return None
+        classes, counts = np.unique(y, return_counts=True)
+        w = {c: len(y) / (len(classes) * n) for c, n in zip(classes, counts, strict=True)}
+        return np.asarray([w[v] for v in y])
+
+    def describe(self) -> dict[str, Any]:
+        return {"flavor": self.flavor, "seed": self.seed, "class_weight": self.class_weight,
+                "best_iteration": self.best_iteration}

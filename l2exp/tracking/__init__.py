@@ -1,0 +1,1 @@
+"""Everything MLflow: tracking store, runs, dataset lineage, model registry and promotion."""

@@ -1,0 +1,42 @@
+"""Hydra callback: a multirun (``-m``) becomes one MLflow parent run with a child run per job.
+
+``on_multirun_start`` creates the parent run and exports its id in ``L2EXP_PARENT_RUN_ID`` (jobs of
+the basic and joblib launchers inherit the environment); each job's tracked run nests under it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from mlflow import MlflowClient
+from omegaconf import DictConfig
+
+from l2exp.tracking.runs import PARENT_ENV, git_commit, overrides
+from l2exp.tracking.setup import configure, experiment
+
+
+class MlflowMultirunParent(Callback):
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "tracking" not in config or not config.mode.get("tracked", False):
+            return
+        configure(config)
+        exp_id = experiment(config, str(config.mode.name))
+        client = MlflowClient()
+        sweep = " ".join(config.hydra.overrides.task) if "hydra" in config else ""
+        run = client.create_run(exp_id, run_name=f"sweep {sweep}"[:250],
+                                tags={"l2exp.mode": str(config.mode.name), "l2exp.sweep": "parent",
+                                      "git_commit": git_commit()})
+        self.run_id = run.info.run_id
+        os.environ[PARENT_ENV] = self.run_id
+        client.log_text(self.run_id, "\n".join(overrides()) or sweep, "sweep_overrides.txt")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.run_id:
+            MlflowClient().set_terminated(self.run_id)
+            os.environ.pop(PARENT_ENV, None)
+            print(f"MLflow sweep parent run: {self.run_id}")

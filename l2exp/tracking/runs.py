@@ -1,0 +1,66 @@
+"""A tracked run: resolved config, overrides, flattened params, git commit, nested under a sweep parent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from l2exp.config import PROJECT_ROOT
+from l2exp.tracking.setup import configure, experiment
+
+PARENT_ENV = "L2EXP_PARENT_RUN_ID"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = str(d)[:5000]
+    return out
+
+
+def overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+@contextlib.contextmanager
+def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
+                tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    configure(cfg)
+    experiment(cfg, mode)
+    parent = os.environ.get(PARENT_ENV)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent)) as run:
+        mlflow.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
+                         **(tags or {})})
+        params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
+        items = list(params.items())
+        for i in range(0, len(items), 100):
+            mlflow.log_params(dict(items[i:i + 100]))
+        mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+        mlflow.log_text(OmegaConf.to_yaml(overrides()), "overrides.yaml")
+        yield run
