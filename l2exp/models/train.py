@@ -151,7 +151,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     show = ["accuracy", "macro_f1", "log_loss", "roc_auc"] if task != "regression" else ["rmse", "ic", "hit_rate"]
     c = prep["counts"]
     rows = [("run", run_id), ("registered", f"{model_name} v{version}"),
-            ("rows (usable / warm-up / no label)", f"{c['usable_rows']:,} / {c['warmup_rows']:,} / {c['no_label_rows']:,}"),
+            ("rows (usable / warm-up / no label)",
+             f"{c['usable_rows']:,} / {c['warmup_rows']:,} / {c['no_label_rows']:,}"),
             ("folds", len(fold_rows))]
     for k in show:
         rows.append((f"test {k}", f"{metrics.get('test_' + k, float('nan')):.4f}   baselines: majority "
