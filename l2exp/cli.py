@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from l2exp.config import CONF_DIR, register_resolvers
+from l2exp.config import CONF_DIR, instantiate, register_resolvers
 from l2exp.errors import UserError
 
 register_resolvers()
@@ -21,19 +21,23 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> Any:
     try:
-        run = hydra.utils.instantiate(cfg.mode.run)
-        return run(cfg)
+        run = instantiate(cfg.mode.run)
+        return objective(cfg, run(cfg))
     except UserError as err:
         print(err.render(), file=sys.stderr)
         sys.exit(2)
-    except hydra.errors.InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
-        if isinstance(cause, UserError):
-            print(cause.render(), file=sys.stderr)
-            sys.exit(2)
-        raise
+
+
+def objective(cfg: DictConfig, summary: Any) -> Any:
+    """For sweeps: the value of ``optimized_metric`` in the run's summary (else the summary)."""
+    key = cfg.get("optimized_metric")
+    if not key or not isinstance(summary, dict):
+        return summary
+    for section in (summary, summary.get("test_metrics", {})):
+        if key in section:
+            return float(section[key])
+    raise UserError(f"optimized_metric {key!r} is not in the run's summary", where="optimized_metric",
+                    fix=f"Pick one of: {sorted(summary.get('test_metrics', summary))}")
 
 
 if __name__ == "__main__":

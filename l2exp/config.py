@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -27,3 +28,22 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("abspath", lambda p: str(Path(str(p)).resolve()))
     if not OmegaConf.has_resolver("shared_data"):
         OmegaConf.register_new_resolver("shared_data", lambda: str(shared_data_dir()))
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`~l2exp.errors.UserError` raised by the target
+    through unchanged (Hydra wraps every exception in ``InstantiationException``), so a bad value in
+    a config group reaches the user as one clear message from any caller, not only the CLI."""
+    import hydra
+
+    from l2exp.errors import UserError
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except hydra.errors.InstantiationException as err:
+        cause: BaseException | None = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise

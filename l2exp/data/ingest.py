@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +19,7 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from l2exp.config import instantiate
 from l2exp.data.source import DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import CODE, REASONS, ValidationState, Validator
@@ -158,7 +158,7 @@ def _progress(enabled: bool) -> Progress:
 def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     source = DataSource.from_config(cfg.data, levels=int(cfg.levels))
-    store: L2Store | None = hydra.utils.instantiate(cfg.store) if write else None
+    store: L2Store | None = instantiate(cfg.store) if write else None
     validator = Validator(dict(cfg.validation.rules))
     total = IngestStats()
     files = source.files()

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from l2exp.config import instantiate
 from l2exp.data.mapping import LayoutMapping
 from l2exp.data.readers import RawChunk, Reader, prefetch
 from l2exp.errors import UserError
@@ -29,7 +29,7 @@ class DataSource:
 
     @classmethod
     def from_config(cls, data: DictConfig, levels: int) -> DataSource:
-        reader = hydra.utils.instantiate(data.reader, levels=int(data.levels))
+        reader = instantiate(data.reader, levels=int(data.levels))
         mapping_cfg = OmegaConf.to_container(data.mapping, resolve=True)
         assert isinstance(mapping_cfg, dict)
         mapping = LayoutMapping.from_config(mapping_cfg, source_levels=int(data.levels), levels=int(levels))

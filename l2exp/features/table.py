@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
+from l2exp.config import instantiate
 from l2exp.data.stores.base import L2Store
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
@@ -45,13 +45,13 @@ def data_digest(store: L2Store, levels: int) -> str:
 
 def open_store(cfg: DictConfig) -> L2Store:
     """The store of ``cfg.data``; ingests the source first when it holds nothing yet."""
-    store: L2Store = hydra.utils.instantiate(cfg.store)
+    store: L2Store = instantiate(cfg.store)
     if store.count() == 0:
         console.print(f"[bold]store {store.location()} is empty: ingesting data={cfg.data.name} first[/]")
         from l2exp.data.ingest import run_ingest
 
         run_ingest(cfg)
-        store = hydra.utils.instantiate(cfg.store)
+        store = instantiate(cfg.store)
         if store.count() == 0:
             raise UserError(f"data={cfg.data.name} produced no accepted rows", where=str(cfg.data.path),
                             fix="Run l2exp mode=validate data=... to see why every row was rejected.")
@@ -64,7 +64,7 @@ BOOK_COLUMNS = ["timestamp", "symbol", "exchange", "bid_price_1", "bid_size_1", 
 def build_feature_table(cfg: DictConfig, fs: FeatureSet | None = None, store: L2Store | None = None) -> FeatureTable:
     t0 = time.perf_counter()
     levels = int(cfg.levels)
-    fs = fs or hydra.utils.instantiate(cfg.features)
+    fs = fs or instantiate(cfg.features)
     fs.check_levels(levels, f"data={cfg.data.name}")
     store = store or open_store(cfg)
     digest = data_digest(store, levels)

@@ -12,13 +12,13 @@ import json
 import time
 from typing import Any
 
-import hydra
 import mlflow
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from l2exp.analysis.plots import confusion_figure, importance_figure
+from l2exp.config import instantiate
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
 from l2exp.features.table import build_feature_table, open_store
@@ -48,9 +48,9 @@ def _best_baseline(m: dict[str, float], p: dict[str, float]) -> dict[str, float]
 
 def prepare(cfg: DictConfig) -> dict[str, Any]:
     """Everything before fitting: feature table, labels, usable rows, folds."""
-    fs: FeatureSet = hydra.utils.instantiate(cfg.features)
-    spec: LabelSpec = hydra.utils.instantiate(cfg.labels)
-    splitter = hydra.utils.instantiate(cfg.split)
+    fs: FeatureSet = instantiate(cfg.features)
+    spec: LabelSpec = instantiate(cfg.labels)
+    splitter = instantiate(cfg.split)
     store = open_store(cfg)
     ft = build_feature_table(cfg, fs, store)
     lab = spec.compute(ft.book)
@@ -78,7 +78,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     model_name = str(cfg.tracking.model_name)
     model_label = str(cfg.model._target_).rsplit(".", 1)[-1]
     tags = {"l2exp.model_name": model_name, "l2exp.model": model_label, "l2exp.features": fs.name,
-            "l2exp.labels": f"{spec.kind}@{spec.horizon:g}{spec.unit}", "l2exp.split": type(hydra.utils.instantiate(
+            "l2exp.labels": f"{spec.kind}@{spec.horizon:g}{spec.unit}", "l2exp.split": type(instantiate(
                 cfg.split)).__name__, "data_digest": prep["ft"].data_digest}
     with tracked_run(cfg, "train", run_name=f"{model_label} {fs.name} {cfg.data.name}", tags=tags) as run:
         lineage = log_dataset(prep["store"], prep["ft"].book, str(cfg.data.name), prep["ft"].data_digest,
@@ -89,7 +89,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         model: L2Model | None = None
         all_y, all_pred = [], []
         for fold in prep["folds"]:
-            model = hydra.utils.instantiate(cfg.model)
+            model = instantiate(cfg.model)
             ft0 = time.perf_counter()
             model.fit(X.iloc[fold.train], y[fold.train], X.iloc[fold.valid], y[fold.valid], task)
             fit_s = time.perf_counter() - ft0

@@ -3,6 +3,7 @@ how many rejects -- logged as a dataset input of the run (visible in the UI's Da
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import mlflow
@@ -23,7 +24,9 @@ def log_dataset(store: L2Store, book: pd.DataFrame, name: str, digest: str, cont
             "data.files": ",".join(m["path"].rsplit("/", 1)[-1] for m in manifests)[:4000],
             **(extra or {})}
     sample = book.head(1000)
-    ds = mlflow.data.from_pandas(sample, source=store.location(), name=name, digest=digest[:36])
+    with warnings.catch_warnings():  # the int64 timestamp column triggers a schema hint meant for model inputs
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(sample, source=store.location(), name=name, digest=digest[:36])
     mlflow.log_input(ds, context=context, tags={k: str(v)[:250] for k, v in info.items()})
     mlflow.set_tags({k: str(v)[:5000] for k, v in info.items()})
     return info

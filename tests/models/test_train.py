@@ -1,0 +1,147 @@
+"""mode=train / promote against a temporary MLflow store, asserted through the MLflow client."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from l2exp.errors import UserError
+from l2exp.models.train import run_train
+from l2exp.tracking.registry import load_bundle, run_promote
+from tests.conftest import last_summary, make_cfg, run_cli
+
+SMALL = ["data.reader.n_snapshots=20000", "features=minimal", "mode.progress=false"]
+
+
+def train_cfg(workdir, *extra: str):
+    return make_cfg(["mode=train", f"workdir={workdir}", *SMALL, *extra])
+
+
+def client_for(workdir) -> MlflowClient:
+    uri = f"sqlite:///{workdir}/mlruns/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def test_train_run_logs_everything(workdir):
+    s = run_train(train_cfg(workdir, "model.n_estimators=60"))
+    c = client_for(workdir)
+    run = c.get_run(s["run_id"])
+    assert run.data.params["model._target_"] == "l2exp.models.lightgbm.LightGBMModel"
+    assert run.data.params["labels.horizon"] == "50"
+    for k in ("test_accuracy", "test_macro_f1", "test_log_loss", "test_roc_auc", "test_precision_up",
+              "test_recall_down", "baseline_majority_test_accuracy", "baseline_persistence_test_macro_f1",
+              "baseline_best_test_log_loss", "usable_rows", "warmup_rows"):
+        assert k in run.data.metrics, k
+    assert run.data.tags["git_commit"] and run.data.tags["data_digest"] and run.data.tags["l2exp.model_version"]
+    arts = {a.path for a in c.list_artifacts(run.info.run_id)} | \
+        {a.path for a in c.list_artifacts(run.info.run_id, "plots")}
+    assert {"config.yaml", "overrides.yaml", "features.json", "fold_metrics.csv", "plots/confusion_matrix.png",
+            "plots/feature_importance.png"} <= arts
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name == "synthetic" and inputs[0].dataset.digest
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert int(tags["data.rows"]) == 20_000 and tags["data.rejected"] == "0"
+    mv = c.get_model_version("l2exp-synthetic", s["model_version"])
+    assert mv.run_id == s["run_id"]
+    assert s["test_metrics"]["test_log_loss"] < s["baseline_metrics"]["baseline_best_test_log_loss"]
+
+
+def test_same_config_reproduces_metrics(workdir):
+    a = run_train(train_cfg(workdir, "model.n_estimators=40"))
+    b = run_train(train_cfg(workdir, "model.n_estimators=40"))
+    assert a["test_metrics"] == b["test_metrics"]
+
+
+def test_walk_forward_reports_each_fold(workdir):
+    s = run_train(train_cfg(workdir, "split=walk_forward", "split.n_folds=2", "model.n_estimators=30"))
+    assert s["folds"] == 2
+    c = client_for(workdir)
+    hist = c.get_metric_history(s["run_id"], "test_accuracy")
+    assert len(hist) == 3  # the mean, then one point per fold (steps 0, 1)
+    csv = mlflow.artifacts.load_text(f"runs:/{s['run_id']}/fold_metrics.csv")
+    assert csv.count("fold") >= 3
+
+
+def test_catboost_and_regression(workdir):
+    s = run_train(train_cfg(workdir, "model=catboost", "model.iterations=40", "labels=regression"))
+    assert s["task"] == "regression" and {"test_rmse", "test_ic"} <= set(s["test_metrics"])
+
+
+def test_promote_then_load_by_alias_and_predict(workdir):
+    run_train(train_cfg(workdir, "model.n_estimators=20"))
+    best = run_train(train_cfg(workdir, "model.n_estimators=120"))
+    s = run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_log_loss",
+                              "mode.direction=min"]))
+    c = client_for(workdir)
+    mv = c.get_model_version_by_alias("l2exp-synthetic", "champion")
+    assert str(mv.version) == str(s["version"])
+    runs = {r: c.get_run(r).data.metrics["test_log_loss"] for r in (best["run_id"], s["run_id"])}
+    assert runs[s["run_id"]] <= min(runs.values())
+    # fresh features -> predictions, through pyfunc and through the contract-enforcing loader
+    pyfunc = mlflow.pyfunc.load_model("models:/l2exp-synthetic@champion")
+    bundle = load_bundle("models:/l2exp-synthetic@champion", levels_available=10)
+    from l2exp.features.table import build_feature_table
+
+    ft = build_feature_table(train_cfg(workdir))
+    X = ft.features[ft.ready.to_numpy()].tail(50)
+    proba = bundle.predict_proba(X)
+    assert proba.shape == (50, 3) and np.allclose(proba.sum(1), 1)
+    assert len(pyfunc.predict(X)) == 50
+    assert bundle.feature_set.names == list(X.columns) and bundle.classes == ["down", "flat", "up"]
+    with pytest.raises(UserError, match="needs more book levels"):
+        load_bundle("models:/l2exp-synthetic@champion", levels_available=3)
+
+
+def test_promote_refuses_a_model_that_does_not_beat_the_baseline(workdir):
+    run_train(train_cfg(workdir, "model.n_estimators=5", "model.learning_rate=0.001"))
+    with pytest.raises(UserError, match="does not beat"):
+        run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_accuracy"]))
+
+
+def test_bad_configs_are_clear_errors(workdir):
+    with pytest.raises(UserError, match="horizon"):
+        run_train(train_cfg(workdir, "labels.horizon=0"))
+    with pytest.raises(UserError, match="empty"):
+        # 0.1% of the span is shorter than the label horizon: every training row is purged
+        run_train(train_cfg(workdir, "split.train=0.001", "split.valid=0.499", "split.test=0.5"))
+    proc = run_cli(["mode=train", "model=xgboost"], workdir)
+    assert proc.returncode != 0 and "Could not find 'model/xgboost'" in proc.stderr
+    proc = run_cli(["mode=train", "labels.horizon=-3", *SMALL], workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "labels.horizon must be > 0" in proc.stderr
+
+
+def test_multirun_is_one_parent_with_a_child_per_job(workdir):
+    proc = run_cli(["-m", "mode=train", "model=lightgbm,catboost", "features=minimal,full",
+                    "data.reader.n_snapshots=15000"], workdir, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    c = client_for(workdir)
+    exp = c.get_experiment_by_name("l2exp-train")
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("l2exp.sweep") == "parent"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 4
+    assert {(r.data.tags["l2exp.model"], r.data.tags["l2exp.features"]) for r in children} == {
+        ("LightGBMModel", "minimal"), ("LightGBMModel", "full"), ("CatBoostModel", "minimal"),
+        ("CatBoostModel", "full")}
+
+
+def test_optuna_sweep_of_three_trials(workdir):
+    proc = run_cli(["mode=train", "hparams_search=lightgbm_optuna", "hydra.sweeper.n_trials=3",
+                    "data.reader.n_snapshots=15000", "features=minimal"], workdir, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Best value" in proc.stdout + proc.stderr
+    c = client_for(workdir)
+    runs = c.search_runs([c.get_experiment_by_name("l2exp-train").experiment_id])
+    assert sum(1 for r in runs if r.data.tags.get("mlflow.parentRunId")) == 3
+
+
+def test_train_summary_json(workdir):
+    proc = run_cli(["mode=train", *SMALL, "model.n_estimators=20"], workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = last_summary(workdir)
+    assert s["run_id"] and s["model_name"] == "l2exp-synthetic" and s["model_version"] == "1"
+    assert "test_macro_f1" in s["test_metrics"] and "baseline_majority_test_macro_f1" in s["baseline_metrics"]
