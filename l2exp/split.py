@@ -1,6 +1,8 @@
 """Chronological and walk-forward splits with purging and embargo.
 
-Splits cut the *time* axis (all symbols together). Each row carries ``label_end_ts``, the time of
+Splits cut the *time* axis (all symbols together) at time quantiles of the rows -- 60 % of the
+rows, not 60 % of the span, so recordings with gaps (two days a week apart) still split sensibly.
+Each row carries ``label_end_ts``, the time of
 the snapshot its label reads; a training (or validation) row is **purged** when its label window
 reaches into a later segment: ``label_end_ts >= start of the next segment``. So no training label
 overlaps any test row, whatever the horizon unit. ``embargo_ms`` widens the gap after each training
@@ -42,8 +44,7 @@ class ChronologicalSplit:
 
     def folds(self, ts: np.ndarray, label_end_ts: np.ndarray) -> list[Fold]:
         t0, t1 = int(ts.min()), int(ts.max()) + 1
-        b1 = t0 + int((t1 - t0) * self.train)
-        b2 = t0 + int((t1 - t0) * (self.train + self.valid))
+        b1, b2 = _time_quantiles(ts, [self.train, self.train + self.valid])
         emb = int(self.embargo_ms * 1e6)
         train = _segment(ts, t0, b1, label_end_ts, b1, emb)
         valid = _segment(ts, b1, b2, label_end_ts, b2, emb) if self.valid > 0 else np.zeros(0, dtype=np.int64)
@@ -53,7 +54,7 @@ class ChronologicalSplit:
 
 
 class WalkForwardSplit:
-    """K folds moving forward in time. Time is cut into ``n_folds + train_blocks`` equal blocks;
+    """K folds moving forward in time. Rows are cut into ``n_folds + train_blocks`` equal-count blocks;
     fold k tests on block ``train_blocks + k`` and trains on the ``train_blocks`` blocks before it
     (``rolling``) or on everything before it (``expanding``); the last ``valid_fraction`` of the
     training span is the validation set (early stopping). Purged and embargoed as above."""
@@ -70,19 +71,26 @@ class WalkForwardSplit:
     def folds(self, ts: np.ndarray, label_end_ts: np.ndarray) -> list[Fold]:
         t0, t1 = int(ts.min()), int(ts.max()) + 1
         nb = self.n_folds + self.train_blocks
-        edges = [t0 + (t1 - t0) * k // nb for k in range(nb + 1)]
+        edges = [t0, *_time_quantiles(ts, [k / nb for k in range(1, nb)]), t1]
         emb = int(self.embargo_ms * 1e6)
         out = []
         for k in range(self.n_folds):
             test_lo, test_hi = edges[self.train_blocks + k], edges[self.train_blocks + k + 1]
             tr_lo = edges[k] if self.scheme == "rolling" else edges[0]
-            v_lo = test_lo - int((test_lo - tr_lo) * self.valid_fraction)
+            span = np.sort(ts[(ts >= tr_lo) & (ts < test_lo)])
+            v_lo = int(span[int(len(span) * (1 - self.valid_fraction))]) if len(span) else test_lo
             train = _segment(ts, tr_lo, v_lo, label_end_ts, v_lo, emb)
             valid = _segment(ts, v_lo, test_lo, label_end_ts, test_lo, emb)
             test = np.flatnonzero((ts >= test_lo) & (ts < test_hi))
             purged = int(((ts >= tr_lo) & (ts < test_lo)).sum()) - len(train) - len(valid)
             out.append(_checked(Fold(f"fold{k}", train, valid, test, purged)))
         return out
+
+
+def _time_quantiles(ts: np.ndarray, fractions: list[float]) -> list[int]:
+    """Timestamps below which the given fractions of rows fall (boundaries between segments)."""
+    srt = np.sort(ts)
+    return [int(srt[min(int(len(srt) * f), len(srt) - 1)]) for f in fractions]
 
 
 def _checked(f: Fold) -> Fold:
