@@ -1,0 +1,380 @@
+"""The event loop: snapshots and trades merged in time, orders with latency, fills against the
+recorded book, the risk manager inline. One Numba function over typed arrays.
+
+Fill rules (``conf/execution``):
+
+* an order decided on snapshot i is activated on the first snapshot j > i with ts_j >= ts_i + latency:
+  **never on the snapshot it was decided on**, whatever the latency;
+* a market order walks the visible levels of the activation snapshot, each level filling at most its
+  displayed size at its own price (volume-weighted overall); what the book cannot absorb is cancelled
+  (immediate-or-cancel) and counted;
+* a limit order that crosses the book on activation takes liquidity like a market order up to its
+  price; the rest rests with ``queue ahead`` = the displayed size at its price (0 if it makes a new
+  level). The queue shrinks with trades at its price (trade-by-trade, from the trades file) and, with
+  ``queue_model=size_decrease``, with decreases of the displayed size at its price (each unit in front
+  of us with probability ``queue_front_prob``; increases queue behind us). A trade that exceeds the
+  queue fills us by the excess; a trade through our price, or a book whose best opposite price reaches
+  ours or whose same-side best moves past ours, fills the rest at our price (maker);
+* a cancel takes effect ``cancel_latency`` later: the order can still fill until then.
+* fees: maker / taker bps of notional; prices on the tick grid, quantities on the lot grid.
+
+Accounting: position = signed sum of fills, cash -= side * qty * price + fee, equity = cash +
+position * mid (marked to mid at every snapshot).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from l2exp.backtest.layout import (
+    B_CROSSED,
+    B_DEPTH,
+    B_KILLED,
+    B_MAXNOTIONAL,
+    B_MAXPOS,
+    B_NOSIGNAL,
+    B_RATE,
+    B_SPREAD,
+    B_STALE,
+    C_CANCELS,
+    C_FILLS,
+    C_IOC_UNFILLED,
+    C_KILL_TS,
+    C_KILLED,
+    C_ORDERS,
+    C_OVERFLOW,
+    F_FEE,
+    F_LEVEL,
+    F_MAKER,
+    F_MID,
+    F_ORDER,
+    F_PRICE,
+    F_QTY,
+    F_SIDE,
+    F_TS,
+    LIMIT,
+    MARKET,
+    O_ACTIVE_TS,
+    O_CANCEL_TS,
+    O_LEVEL_SIZE,
+    O_PRICE,
+    O_QTY,
+    O_QUEUE,
+    O_REM,
+    O_SIDE,
+    O_STATUS,
+    O_SUBMIT_IDX,
+    O_SUBMIT_TS,
+    O_TYPE,
+    ST_CANCELLED,
+    ST_FILLED,
+    ST_PENDING,
+    ST_RESTING,
+)
+from l2exp.backtest.params import P
+
+LAT, CLAT, JIT, MAKER, TAKER, TICK, LOT = (P[k] for k in ("latency_ns", "cancel_latency_ns", "latency_jitter",
+                                                           "maker_bps", "taker_bps", "tick", "lot"))
+QMODEL, FRONT, OTYPE, STRAT, THR, DEC, BASE = (P[k] for k in ("queue_model", "front_prob", "order_type", "strategy",
+                                                               "threshold", "decision_ns", "base_size"))
+RISK, TVOL, VALPHA, VFLOOR, MAXPOS, MAXNOT, MAXDAY, MAXDD, MAXSPR, MINDEP, MAXRATE, STALE, SEED = (
+    P[k] for k in ("risk_enabled", "target_vol_bps", "vol_alpha", "vol_floor_bps", "max_position", "max_notional",
+                   "max_daily_loss", "max_drawdown", "max_spread_bps", "min_depth", "max_orders_per_s", "stale_ns",
+                   "seed"))
+
+
+@nb.njit(cache=True)
+def _latency(base: float, jitter: float) -> float:
+    if jitter <= 0.0:
+        return base
+    return base * np.exp(jitter * np.random.normal() - 0.5 * jitter * jitter)
+
+
+@nb.njit(cache=True)
+def _fill(fills: np.ndarray, counters: np.ndarray, t: float, oid: int, side: float, qty: float, px: float,
+          fee_bps: float, maker: float, mid: float, level: int) -> float:
+    """Record a fill; returns the fee paid (quote)."""
+    k = int(counters[C_FILLS])
+    fee = qty * px * fee_bps * 1e-4
+    if k < fills.shape[0]:
+        fills[k, F_TS] = t
+        fills[k, F_ORDER] = oid
+        fills[k, F_SIDE] = side
+        fills[k, F_QTY] = qty
+        fills[k, F_PRICE] = px
+        fills[k, F_FEE] = fee
+        fills[k, F_MAKER] = maker
+        fills[k, F_MID] = mid
+        fills[k, F_LEVEL] = level
+        counters[C_FILLS] = k + 1
+    else:
+        counters[C_OVERFLOW] = 1.0
+    return fee
+
+
+@nb.njit(cache=True)
+def _walk(o: int, orders: np.ndarray, i: int, px_side: np.ndarray, sz_side: np.ndarray, limit: float, t: float,
+          mid: float, p: np.ndarray, fills: np.ndarray, counters: np.ndarray) -> tuple[float, float, float]:
+    """Take liquidity for order o from one side of snapshot i, level by level, up to ``limit``
+    (inf/−inf for market). Returns (filled qty, signed cash change, fee)."""
+    side = orders[o, O_SIDE]
+    got = 0.0
+    dcash = 0.0
+    fees = 0.0
+    for lv in range(px_side.shape[1]):
+        rem = orders[o, O_REM]
+        if rem <= 1e-12:
+            break
+        px = px_side[i, lv]
+        sz = sz_side[i, lv]
+        if px != px or sz != sz or sz <= 0:
+            break
+        if (side > 0 and px > limit) or (side < 0 and px < limit):
+            break
+        q = min(rem, sz)  # never more than the displayed size at this level
+        fee = _fill(fills, counters, t, o, side, q, px, p[TAKER], 0.0, mid, lv + 1)
+        orders[o, O_REM] = rem - q
+        got += q
+        dcash -= side * q * px + fee
+        fees += fee
+    return got, dcash, fees
+
+
+@nb.njit(cache=True)
+def _level_size(px_side: np.ndarray, sz_side: np.ndarray, i: int, price: float, tick: float) -> float:
+    for lv in range(px_side.shape[1]):
+        if abs(px_side[i, lv] - price) < 0.25 * tick:
+            return sz_side[i, lv]
+    return -1.0
+
+
+@nb.njit(cache=True)
+def _submit(orders: np.ndarray, counters: np.ndarray, side: float, qty: float, price: float, otype: int, t: float,
+            i: int, p: np.ndarray) -> int:
+    k = int(counters[C_ORDERS])
+    if k >= orders.shape[0]:
+        counters[C_OVERFLOW] = 1.0
+        return -1
+    orders[k, O_SIDE] = side
+    orders[k, O_QTY] = qty
+    orders[k, O_REM] = qty
+    orders[k, O_PRICE] = price
+    orders[k, O_TYPE] = otype
+    orders[k, O_STATUS] = ST_PENDING
+    orders[k, O_SUBMIT_TS] = t
+    orders[k, O_ACTIVE_TS] = t + _latency(p[LAT], p[JIT])
+    orders[k, O_CANCEL_TS] = np.inf
+    orders[k, O_QUEUE] = 0.0
+    orders[k, O_LEVEL_SIZE] = 0.0
+    orders[k, O_SUBMIT_IDX] = i
+    counters[C_ORDERS] = k + 1
+    return k
+
+
+@nb.njit(cache=True)
+def simulate(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, signal: np.ndarray,
+             tr_ts: np.ndarray, tr_px: np.ndarray, tr_sz: np.ndarray, tr_side: np.ndarray, p: np.ndarray,
+             day_offset: float, orders: np.ndarray, fills: np.ndarray, position: np.ndarray, cash: np.ndarray,
+             equity: np.ndarray, blocks: np.ndarray, counters: np.ndarray) -> None:
+    """``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
+    absolute epoch ns in float64 would be 256 ns coarse); ``day_offset`` = first ts modulo one day."""
+    np.random.seed(int(p[SEED]))
+    n = ts.shape[0]
+    nt = tr_ts.shape[0]
+    pos = 0.0
+    csh = 0.0
+    j = 0
+    first_live = 0
+    next_decision = -1.0
+    vol_var = -1.0
+    prev_micro = np.nan
+    day = -1
+    day_start_eq = 0.0
+    peak = 0.0
+    killed = False
+    risk = p[RISK] > 0.5
+    tick = p[TICK]
+    lot = p[LOT]
+    for i in range(n):
+        t = float(ts[i])
+        # ---- trades up to and including this snapshot's time: queue progress and trade-throughs
+        while j < nt and tr_ts[j] <= ts[i]:
+            tt = float(tr_ts[j])
+            for o in range(first_live, int(counters[C_ORDERS])):
+                if orders[o, O_STATUS] != ST_RESTING or orders[o, O_CANCEL_TS] <= tt:
+                    continue
+                side = orders[o, O_SIDE]
+                price = orders[o, O_PRICE]
+                hit = (side > 0 and tr_side[j] < 0 and tr_px[j] <= price + 1e-12) or \
+                      (side < 0 and tr_side[j] > 0 and tr_px[j] >= price - 1e-12)
+                if not hit:
+                    continue
+                rem = orders[o, O_REM]
+                through = (side > 0 and tr_px[j] < price - 0.25 * tick) or (side < 0 and tr_px[j] > price + 0.25 * tick)
+                if through:
+                    q = rem
+                else:
+                    orders[o, O_QUEUE] -= tr_sz[j]
+                    q = min(rem, -orders[o, O_QUEUE]) if orders[o, O_QUEUE] < 0 else 0.0
+                    if orders[o, O_QUEUE] < 0:
+                        orders[o, O_QUEUE] = 0.0
+                if q > 0:
+                    mid_now = 0.5 * (bp[max(i - 1, 0), 0] + ap[max(i - 1, 0), 0])
+                    fee = _fill(fills, counters, tt, o, side, q, price, p[MAKER], 1.0, mid_now, 0)
+                    pos += side * q
+                    csh -= side * q * price + fee
+                    orders[o, O_REM] = rem - q
+                    if orders[o, O_REM] <= 1e-12:
+                        orders[o, O_STATUS] = ST_FILLED
+            j += 1
+        b1 = bp[i, 0]
+        a1 = ap[i, 0]
+        mid = 0.5 * (a1 + b1)
+        crossed = not (b1 < a1)
+        # ---- cancels that took effect, activations, resting orders against this book
+        for o in range(first_live, int(counters[C_ORDERS])):
+            st = orders[o, O_STATUS]
+            if st in (ST_FILLED, ST_CANCELLED):
+                continue
+            if orders[o, O_CANCEL_TS] <= t:
+                orders[o, O_STATUS] = ST_CANCELLED
+                counters[C_CANCELS] += 1
+                continue
+            side = orders[o, O_SIDE]
+            if st == ST_PENDING:
+                if orders[o, O_SUBMIT_IDX] >= i or orders[o, O_ACTIVE_TS] > t or crossed:
+                    continue
+                lim = (np.inf if side > 0 else -np.inf) if orders[o, O_TYPE] == MARKET else orders[o, O_PRICE]
+                got, dc, _ = _walk(o, orders, i, ap if side > 0 else bp, as_ if side > 0 else bs, lim, t, mid, p,
+                                   fills, counters)
+                pos += side * got
+                csh += dc
+                if orders[o, O_REM] <= 1e-12:
+                    orders[o, O_STATUS] = ST_FILLED
+                elif orders[o, O_TYPE] == MARKET:
+                    orders[o, O_STATUS] = ST_CANCELLED  # immediate-or-cancel remainder
+                    counters[C_IOC_UNFILLED] += 1
+                else:
+                    orders[o, O_STATUS] = ST_RESTING
+                    lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, i, orders[o, O_PRICE], tick)
+                    orders[o, O_QUEUE] = max(lvl, 0.0)
+                    orders[o, O_LEVEL_SIZE] = max(lvl, 0.0)
+                continue
+            # resting: trade-through by the book, then queue progress by size decreases
+            price = orders[o, O_PRICE]
+            if crossed:
+                continue
+            through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
+                      (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
+            if through:
+                q = orders[o, O_REM]
+                fee = _fill(fills, counters, t, o, side, q, price, p[MAKER], 1.0, mid, 0)
+                pos += side * q
+                csh -= side * q * price + fee
+                orders[o, O_REM] = 0.0
+                orders[o, O_STATUS] = ST_FILLED
+                continue
+            lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, i, price, tick)
+            if lvl >= 0:
+                if lvl < orders[o, O_LEVEL_SIZE] and p[QMODEL] > 0.5:
+                    orders[o, O_QUEUE] = max(orders[o, O_QUEUE] - (orders[o, O_LEVEL_SIZE] - lvl) * p[FRONT], 0.0)
+                orders[o, O_LEVEL_SIZE] = lvl
+        while first_live < int(counters[C_ORDERS]) and (orders[first_live, O_STATUS] == ST_FILLED or
+                                                       orders[first_live, O_STATUS] == ST_CANCELLED):
+            first_live += 1
+        # ---- risk state: L2 volatility (EWMA of microprice log returns), daily P&L, drawdown
+        if not crossed:
+            micro = (a1 * bs[i, 0] + b1 * as_[i, 0]) / (bs[i, 0] + as_[i, 0])
+            if prev_micro == prev_micro:
+                r = np.log(micro / prev_micro) * 1e4
+                vol_var = r * r if vol_var < 0 else (1 - p[VALPHA]) * vol_var + p[VALPHA] * r * r
+            prev_micro = micro
+        eq = csh + pos * mid if not crossed else (equity[i - 1] if i > 0 else 0.0)
+        d = int((t + day_offset) // 86_400_000_000_000)
+        if d != day:
+            day = d
+            day_start_eq = eq
+        peak = max(peak, eq)
+        if risk and not killed and (day_start_eq - eq >= p[MAXDAY] or peak - eq >= p[MAXDD]):
+            killed = True
+            counters[C_KILLED] = 1.0
+            counters[C_KILL_TS] = t
+            for o in range(first_live, int(counters[C_ORDERS])):
+                if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                    orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + p[CLAT])
+            if abs(pos) >= lot * 0.5:
+                _submit(orders, counters, -np.sign(pos), abs(pos), 0.0, MARKET, t, i, p)
+        # ---- decision
+        if t >= next_decision:
+            next_decision = t + p[DEC]
+            blocked = -1
+            if killed:
+                blocked = B_KILLED
+            elif crossed:
+                blocked = B_CROSSED
+            elif risk and i > 0 and t - ts[i - 1] > p[STALE]:
+                blocked = B_STALE
+            elif risk and (a1 - b1) / mid * 1e4 > p[MAXSPR]:
+                blocked = B_SPREAD
+            elif risk and min(bs[i, 0], as_[i, 0]) < p[MINDEP]:
+                blocked = B_DEPTH
+            elif p[STRAT] < 0.5 and signal[i] != signal[i]:
+                blocked = B_NOSIGNAL
+            if blocked < 0 and risk:
+                recent = 0
+                for o in range(int(counters[C_ORDERS]) - 1, -1, -1):
+                    if orders[o, O_SUBMIT_TS] <= t - 1e9:
+                        break
+                    recent += 1
+                if recent >= p[MAXRATE]:
+                    blocked = B_RATE
+            if blocked >= 0:
+                blocks[blocked] += 1
+            else:
+                working = 0.0
+                for o in range(first_live, int(counters[C_ORDERS])):
+                    if (orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING) and \
+                            orders[o, O_CANCEL_TS] == np.inf:
+                        working += orders[o, O_SIDE] * orders[o, O_REM]
+                if p[STRAT] < 0.5:
+                    s = signal[i]
+                    direction = 0.0 if abs(s) < p[THR] else np.sign(s)
+                    size = p[BASE]
+                    if risk and vol_var >= 0:  # -1 until the first return; 0 = calm book -> floor
+                        size = p[BASE] * min(p[TVOL] / max(np.sqrt(vol_var), p[VFLOOR]), 2.0)
+                    target = direction * np.floor(size / lot + 1e-9) * lot
+                    if risk and abs(target) > p[MAXPOS]:
+                        target = np.sign(target) * np.floor(p[MAXPOS] / lot + 1e-9) * lot
+                        blocks[B_MAXPOS] += 1
+                    if risk and abs(target) * mid > p[MAXNOT]:
+                        target = np.sign(target) * np.floor(p[MAXNOT] / mid / lot + 1e-9) * lot
+                        blocks[B_MAXNOTIONAL] += 1
+                    if p[OTYPE] < 0.5:  # market orders for the difference
+                        diff = target - pos - working
+                        if abs(diff) >= lot * 0.5:
+                            _submit(orders, counters, np.sign(diff), abs(diff), 0.0, MARKET, t, i, p)
+                    else:  # one passive order at the touch for the difference, re-priced each decision
+                        for o in range(first_live, int(counters[C_ORDERS])):
+                            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+                        diff = target - pos
+                        if abs(diff) >= lot * 0.5:
+                            px = b1 if diff > 0 else a1
+                            _submit(orders, counters, np.sign(diff), abs(diff), px, LIMIT, t, i, p)
+                else:  # quoting: cancel and repost a bid and an ask at the touch
+                    for o in range(first_live, int(counters[C_ORDERS])):
+                        if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                            orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+                    q = np.floor(p[BASE] / lot + 1e-9) * lot
+                    if not risk or pos + q <= p[MAXPOS] + 1e-9:
+                        _submit(orders, counters, 1.0, q, b1, LIMIT, t, i, p)
+                    else:
+                        blocks[B_MAXPOS] += 1
+                    if not risk or pos - q >= -p[MAXPOS] - 1e-9:
+                        _submit(orders, counters, -1.0, q, a1, LIMIT, t, i, p)
+                    else:
+                        blocks[B_MAXPOS] += 1
+        position[i] = pos
+        cash[i] = csh
+        equity[i] = csh + pos * mid if not crossed else eq

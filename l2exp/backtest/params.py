@@ -1,0 +1,119 @@
+"""Execution, strategy and risk parameters -> one packed float vector for the Numba loop."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from l2exp.errors import UserError
+
+
+@dataclass
+class ExecutionParams:
+    """``conf/execution``: how orders meet the book.
+
+    latency_ms / cancel_latency_ms: order entry / cancel latency; latency_jitter: sigma of a lognormal
+    factor on each latency (0 = constant); maker_fee_bps / taker_fee_bps: fees on notional (negative =
+    rebate); tick_size / lot_size: price and quantity grids; queue_model: ``trades`` (the queue ahead
+    shrinks only with trades at our price -- needs a trades file) or ``size_decrease`` (also with
+    decreases of the displayed size at our price, each unit in front of us with probability
+    ``queue_front_prob``); order_type: ``market`` (walk the book) or ``limit`` (join the touch).
+    """
+
+    latency_ms: float = 5.0
+    cancel_latency_ms: float = 5.0
+    latency_jitter: float = 0.0
+    maker_fee_bps: float = 0.0
+    taker_fee_bps: float = 5.0
+    tick_size: float = 0.5
+    lot_size: float = 1.0
+    queue_model: str = "size_decrease"
+    queue_front_prob: float = 0.5
+    order_type: str = "market"
+    seed: int = 7
+
+
+@dataclass
+class StrategyParams:
+    """``conf/strategy`` keys of the backtest mode: signal -> target position.
+
+    kind: ``signal`` (model probabilities: s = P(up) - P(down), or the predicted return for regression)
+    or ``quote`` (post a passive bid and ask of ``base_size`` at the touch, cancel and repost every
+    decision: the benchmark strategy). threshold: |s| below it -> flat target. decision_ms: time between
+    decisions. base_size: position units at full signal before volatility scaling.
+    """
+
+    kind: str = "signal"
+    threshold: float = 0.2
+    decision_ms: float = 100.0
+    base_size: float = 1.0
+
+
+@dataclass
+class RiskParams:
+    """``conf/risk``: limits in position units and quote currency.
+
+    target_vol_bps / vol_halflife / vol_floor_bps: size = base_size * min(target_vol / max(vol, floor), 2),
+    vol = EWMA std of microprice log returns per snapshot (bps). max_position (units), max_notional
+    (quote), max_daily_loss and max_drawdown (quote; breach -> kill switch: cancel all, flatten, stop).
+    max_spread_bps / min_depth: no new orders on a wide spread or a thin touch. max_orders_per_s: order
+    rate limit. stale_ms: no decisions when the book is older than this. enabled: false turns every
+    limit off (``risk=none``).
+    """
+
+    enabled: bool = True
+    target_vol_bps: float = 1.0
+    vol_halflife: float = 200.0
+    vol_floor_bps: float = 0.05
+    max_position: float = 5.0
+    max_notional: float = 1e9
+    max_daily_loss: float = 1e9
+    max_drawdown: float = 1e9
+    max_spread_bps: float = 20.0
+    min_depth: float = 0.0
+    max_orders_per_s: float = 20.0
+    stale_ms: float = 5000.0
+
+
+P_NAMES = ("latency_ns", "cancel_latency_ns", "latency_jitter", "maker_bps", "taker_bps", "tick", "lot", "queue_model",
+           "front_prob", "order_type", "strategy", "threshold", "decision_ns", "base_size", "risk_enabled",
+           "target_vol_bps", "vol_alpha", "vol_floor_bps", "max_position", "max_notional", "max_daily_loss",
+           "max_drawdown", "max_spread_bps", "min_depth", "max_orders_per_s", "stale_ns", "seed")
+P = {name: i for i, name in enumerate(P_NAMES)}
+
+
+def pack(ex: ExecutionParams, st: StrategyParams, rk: RiskParams) -> np.ndarray:
+    if ex.queue_model not in ("trades", "size_decrease"):
+        raise UserError(f"execution.queue_model must be trades or size_decrease, got {ex.queue_model!r}",
+                        where="execution.queue_model")
+    if ex.order_type not in ("market", "limit"):
+        raise UserError(f"execution.order_type must be market or limit, got {ex.order_type!r}",
+                        where="execution.order_type")
+    if st.kind not in ("signal", "quote"):
+        raise UserError(f"strategy kind must be signal or quote, got {st.kind!r}", where="mode.strategy.kind")
+    if ex.lot_size <= 0 or ex.tick_size <= 0:
+        raise UserError("execution.tick_size and lot_size must be > 0", where="execution")
+    v = {
+        "latency_ns": ex.latency_ms * 1e6, "cancel_latency_ns": ex.cancel_latency_ms * 1e6,
+        "latency_jitter": ex.latency_jitter, "maker_bps": ex.maker_fee_bps, "taker_bps": ex.taker_fee_bps,
+        "tick": ex.tick_size, "lot": ex.lot_size, "queue_model": 0.0 if ex.queue_model == "trades" else 1.0,
+        "front_prob": ex.queue_front_prob, "order_type": 0.0 if ex.order_type == "market" else 1.0,
+        "strategy": 0.0 if st.kind == "signal" else 1.0, "threshold": st.threshold, "decision_ns": st.decision_ms * 1e6,
+        "base_size": st.base_size, "risk_enabled": 1.0 if rk.enabled else 0.0, "target_vol_bps": rk.target_vol_bps,
+        "vol_alpha": 1.0 - 0.5 ** (1.0 / rk.vol_halflife), "vol_floor_bps": rk.vol_floor_bps,
+        "max_position": rk.max_position, "max_notional": rk.max_notional, "max_daily_loss": rk.max_daily_loss,
+        "max_drawdown": rk.max_drawdown, "max_spread_bps": rk.max_spread_bps, "min_depth": rk.min_depth,
+        "max_orders_per_s": rk.max_orders_per_s, "stale_ns": rk.stale_ms * 1e6, "seed": float(ex.seed),
+    }
+    return np.asarray([float(v[n]) for n in P_NAMES])
+
+
+def as_dict(*objs: object) -> dict:
+    out = {}
+    for o in objs:
+        out.update({f"{type(o).__name__}.{k}": v for k, v in asdict(o).items()})  # type: ignore[arg-type]
+    return out
+
+
+_ = fields
