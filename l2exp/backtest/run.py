@@ -146,6 +146,11 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         ("risk blocks", ", ".join(f"{k}: {v}" for k, v in res.blocks.items() if v) or "none"),
         ("kill switch", "fired" if res.kill_ts else "no"),
     ])
-    console.print(f"report in MLflow run {run_id} (experiment {cfg.tracking.experiment_prefix}-backtest)")
+    import os
+
+    from l2exp.tracking.runs import EXPERIMENT_ENV
+
+    exp = f"{cfg.tracking.experiment_prefix}-{os.environ.get(EXPERIMENT_ENV, 'backtest')}"
+    console.print(f"report in MLflow run {run_id} (experiment {exp})")
     write_summary(summary)
     return summary

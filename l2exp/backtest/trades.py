@@ -1,7 +1,7 @@
 """Trades (prints) for queue-position accounting, mapped by YAML like the books (``data.trades``).
 
 ``{path, columns, timestamp: {...same recipe as books...}, price, size, side: {column, buy}, symbol}``;
-BitMEX: ``side`` is the aggressor (Buy lifts the ask). Small files: read whole with pyarrow.
+BitMEX: ``side`` is the aggressor (Buy lifts the ask).
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from l2exp.data.mapping import TimestampSpec, _iso_to_ns, _number_to_ns
+from l2exp.data.mapping import _STRIP, TimestampSpec, _iso_to_ns, _number_to_ns
+from l2exp.data.readers import CsvReader
 from l2exp.errors import UserError
+from l2exp.summary import console
 
 
 def load_trades(spec: dict[str, Any] | None, symbol: str | None) -> pd.DataFrame:
-    """Columns ts (int64 ns), price, size, side (+1 buyer-initiated, -1 seller-initiated)."""
+    """Columns ts (int64 ns), price, size, side (+1 buyer-initiated, -1 seller-initiated).
+
+    Read with the ingest :class:`~l2exp.data.readers.CsvReader`, so malformed lines (the BitMEX
+    2020-03-10 trades file has one with 26,595 fields) are skipped *and reported*, never fatal or silent.
+    """
     empty = pd.DataFrame({"ts": np.zeros(0, np.int64), "price": [], "size": [], "side": []})
     if not spec or not spec.get("path"):
         return empty
@@ -28,23 +34,44 @@ def load_trades(spec: dict[str, Any] | None, symbol: str | None) -> pd.DataFrame
         raise UserError(f"trades file not found: {path}", where="data.trades.path",
                         fix="Fix the path, or set data.trades=null to backtest without trades "
                             "(queue position then advances with displayed-size decreases only).")
-    table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=list(spec["columns"])))
     ts_spec = TimestampSpec(**dict(spec["timestamp"]))
+    numeric = {spec["price"], spec["size"]} | ({ts_spec.plus["column"]} if ts_spec.plus else set())
+    reader = CsvReader(levels=1, columns=list(spec["columns"]))
+    frames, bad = [], 0
+    for chunk in reader.iter_chunks(path, 1_000_000, numeric):
+        bad += len(chunk.bad_rows)
+        frames.append(_map(chunk.table, spec, ts_spec))
+    df = pd.concat(frames, ignore_index=True) if frames else empty
+    unusable = int(df[["price", "size"]].isna().any(axis=1).sum()) if len(df) else 0
+    if bad or unusable:
+        console.print(f"[bold yellow]trades {Path(path).name}: {bad} malformed line(s) and {unusable} row(s) "
+                      f"with unparseable numbers skipped[/]")
+    df = df.dropna(subset=["price", "size"])
+    df.attrs["skipped_rows"] = bad + unusable
+    if spec.get("symbol") and symbol is not None:
+        df = df[df["symbol"] == symbol]
+    return df.drop(columns=["symbol"]).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _map(table: Any, spec: dict[str, Any], ts_spec: TimestampSpec) -> pd.DataFrame:
     col = table.column(ts_spec.column)
     if ts_spec.unit == "iso":
         ts, _ = _iso_to_ns(col, ts_spec.tz)
     else:
-        ts = _number_to_ns(np.asarray(col.to_numpy(zero_copy_only=False), dtype=float), ts_spec.unit)
+        ts = _number_to_ns(_num(col), ts_spec.unit)
     if ts_spec.plus:
-        extra = np.asarray(table.column(ts_spec.plus["column"]).to_numpy(zero_copy_only=False), dtype=float)
+        extra = np.nan_to_num(_num(table.column(ts_spec.plus["column"])))
         ts = ts + _number_to_ns(extra, ts_spec.plus.get("unit", "ms"))
-    side_col = pc.utf8_trim_whitespace(table.column(spec["side"]["column"]).cast("string")).to_numpy(
-        zero_copy_only=False)
-    df = pd.DataFrame({"ts": ts.astype(np.int64),
-                       "price": np.asarray(table.column(spec["price"]).to_numpy(zero_copy_only=False), float),
-                       "size": np.asarray(table.column(spec["size"]).to_numpy(zero_copy_only=False), float),
-                       "side": np.where(side_col == str(spec["side"]["buy"]), 1.0, -1.0)})
-    if spec.get("symbol") and symbol is not None:
-        sym = pc.utf8_trim(table.column(spec["symbol"]).cast("string"), "\x00 \"").to_numpy(zero_copy_only=False)
-        df = df[sym == symbol]
-    return df.sort_values("ts", kind="stable").reset_index(drop=True)
+    side = pc.utf8_trim(table.column(spec["side"]["column"]).cast("string"), _STRIP).to_numpy(zero_copy_only=False)
+    sym = (pc.utf8_trim(table.column(spec["symbol"]).cast("string"), _STRIP).to_numpy(zero_copy_only=False)
+           if spec.get("symbol") else np.full(table.num_rows, ""))
+    return pd.DataFrame({"ts": np.asarray(ts, dtype=np.int64), "price": _num(table.column(spec["price"])),
+                         "size": _num(table.column(spec["size"])),
+                         "side": np.where(side == str(spec["side"]["buy"]), 1.0, -1.0), "symbol": sym})
+
+
+def _num(col: Any) -> np.ndarray:
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)).str.strip(_STRIP), errors="coerce").to_numpy(
+            float)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)

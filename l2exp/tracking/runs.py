@@ -15,6 +15,8 @@ from l2exp.config import PROJECT_ROOT
 from l2exp.tracking.setup import configure, experiment
 
 PARENT_ENV = "L2EXP_PARENT_RUN_ID"
+# set by mode=pipeline: every step logs into the pipeline experiment, nested under its parent run
+EXPERIMENT_ENV = "L2EXP_EXPERIMENT_MODE"
 
 
 def git_commit() -> str:
@@ -50,7 +52,7 @@ def overrides() -> list[str]:
 def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     configure(cfg)
-    experiment(cfg, mode)
+    experiment(cfg, os.environ.get(EXPERIMENT_ENV, mode))
     parent = os.environ.get(PARENT_ENV)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)

@@ -1,0 +1,128 @@
+"""``mode=pipeline``: ingest -> features -> train -> promote -> backtest, one MLflow parent run with a
+child run per step, all in the ``<prefix>-pipeline`` experiment.
+
+Steps whose output already exists for the same inputs are reused, not recomputed: ingest skips files
+already in the store (content digest), features come from the cache (data digest + feature config),
+and training is skipped when a finished run has the same *train key* (data digest, features, labels,
+split, model, seed), whose registered version is then used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from l2exp.config import instantiate
+from l2exp.summary import console, print_table, write_summary
+from l2exp.tracking.runs import EXPERIMENT_ENV, PARENT_ENV, tracked_run
+
+
+def train_key(cfg: DictConfig, data_digest: str) -> str:
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("features", "labels", "split", "model")}
+    blob = json.dumps({"data": data_digest, "seed": cfg.seed, "levels": cfg.levels, **parts}, sort_keys=True,
+                      default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def _step_cfg(cfg: DictConfig, block: str) -> DictConfig:
+    """The config a step's run function expects: ``mode`` replaced by the pipeline's ``block``."""
+    out = cfg.copy()
+    step = OmegaConf.create(OmegaConf.to_container(cfg.mode[block], resolve=True))
+    step.name = block
+    with open_dict(out):
+        out.mode = step
+    return out
+
+
+def _child(cfg: DictConfig, name: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+    with tracked_run(cfg, "pipeline", run_name=name, tags={"l2exp.step": name, **(tags or {})}) as run:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        return run.info.run_id
+
+
+def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
+    from l2exp.backtest.run import run_backtest
+    from l2exp.data.ingest import run_ingest
+    from l2exp.features.table import build_feature_table
+    from l2exp.models.train import run_train
+    from l2exp.tracking.registry import run_promote
+    from l2exp.tracking.setup import configure, experiment, ui_hint
+
+    t0 = time.perf_counter()
+    uri = configure(cfg)
+    exp_id = experiment(cfg, "pipeline")
+    steps: dict[str, Any] = {}
+    with mlflow.start_run(run_name=f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1]}") as parent:
+        mlflow.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        os.environ[PARENT_ENV] = parent.info.run_id
+        os.environ[EXPERIMENT_ENV] = "pipeline"
+        try:
+            console.rule("[bold]1/5 ingest")
+            ing = run_ingest(_step_cfg(cfg, "ingest_step"))
+            reused_files = sum(1 for f in ing["files"] if f["reused"])
+            _child(cfg, "ingest", {k: ing[k] for k in ("rows_in", "accepted", "rejected", "inserted", "seconds")} |
+                   {"files_reused": reused_files})
+            steps["ingest"] = {"rows_in": ing["rows_in"], "accepted": ing["accepted"], "rejected": ing["rejected"],
+                               "reused": reused_files == len(ing["files"])}
+            console.rule("[bold]2/5 features")
+            fs = instantiate(cfg.features)
+            ft = build_feature_table(cfg, fs)
+            _child(cfg, "features", {"rows": len(ft.features), "warmup_rows": int((~ft.ready).sum()),
+                                     "n_features": ft.features.shape[1], "cache_hit": float(ft.cache_hit)})
+            steps["features"] = {"rows": len(ft.features), "reused": ft.cache_hit}
+            console.rule("[bold]3/5 train")
+            key = train_key(cfg, ft.data_digest)
+            client = MlflowClient()
+            prior = client.search_runs([exp_id], filter_string=f"tags.`l2exp.train_key` = '{key}' and "
+                                       "attributes.status = 'FINISHED'", max_results=1)
+            if prior and prior[0].data.tags.get("l2exp.model_version"):
+                run = prior[0]
+                console.print(f"reusing training run {run.info.run_id} (same data, features, labels, split, "
+                              f"model, seed): model version {run.data.tags['l2exp.model_version']}")
+                _child(cfg, "train (reused)", {}, {"l2exp.reused_run": run.info.run_id})
+                steps["train"] = {"run_id": run.info.run_id, "model_version": run.data.tags["l2exp.model_version"],
+                                  "reused": True}
+            else:
+                tr = run_train(_step_cfg(cfg, "train_step"))
+                client.set_tag(tr["run_id"], "l2exp.train_key", key)
+                steps["train"] = {"run_id": tr["run_id"], "model_version": tr["model_version"], "reused": False,
+                                  "test_metrics": tr["test_metrics"]}
+            console.rule("[bold]4/5 promote")
+            pcfg = _step_cfg(cfg, "promote")
+            with open_dict(pcfg):
+                pcfg.mode.parent_run_id = None
+            pr = run_promote(pcfg)
+            _child(cfg, "promote", {"value": pr["value"]}, {"l2exp.version": str(pr["version"])})
+            steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
+            console.rule("[bold]5/5 backtest")
+            bt = run_backtest(_step_cfg(cfg, "backtest"))
+            steps["backtest"] = {k: bt[k] for k in ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills")}
+        finally:
+            os.environ.pop(PARENT_ENV, None)
+            os.environ.pop(EXPERIMENT_ENV, None)
+        mlflow.log_text(json.dumps(steps, indent=1, default=str), "steps.json")
+        parent_id = parent.info.run_id
+    summary = {"mode": "pipeline", "parent_run_id": parent_id, "steps": steps, "tracking_uri": uri,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    print_table("pipeline done", [
+        ("parent run", f"{parent_id} (experiment {cfg.tracking.experiment_prefix}-pipeline)"),
+        ("ingest", f"{steps['ingest']['accepted']:,} rows accepted, {steps['ingest']['rejected']:,} rejected"
+                   + (" (already in store)" if steps["ingest"]["reused"] else "")),
+        ("features", f"{steps['features']['rows']:,} rows" + (" (cache)" if steps["features"]["reused"] else "")),
+        ("train", f"model version {steps['train']['model_version']}"
+                  + (" (reused)" if steps["train"]["reused"] else "")),
+        ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']}"),
+        ("backtest", f"pnl net {steps['backtest']['pnl_net']:.2f}, sharpe {steps['backtest']['sharpe']:.2f}, "
+                     f"{steps['backtest']['n_fills']} fills"),
+        ("look at", ui_hint(uri)),
+    ])
+    write_summary(summary)
+    return summary
