@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Install, then run the main demo on the embedded synthetic order book (no files needed):
-# ingest -> validate -> train LightGBM and CatBoost (tracked in MLflow) -> promote the best.
+# Install, then run the whole workflow on the embedded synthetic order book (no files needed):
+# ingest -> features -> train -> promote -> backtest, once with LightGBM and once with CatBoost
+# (the second run reuses the stored data and the cached features, and promotes the better model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-L2EXP=.venv/bin/l2exp
-$L2EXP mode=ingest data=synthetic "$@"
-$L2EXP mode=train data=synthetic model=lightgbm "$@"
-$L2EXP mode=train data=synthetic model=catboost "$@"
-$L2EXP mode=promote data=synthetic mode.metric=test_log_loss mode.direction=min "$@"
+.venv/bin/l2exp mode=pipeline model=lightgbm "$@"
+.venv/bin/l2exp mode=pipeline model=catboost "$@"
 echo
-echo "Compare the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlruns/mlflow.db --workers 1"
+echo "Look at the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlruns/mlflow.db --workers 1"
+echo "                  then open http://127.0.0.1:5000 (experiments l2exp-pipeline, l2exp-train, l2exp-backtest)"
