@@ -172,209 +172,254 @@ def _submit(orders: np.ndarray, counters: np.ndarray, side: float, qty: float, p
     return k
 
 
+# loop state carried between events (so the live paper broker can resume it one event at a time)
+S_POS, S_CASH, S_FIRST_LIVE, S_NEXT_DEC, S_VOLVAR, S_PREV_MICRO, S_DAY, S_DAY_EQ, S_PEAK, S_KILLED, S_PREV_TS, \
+    S_PREV_EQ, S_PREV_MID, S_DAY_OFFSET, S_SEQ = range(15)
+N_STATE = 16
+
+
+def new_state(day_offset: float = 0.0) -> np.ndarray:
+    st = np.zeros(N_STATE)
+    st[S_NEXT_DEC] = -1.0
+    st[S_VOLVAR] = -1.0
+    st[S_PREV_MICRO] = np.nan
+    st[S_DAY] = -1.0
+    st[S_PREV_TS] = np.nan
+    st[S_PREV_MID] = np.nan
+    st[S_DAY_OFFSET] = day_offset
+    return st
+
+
+@nb.njit(cache=True)
+def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, p: np.ndarray, orders: np.ndarray,
+             fills: np.ndarray, counters: np.ndarray, S: np.ndarray) -> None:
+    """A trade print: queue progress of resting orders at its price, fills by excess or trade-through."""
+    tick = p[TICK]
+    for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
+        if orders[o, O_STATUS] != ST_RESTING or orders[o, O_CANCEL_TS] <= tt:
+            continue
+        side = orders[o, O_SIDE]
+        price = orders[o, O_PRICE]
+        hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
+        if not hit:
+            continue
+        rem = orders[o, O_REM]
+        through = (side > 0 and px_t < price - 0.25 * tick) or (side < 0 and px_t > price + 0.25 * tick)
+        if through:
+            q = rem
+        else:
+            orders[o, O_QUEUE] -= sz_t
+            q = min(rem, -orders[o, O_QUEUE]) if orders[o, O_QUEUE] < 0 else 0.0
+            if orders[o, O_QUEUE] < 0:
+                orders[o, O_QUEUE] = 0.0
+        if q > 0:
+            fee = _fill(fills, counters, tt, o, side, q, price, p[MAKER], 1.0, S[S_PREV_MID], 0)
+            S[S_POS] += side * q
+            S[S_CASH] -= side * q * price + fee
+            orders[o, O_REM] = rem - q
+            if orders[o, O_REM] <= 1e-12:
+                orders[o, O_STATUS] = ST_FILLED
+
+
+@nb.njit(cache=True)
+def on_snapshot(t: float, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, sig: float,
+                p: np.ndarray, orders: np.ndarray, fills: np.ndarray, blocks: np.ndarray, counters: np.ndarray,
+                S: np.ndarray) -> float:
+    """One book snapshot (row ``row`` of the matrices): cancels, activations, resting fills, risk state,
+    then a decision. Returns the equity marked to this snapshot's mid."""
+    i = int(S[S_SEQ])  # global snapshot number: orders decided on snapshot i fill from i + 1 on
+    tick = p[TICK]
+    lot = p[LOT]
+    risk = p[RISK] > 0.5
+    pos = S[S_POS]
+    csh = S[S_CASH]
+    b1 = bp[row, 0]
+    a1 = ap[row, 0]
+    mid = 0.5 * (a1 + b1)
+    crossed = not (b1 < a1)
+    for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
+        st = orders[o, O_STATUS]
+        if st in (ST_FILLED, ST_CANCELLED):
+            continue
+        if orders[o, O_CANCEL_TS] <= t:
+            orders[o, O_STATUS] = ST_CANCELLED
+            counters[C_CANCELS] += 1
+            continue
+        side = orders[o, O_SIDE]
+        if st == ST_PENDING:
+            if orders[o, O_SUBMIT_IDX] >= i or orders[o, O_ACTIVE_TS] > t or crossed:
+                continue
+            lim = (np.inf if side > 0 else -np.inf) if orders[o, O_TYPE] == MARKET else orders[o, O_PRICE]
+            got, dc, _ = _walk(o, orders, row, ap if side > 0 else bp, as_ if side > 0 else bs, lim, t, mid, p,
+                               fills, counters)
+            pos += side * got
+            csh += dc
+            if orders[o, O_REM] <= 1e-12:
+                orders[o, O_STATUS] = ST_FILLED
+            elif orders[o, O_TYPE] == MARKET:
+                orders[o, O_STATUS] = ST_CANCELLED  # immediate-or-cancel remainder
+                counters[C_IOC_UNFILLED] += 1
+            else:
+                orders[o, O_STATUS] = ST_RESTING
+                lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, row, orders[o, O_PRICE], tick)
+                orders[o, O_QUEUE] = max(lvl, 0.0)
+                orders[o, O_LEVEL_SIZE] = max(lvl, 0.0)
+            continue
+        price = orders[o, O_PRICE]
+        if crossed:
+            continue
+        through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
+                  (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
+        if through:
+            q = orders[o, O_REM]
+            fee = _fill(fills, counters, t, o, side, q, price, p[MAKER], 1.0, mid, 0)
+            pos += side * q
+            csh -= side * q * price + fee
+            orders[o, O_REM] = 0.0
+            orders[o, O_STATUS] = ST_FILLED
+            continue
+        lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, row, price, tick)
+        if lvl >= 0:
+            if lvl < orders[o, O_LEVEL_SIZE] and p[QMODEL] > 0.5:
+                orders[o, O_QUEUE] = max(orders[o, O_QUEUE] - (orders[o, O_LEVEL_SIZE] - lvl) * p[FRONT], 0.0)
+            orders[o, O_LEVEL_SIZE] = lvl
+    fl = int(S[S_FIRST_LIVE])
+    while fl < int(counters[C_ORDERS]) and orders[fl, O_STATUS] in (ST_FILLED, ST_CANCELLED):
+        fl += 1
+    S[S_FIRST_LIVE] = fl
+    # ---- risk state: L2 volatility (EWMA of microprice log returns), daily P&L, drawdown
+    if not crossed:
+        micro = (a1 * bs[row, 0] + b1 * as_[row, 0]) / (bs[row, 0] + as_[row, 0])
+        prev_micro = S[S_PREV_MICRO]
+        if prev_micro == prev_micro:
+            r = np.log(micro / prev_micro) * 1e4
+            S[S_VOLVAR] = r * r if S[S_VOLVAR] < 0 else (1 - p[VALPHA]) * S[S_VOLVAR] + p[VALPHA] * r * r
+        S[S_PREV_MICRO] = micro
+    eq = csh + pos * mid if not crossed else S[S_PREV_EQ]
+    d = float((t + S[S_DAY_OFFSET]) // 86_400_000_000_000)
+    if d != S[S_DAY]:
+        S[S_DAY] = d
+        S[S_DAY_EQ] = eq
+    S[S_PEAK] = max(S[S_PEAK], eq)
+    killed = S[S_KILLED] > 0.5
+    if risk and not killed and (S[S_DAY_EQ] - eq >= p[MAXDAY] or S[S_PEAK] - eq >= p[MAXDD]):
+        killed = True
+        S[S_KILLED] = 1.0
+        counters[C_KILLED] = 1.0
+        counters[C_KILL_TS] = t
+        for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
+            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + p[CLAT])
+        if abs(pos) >= lot * 0.5:
+            _submit(orders, counters, -np.sign(pos), abs(pos), 0.0, MARKET, t, i, p)
+    # ---- decision
+    if t >= S[S_NEXT_DEC]:
+        S[S_NEXT_DEC] = t + p[DEC]
+        _decide(t, i, row, bp, bs, ap, as_, sig, mid, crossed, killed, risk, pos, p, orders, blocks, counters, S)
+    S[S_POS] = pos
+    S[S_CASH] = csh
+    S[S_PREV_TS] = t
+    S[S_PREV_EQ] = eq
+    S[S_PREV_MID] = mid if not crossed else S[S_PREV_MID]
+    S[S_SEQ] = i + 1
+    return csh + pos * mid if not crossed else eq
+
+
+@nb.njit(cache=True)
+def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, sig: float,
+            mid: float, crossed: bool, killed: bool, risk: bool, pos: float, p: np.ndarray, orders: np.ndarray,
+            blocks: np.ndarray, counters: np.ndarray, S: np.ndarray) -> None:
+    """Risk filters, then the strategy: signal -> target position -> orders (or quoting)."""
+    lot = p[LOT]
+    b1 = bp[row, 0]
+    a1 = ap[row, 0]
+    blocked = -1
+    if killed:
+        blocked = B_KILLED
+    elif crossed:
+        blocked = B_CROSSED
+    elif risk and S[S_PREV_TS] == S[S_PREV_TS] and t - S[S_PREV_TS] > p[STALE]:
+        blocked = B_STALE
+    elif risk and (a1 - b1) / mid * 1e4 > p[MAXSPR]:
+        blocked = B_SPREAD
+    elif risk and min(bs[row, 0], as_[row, 0]) < p[MINDEP]:
+        blocked = B_DEPTH
+    elif p[STRAT] < 0.5 and sig != sig:
+        blocked = B_NOSIGNAL
+    if blocked < 0 and risk:
+        recent = 0
+        for o in range(int(counters[C_ORDERS]) - 1, -1, -1):
+            if orders[o, O_SUBMIT_TS] <= t - 1e9:
+                break
+            recent += 1
+        if recent >= p[MAXRATE]:
+            blocked = B_RATE
+    if blocked >= 0:
+        blocks[blocked] += 1
+        return
+    first = int(S[S_FIRST_LIVE])
+    working = 0.0
+    for o in range(first, int(counters[C_ORDERS])):
+        live = orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING
+        if live and orders[o, O_CANCEL_TS] == np.inf:
+            working += orders[o, O_SIDE] * orders[o, O_REM]
+    if p[STRAT] < 0.5:
+        direction = 0.0 if abs(sig) < p[THR] else np.sign(sig)
+        size = p[BASE]
+        vol_var = S[S_VOLVAR]
+        if risk and vol_var >= 0:  # -1 until the first return; 0 = calm book -> floor
+            size = p[BASE] * min(p[TVOL] / max(np.sqrt(vol_var), p[VFLOOR]), 2.0)
+        target = direction * np.floor(size / lot + 1e-9) * lot
+        if risk and abs(target) > p[MAXPOS]:
+            target = np.sign(target) * np.floor(p[MAXPOS] / lot + 1e-9) * lot
+            blocks[B_MAXPOS] += 1
+        if risk and abs(target) * mid > p[MAXNOT]:
+            target = np.sign(target) * np.floor(p[MAXNOT] / mid / lot + 1e-9) * lot
+            blocks[B_MAXNOTIONAL] += 1
+        if p[OTYPE] < 0.5:  # market orders for the difference
+            diff = target - pos - working
+            if abs(diff) >= lot * 0.5:
+                _submit(orders, counters, np.sign(diff), abs(diff), 0.0, MARKET, t, i, p)
+        else:  # one passive order at the touch for the difference, re-priced each decision
+            for o in range(first, int(counters[C_ORDERS])):
+                if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                    orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+            diff = target - pos
+            if abs(diff) >= lot * 0.5:
+                _submit(orders, counters, np.sign(diff), abs(diff), b1 if diff > 0 else a1, LIMIT, t, i, p)
+    else:  # quoting: cancel and repost a bid and an ask at the touch
+        for o in range(first, int(counters[C_ORDERS])):
+            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+        q = np.floor(p[BASE] / lot + 1e-9) * lot
+        if not risk or pos + q <= p[MAXPOS] + 1e-9:
+            _submit(orders, counters, 1.0, q, b1, LIMIT, t, i, p)
+        else:
+            blocks[B_MAXPOS] += 1
+        if not risk or pos - q >= -p[MAXPOS] - 1e-9:
+            _submit(orders, counters, -1.0, q, a1, LIMIT, t, i, p)
+        else:
+            blocks[B_MAXPOS] += 1
+
+
 @nb.njit(cache=True)
 def simulate(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, signal: np.ndarray,
              tr_ts: np.ndarray, tr_px: np.ndarray, tr_sz: np.ndarray, tr_side: np.ndarray, p: np.ndarray,
-             day_offset: float, orders: np.ndarray, fills: np.ndarray, position: np.ndarray, cash: np.ndarray,
+             S: np.ndarray, orders: np.ndarray, fills: np.ndarray, position: np.ndarray, cash: np.ndarray,
              equity: np.ndarray, blocks: np.ndarray, counters: np.ndarray) -> None:
-    """``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
-    absolute epoch ns in float64 would be 256 ns coarse); ``day_offset`` = first ts modulo one day."""
+    """The backtest: trades up to each snapshot's time first, then the snapshot.
+
+    ``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
+    absolute epoch ns in float64 would be 256 ns coarse); ``S`` = :func:`new_state` (day offset =
+    first ts modulo one day).
+    """
     np.random.seed(int(p[SEED]))
-    n = ts.shape[0]
-    nt = tr_ts.shape[0]
-    pos = 0.0
-    csh = 0.0
     j = 0
-    first_live = 0
-    next_decision = -1.0
-    vol_var = -1.0
-    prev_micro = np.nan
-    day = -1
-    day_start_eq = 0.0
-    peak = 0.0
-    killed = False
-    risk = p[RISK] > 0.5
-    tick = p[TICK]
-    lot = p[LOT]
-    for i in range(n):
-        t = float(ts[i])
-        # ---- trades up to and including this snapshot's time: queue progress and trade-throughs
+    nt = tr_ts.shape[0]
+    for i in range(ts.shape[0]):
         while j < nt and tr_ts[j] <= ts[i]:
-            tt = float(tr_ts[j])
-            for o in range(first_live, int(counters[C_ORDERS])):
-                if orders[o, O_STATUS] != ST_RESTING or orders[o, O_CANCEL_TS] <= tt:
-                    continue
-                side = orders[o, O_SIDE]
-                price = orders[o, O_PRICE]
-                hit = (side > 0 and tr_side[j] < 0 and tr_px[j] <= price + 1e-12) or \
-                      (side < 0 and tr_side[j] > 0 and tr_px[j] >= price - 1e-12)
-                if not hit:
-                    continue
-                rem = orders[o, O_REM]
-                through = (side > 0 and tr_px[j] < price - 0.25 * tick) or (side < 0 and tr_px[j] > price + 0.25 * tick)
-                if through:
-                    q = rem
-                else:
-                    orders[o, O_QUEUE] -= tr_sz[j]
-                    q = min(rem, -orders[o, O_QUEUE]) if orders[o, O_QUEUE] < 0 else 0.0
-                    if orders[o, O_QUEUE] < 0:
-                        orders[o, O_QUEUE] = 0.0
-                if q > 0:
-                    mid_now = 0.5 * (bp[max(i - 1, 0), 0] + ap[max(i - 1, 0), 0])
-                    fee = _fill(fills, counters, tt, o, side, q, price, p[MAKER], 1.0, mid_now, 0)
-                    pos += side * q
-                    csh -= side * q * price + fee
-                    orders[o, O_REM] = rem - q
-                    if orders[o, O_REM] <= 1e-12:
-                        orders[o, O_STATUS] = ST_FILLED
+            on_trade(float(tr_ts[j]), tr_px[j], tr_sz[j], tr_side[j], p, orders, fills, counters, S)
             j += 1
-        b1 = bp[i, 0]
-        a1 = ap[i, 0]
-        mid = 0.5 * (a1 + b1)
-        crossed = not (b1 < a1)
-        # ---- cancels that took effect, activations, resting orders against this book
-        for o in range(first_live, int(counters[C_ORDERS])):
-            st = orders[o, O_STATUS]
-            if st in (ST_FILLED, ST_CANCELLED):
-                continue
-            if orders[o, O_CANCEL_TS] <= t:
-                orders[o, O_STATUS] = ST_CANCELLED
-                counters[C_CANCELS] += 1
-                continue
-            side = orders[o, O_SIDE]
-            if st == ST_PENDING:
-                if orders[o, O_SUBMIT_IDX] >= i or orders[o, O_ACTIVE_TS] > t or crossed:
-                    continue
-                lim = (np.inf if side > 0 else -np.inf) if orders[o, O_TYPE] == MARKET else orders[o, O_PRICE]
-                got, dc, _ = _walk(o, orders, i, ap if side > 0 else bp, as_ if side > 0 else bs, lim, t, mid, p,
-                                   fills, counters)
-                pos += side * got
-                csh += dc
-                if orders[o, O_REM] <= 1e-12:
-                    orders[o, O_STATUS] = ST_FILLED
-                elif orders[o, O_TYPE] == MARKET:
-                    orders[o, O_STATUS] = ST_CANCELLED  # immediate-or-cancel remainder
-                    counters[C_IOC_UNFILLED] += 1
-                else:
-                    orders[o, O_STATUS] = ST_RESTING
-                    lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, i, orders[o, O_PRICE], tick)
-                    orders[o, O_QUEUE] = max(lvl, 0.0)
-                    orders[o, O_LEVEL_SIZE] = max(lvl, 0.0)
-                continue
-            # resting: trade-through by the book, then queue progress by size decreases
-            price = orders[o, O_PRICE]
-            if crossed:
-                continue
-            through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
-                      (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
-            if through:
-                q = orders[o, O_REM]
-                fee = _fill(fills, counters, t, o, side, q, price, p[MAKER], 1.0, mid, 0)
-                pos += side * q
-                csh -= side * q * price + fee
-                orders[o, O_REM] = 0.0
-                orders[o, O_STATUS] = ST_FILLED
-                continue
-            lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, i, price, tick)
-            if lvl >= 0:
-                if lvl < orders[o, O_LEVEL_SIZE] and p[QMODEL] > 0.5:
-                    orders[o, O_QUEUE] = max(orders[o, O_QUEUE] - (orders[o, O_LEVEL_SIZE] - lvl) * p[FRONT], 0.0)
-                orders[o, O_LEVEL_SIZE] = lvl
-        while first_live < int(counters[C_ORDERS]) and (orders[first_live, O_STATUS] == ST_FILLED or
-                                                       orders[first_live, O_STATUS] == ST_CANCELLED):
-            first_live += 1
-        # ---- risk state: L2 volatility (EWMA of microprice log returns), daily P&L, drawdown
-        if not crossed:
-            micro = (a1 * bs[i, 0] + b1 * as_[i, 0]) / (bs[i, 0] + as_[i, 0])
-            if prev_micro == prev_micro:
-                r = np.log(micro / prev_micro) * 1e4
-                vol_var = r * r if vol_var < 0 else (1 - p[VALPHA]) * vol_var + p[VALPHA] * r * r
-            prev_micro = micro
-        eq = csh + pos * mid if not crossed else (equity[i - 1] if i > 0 else 0.0)
-        d = int((t + day_offset) // 86_400_000_000_000)
-        if d != day:
-            day = d
-            day_start_eq = eq
-        peak = max(peak, eq)
-        if risk and not killed and (day_start_eq - eq >= p[MAXDAY] or peak - eq >= p[MAXDD]):
-            killed = True
-            counters[C_KILLED] = 1.0
-            counters[C_KILL_TS] = t
-            for o in range(first_live, int(counters[C_ORDERS])):
-                if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                    orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + p[CLAT])
-            if abs(pos) >= lot * 0.5:
-                _submit(orders, counters, -np.sign(pos), abs(pos), 0.0, MARKET, t, i, p)
-        # ---- decision
-        if t >= next_decision:
-            next_decision = t + p[DEC]
-            blocked = -1
-            if killed:
-                blocked = B_KILLED
-            elif crossed:
-                blocked = B_CROSSED
-            elif risk and i > 0 and t - ts[i - 1] > p[STALE]:
-                blocked = B_STALE
-            elif risk and (a1 - b1) / mid * 1e4 > p[MAXSPR]:
-                blocked = B_SPREAD
-            elif risk and min(bs[i, 0], as_[i, 0]) < p[MINDEP]:
-                blocked = B_DEPTH
-            elif p[STRAT] < 0.5 and signal[i] != signal[i]:
-                blocked = B_NOSIGNAL
-            if blocked < 0 and risk:
-                recent = 0
-                for o in range(int(counters[C_ORDERS]) - 1, -1, -1):
-                    if orders[o, O_SUBMIT_TS] <= t - 1e9:
-                        break
-                    recent += 1
-                if recent >= p[MAXRATE]:
-                    blocked = B_RATE
-            if blocked >= 0:
-                blocks[blocked] += 1
-            else:
-                working = 0.0
-                for o in range(first_live, int(counters[C_ORDERS])):
-                    if (orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING) and \
-                            orders[o, O_CANCEL_TS] == np.inf:
-                        working += orders[o, O_SIDE] * orders[o, O_REM]
-                if p[STRAT] < 0.5:
-                    s = signal[i]
-                    direction = 0.0 if abs(s) < p[THR] else np.sign(s)
-                    size = p[BASE]
-                    if risk and vol_var >= 0:  # -1 until the first return; 0 = calm book -> floor
-                        size = p[BASE] * min(p[TVOL] / max(np.sqrt(vol_var), p[VFLOOR]), 2.0)
-                    target = direction * np.floor(size / lot + 1e-9) * lot
-                    if risk and abs(target) > p[MAXPOS]:
-                        target = np.sign(target) * np.floor(p[MAXPOS] / lot + 1e-9) * lot
-                        blocks[B_MAXPOS] += 1
-                    if risk and abs(target) * mid > p[MAXNOT]:
-                        target = np.sign(target) * np.floor(p[MAXNOT] / mid / lot + 1e-9) * lot
-                        blocks[B_MAXNOTIONAL] += 1
-                    if p[OTYPE] < 0.5:  # market orders for the difference
-                        diff = target - pos - working
-                        if abs(diff) >= lot * 0.5:
-                            _submit(orders, counters, np.sign(diff), abs(diff), 0.0, MARKET, t, i, p)
-                    else:  # one passive order at the touch for the difference, re-priced each decision
-                        for o in range(first_live, int(counters[C_ORDERS])):
-                            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
-                        diff = target - pos
-                        if abs(diff) >= lot * 0.5:
-                            px = b1 if diff > 0 else a1
-                            _submit(orders, counters, np.sign(diff), abs(diff), px, LIMIT, t, i, p)
-                else:  # quoting: cancel and repost a bid and an ask at the touch
-                    for o in range(first_live, int(counters[C_ORDERS])):
-                        if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                            orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
-                    q = np.floor(p[BASE] / lot + 1e-9) * lot
-                    if not risk or pos + q <= p[MAXPOS] + 1e-9:
-                        _submit(orders, counters, 1.0, q, b1, LIMIT, t, i, p)
-                    else:
-                        blocks[B_MAXPOS] += 1
-                    if not risk or pos - q >= -p[MAXPOS] - 1e-9:
-                        _submit(orders, counters, -1.0, q, a1, LIMIT, t, i, p)
-                    else:
-                        blocks[B_MAXPOS] += 1
-        position[i] = pos
-        cash[i] = csh
-        equity[i] = csh + pos * mid if not crossed else eq
+        equity[i] = on_snapshot(float(ts[i]), i, bp, bs, ap, as_, signal[i], p, orders, fills, blocks, counters, S)
+        position[i] = S[S_POS]
+        cash[i] = S[S_CASH]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from l2exp.backtest.engine import simulate
+from l2exp.backtest.engine import new_state, simulate
 from l2exp.backtest.layout import N_COUNTERS, N_FILL_COLS, N_ORDER_COLS
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams, pack
 from l2exp.backtest.results import BacktestResult, blocks_dict, tables
@@ -43,8 +43,8 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     t0 = int(ts[0]) if n else 0
     simulate((ts - t0).astype(np.float64), *mats, np.asarray(signal, dtype=np.float64),
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), tr["price"].to_numpy(np.float64),
-             tr["size"].to_numpy(np.float64), tr["side"].to_numpy(np.float64), p, float(t0 % 86_400_000_000_000),
-             orders, fills, position, cash, equity, blocks, counters)
+             tr["size"].to_numpy(np.float64), tr["side"].to_numpy(np.float64), p,
+             new_state(float(t0 % 86_400_000_000_000)), orders, fills, position, cash, equity, blocks, counters)
     fdf, odf = tables(fills, int(counters[1]), orders, int(counters[0]), t0)
     mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
     return BacktestResult(str(book["symbol"].iloc[0]) if n else "", ts, mid, position, cash, equity, fdf, odf,
