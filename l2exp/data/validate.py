@@ -234,3 +234,35 @@ def _late_rows(group: np.ndarray, ts: np.ndarray, last: np.ndarray) -> np.ndarra
         else:
             cur[g] = ts[i]
     return late
+
+
+@nb.njit(cache=True)
+def check_row(ts: int, last_ts: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray) -> int:
+    """The row rules of :class:`Validator` for one live snapshot (0 = ok, else a code of ``REASONS``),
+    in the same order; time order against the last accepted snapshot. ~1 us instead of ~1 ms for a
+    one-row chunk through the vectorised path. (Exact duplicates need the chunk path; a sampled live
+    feed re-sending an unchanged book at a later time is not a duplicate.)"""
+    L = bp.shape[0]
+    if bp[0] != bp[0] or ap[0] != ap[0]:
+        return 2  # empty_side
+    for k in range(L):
+        if (bp[k] != bp[k]) != (bs[k] != bs[k]) or (ap[k] != ap[k]) != (as_[k] != as_[k]):
+            return 3  # incomplete_level
+    for k in range(L):
+        if bp[k] <= 0 or ap[k] <= 0:
+            return 4  # non_positive_price
+    for k in range(L):
+        if bs[k] <= 0 or as_[k] <= 0:
+            return 5  # non_positive_size
+    if bp[0] >= ap[0]:
+        return 6  # crossed_book
+    for k in range(L - 1):
+        a, b = bp[k], bp[k + 1]
+        if (a == a and b == b and a <= b) or (a != a and b == b):
+            return 7  # unsorted_levels
+        a, b = ap[k], ap[k + 1]
+        if (a == a and b == b and a >= b) or (a != a and b == b):
+            return 7
+    if ts < last_ts:
+        return 8  # non_monotonic_time
+    return 0

@@ -1,0 +1,1 @@
+"""Live paper trading and recording: feeds -> sampler -> streaming features -> model -> risk -> paper broker."""

@@ -1,0 +1,311 @@
+"""``mode=sim`` (paper trading) and ``mode=record`` on a live ccxt feed or a replay.
+
+Loop per sample (default every 100 ms of feed time): the latest book -> schema check (the ingest
+validator) -> stale guard -> streaming features (the same definitions as research) -> the model
+loaded by registry alias -> the paper broker, which is the backtester's own fill/risk code. Decisions,
+orders, fills and latencies (receipt -> decision, p50/p99) are kept in bounded buffers, flushed to
+Parquet under the run directory and logged to MLflow periodically and at the end. Memory stays flat:
+a ring of the last ``ring_capacity`` snapshots, decision buffers flushed every ``flush_every`` rows.
+Ctrl-C / SIGTERM stop the loop cleanly (everything flushed); so do ``sim.max_snapshots`` and
+``sim.duration_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import resource
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig, OmegaConf
+
+from l2exp.config import instantiate
+from l2exp.data.validate import REASONS, Validator, check_row
+from l2exp.errors import UserError
+from l2exp.schema import BookChunk
+from l2exp.summary import console, output_dir, print_table, write_summary
+
+
+class RingBuffer:
+    """The last ``capacity`` snapshots (ts + (4, L) book) in preallocated arrays: bounded memory."""
+
+    def __init__(self, capacity: int, levels: int) -> None:
+        self.ts = np.zeros(capacity, dtype=np.int64)
+        self.books = np.zeros((capacity, 4, levels))
+        self.n = 0
+
+    def push(self, ts: int, book: np.ndarray) -> None:
+        k = self.n % len(self.ts)
+        self.ts[k] = ts
+        self.books[k] = book
+        self.n += 1
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.ts))
+
+
+class ParquetSink:
+    """Rows buffered in memory up to ``flush_every``, then appended to one Parquet file."""
+
+    def __init__(self, path: Path, flush_every: int) -> None:
+        self.path, self.flush_every = path, flush_every
+        self.rows: list[dict[str, Any]] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class StopFlag:
+    """SIGINT/SIGTERM -> a flag the loop checks (graceful: flush, log, summarise)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reason = ""
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handler, the loop still stops
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.stop = True
+        self.reason = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def make_feed(cfg: DictConfig, levels: int) -> tuple[Any, str]:
+    """The feed of ``cfg.feed`` and the symbol it trades."""
+    kind = str(cfg.feed.kind)
+    if kind == "replay":
+        from l2exp.features.table import open_store
+        from l2exp.sim.feeds import ReplayFeed
+
+        store = open_store(cfg)
+        counts = store.read(columns=[])["symbol"].value_counts()
+        symbol = str(cfg.sim.symbol) if cfg.sim.get("symbol") else str(counts.index[0])
+        if symbol not in counts.index:
+            raise UserError(f"symbol {symbol!r} is not in data={cfg.data.name}", where="sim.symbol",
+                            fix=f"Symbols: {list(counts.index)}")
+        return ReplayFeed(store.read(symbols=[symbol]), levels, float(cfg.feed.speed)), symbol
+    feed = instantiate(cfg.feed.client, levels=levels)
+    return feed, str(cfg.feed.client.symbol)
+
+
+def run_sim(cfg: DictConfig) -> dict[str, Any]:
+    from l2exp.backtest.run import _params, model_signal
+    from l2exp.sim.broker import PaperBroker
+    from l2exp.tracking.registry import load_bundle
+    from l2exp.tracking.runs import tracked_run
+    from l2exp.tracking.setup import configure
+
+    configure(cfg)
+    levels = int(cfg.levels)
+    sim = cfg.sim
+    bundle = load_bundle(str(sim.model_uri), levels_available=levels)
+    feed, symbol = make_feed(cfg, levels)
+    features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
+                                            else None)
+    ex, st, rk = _params(cfg, symbol)
+    broker = PaperBroker(ex, st, rk, levels)
+    last_ts = np.iinfo(np.int64).min
+    ring = RingBuffer(int(sim.ring_capacity), levels)
+    out = output_dir() / "sim"
+    decisions = ParquetSink(out / "decisions.parquet", int(sim.flush_every))
+    lat_ns: list[int] = []
+    rejected_by: dict[str, int] = {}
+    counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "sampled_out": 0}
+    sample_ns = float(sim.sample_ms) * 1e6
+    stale_ns = float(sim.stale_ms) * 1e6
+    live = str(cfg.feed.kind) != "replay"
+    next_sample = -np.inf
+    t_start = time.perf_counter()
+    tags = {"l2exp.model_uri": str(sim.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
+            "l2exp.feed": str(cfg.feed.kind), "l2exp.paper": "true"}
+    with tracked_run(cfg, "sim", run_name=f"sim {cfg.feed.kind} {symbol}", tags=tags) as run, StopFlag() as stop:
+        while not stop.stop:
+            if sim.max_snapshots and counts["snapshots"] >= int(sim.max_snapshots):
+                stop.reason = "max_snapshots"
+                break
+            if sim.duration_s and time.perf_counter() - t_start >= float(sim.duration_s):
+                stop.reason = "duration"
+                break
+            if feed.exhausted:
+                stop.reason = "feed exhausted"
+                break
+            tick = feed.poll()
+            if tick is None:
+                if live:
+                    time.sleep(0.005)
+                continue
+            counts["snapshots"] += 1
+            ring.push(tick.ts, tick.book)
+            if live:  # the sampler, live: one poll per sample interval of wall-clock time
+                if sample_ns > 0:
+                    now = time.perf_counter_ns()
+                    next_sample = max(next_sample + sample_ns, now) if next_sample > 0 else now + sample_ns
+                    time.sleep(max(0.0, (next_sample - now) / 1e9))
+            elif tick.ts < next_sample:  # replay: one decision per sample interval of feed time
+                counts["sampled_out"] += 1
+                continue
+            else:
+                next_sample = tick.ts + sample_ns if sample_ns > 0 else -np.inf
+            bk = tick.book
+            code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3])  # the ingest row rules
+            if code != 0:
+                counts["schema_rejects"] += 1
+                rejected_by[REASONS[code - 1]] = rejected_by.get(REASONS[code - 1], 0) + 1
+                continue
+            last_ts = tick.ts
+            if live and time.time_ns() - tick.ts > stale_ns:
+                counts["stale_skips"] += 1  # stale-book guard: no decision on an old book
+                continue
+            vec, ready = features.update_book(tick.ts, tick.book)
+            sig = float(model_signal(bundle.predict_proba(vec.reshape(1, -1)), bundle.task)[0]) if ready else np.nan
+            equity = broker.on_book(tick.ts, tick.book, sig)
+            lat = time.perf_counter_ns() - tick.received_ns
+            lat_ns.append(lat)
+            if len(lat_ns) > 200_000:  # bounded: keep a uniform thinning of latencies
+                lat_ns = lat_ns[::2]
+            counts["decisions"] += 1
+            decisions.add({"ts": tick.ts, "signal": sig, "position": broker.position, "equity": equity,
+                           "latency_us": lat / 1e3})
+            if counts["decisions"] % int(sim.log_every) == 0:
+                mlflow.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
+                                    "fills": broker.n_fills()}, step=counts["decisions"])
+        feed.close()
+        decisions.close()
+        fills, orders = broker.tables()
+        out.mkdir(parents=True, exist_ok=True)
+        fills.to_parquet(out / "fills.parquet")
+        orders.to_parquet(out / "orders.parquet")
+        mlflow.log_artifacts(str(out), "sim")
+        blocks = broker.blocks_dict()
+        counts["stale_skips"] += blocks.get("stale_book", 0)
+        lat = np.asarray(lat_ns, dtype=float) / 1e6
+        summary = {
+            "mode": "sim", "run_id": run.info.run_id, "model_uri": str(sim.model_uri), "symbol": symbol,
+            "feed": str(cfg.feed.kind), "stop": stop.reason, "snapshots": counts["snapshots"],
+            "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
+            "pnl": broker.equity, "position": broker.position, "reconnects": feed.stats.reconnects,
+            "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"],
+            "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
+            "rejected_snapshots": counts["schema_rejects"], "rejected_by_reason": rejected_by,
+            "sampled_out": counts["sampled_out"],
+            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
+            "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "risk_blocks": blocks,
+            "ring_size": len(ring), "seconds": round(time.perf_counter() - t_start, 2),
+        }
+        mlflow.log_metrics({k: float(v) for k, v in summary.items()
+                            if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
+    print_table(f"sim ({summary['feed']}, paper broker): {symbol}, stopped: {summary['stop']}", [
+        (k, f"{v:,.4f}" if isinstance(v, float) else v) for k, v in summary.items()
+        if k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
+                 "latency_ms_p50", "latency_ms_p99", "max_rss_mb")])
+    write_summary(summary)
+    return summary
+
+
+def run_record(cfg: DictConfig) -> dict[str, Any]:
+    """Feed -> the ingest validator -> the store, rotated into a new committed part every
+    ``record.rotate_rows`` snapshots or ``record.rotate_s`` seconds (rejects kept, as in ingest)."""
+    from l2exp.data.ingest import IngestStats, _rejects_table
+
+    levels = int(cfg.levels)
+    feed, symbol = make_feed(cfg, levels)
+    store = instantiate(cfg.store)
+    validator = Validator(dict(cfg.validation.rules))
+    rec = cfg.record
+    total = IngestStats()
+    buf: list[Any] = []
+    t_start = time.perf_counter()
+    last_rotate = t_start
+    parts = 0
+
+    def rotate() -> None:
+        nonlocal buf, parts, last_rotate
+        if not buf:
+            return
+        n = len(buf)
+        chunk = BookChunk(np.array([t.ts for t in buf], dtype=np.int64), pd.Categorical([symbol] * n),
+                          pd.Categorical([str(cfg.feed.get("exchange_name", cfg.feed.kind))] * n),
+                          *(np.asfortranarray(np.stack([t.book[k] for t in buf])) for k in range(4)))
+        label = f"live:{cfg.feed.kind}:{symbol}:{buf[0].ts}:{n}"
+        digest = hashlib.blake2b(label.encode(), digest_size=16).hexdigest()  # stores name parts by its prefix
+        writer = store.begin(digest, label)
+        reason, keys = validator.check(chunk, np.zeros(n, dtype=bool))
+        ok = np.flatnonzero(reason == 0)
+        bad = np.flatnonzero(reason != 0)
+        st = IngestStats(rows_in=n, accepted=len(ok), rejected=len(bad))
+        for code in reason[bad]:
+            st.by_reason[REASONS[int(code) - 1]] += 1
+        st.inserted = writer.write(chunk.take(ok).to_arrow(), keys[ok])
+        if len(bad):
+            writer.write_rejects(_rejects_table(chunk, bad, reason, np.arange(1, n + 1), {}, digest, levels))
+        writer.commit({"path": label, "digest": digest, "stats": st.to_json(),
+                       "validation_state": validator.state.to_json()})
+        total.add(st)
+        parts += 1
+        buf = []
+        last_rotate = time.perf_counter()
+
+    with StopFlag() as stop:
+        while not stop.stop and not feed.exhausted:
+            if rec.max_snapshots and total.rows_in + len(buf) >= int(rec.max_snapshots):
+                break
+            if rec.duration_s and time.perf_counter() - t_start >= float(rec.duration_s):
+                break
+            tick = feed.poll()
+            if tick is None:
+                time.sleep(0.005)
+                continue
+            buf.append(tick)
+            if len(buf) >= int(rec.rotate_rows) or time.perf_counter() - last_rotate >= float(rec.rotate_s):
+                rotate()
+        rotate()
+        feed.close()
+    summary = {"mode": "record", "symbol": symbol, "rows_in": total.rows_in, "accepted": total.accepted,
+               "rejected": total.rejected, "rejected_by_reason": dict(total.by_reason), "parts": parts,
+               "reconnects": feed.stats.reconnects, "feed_errors": feed.stats.errors, "store": store.location(),
+               "store_rows": store.count(), "seconds": round(time.perf_counter() - t_start, 2)}
+    assert summary["rows_in"] == summary["accepted"] + summary["rejected"]
+    print_table(f"record: {symbol} -> {store.location()}", [(k, v) for k, v in summary.items() if k != "mode"])
+    write_summary(summary)
+    console.print(f"train on it: l2exp mode=train data={cfg.data.name} (store {store.location()})")
+    return summary
+
+
+_ = OmegaConf
