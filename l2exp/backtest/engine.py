@@ -174,8 +174,8 @@ def _submit(orders: np.ndarray, counters: np.ndarray, side: float, qty: float, p
 
 # loop state carried between events (so the live paper broker can resume it one event at a time)
 S_POS, S_CASH, S_FIRST_LIVE, S_NEXT_DEC, S_VOLVAR, S_PREV_MICRO, S_DAY, S_DAY_EQ, S_PEAK, S_KILLED, S_PREV_TS, \
-    S_PREV_EQ, S_PREV_MID, S_DAY_OFFSET, S_SEQ = range(15)
-N_STATE = 16
+    S_PREV_EQ, S_PREV_MID, S_DAY_OFFSET, S_SEQ, S_TOB_TS, S_TOB0, S_TOB1, S_TOB2, S_TOB3 = range(20)
+N_STATE = 20
 
 
 def new_state(day_offset: float = 0.0) -> np.ndarray:
@@ -187,6 +187,8 @@ def new_state(day_offset: float = 0.0) -> np.ndarray:
     st[S_PREV_TS] = np.nan
     st[S_PREV_MID] = np.nan
     st[S_DAY_OFFSET] = day_offset
+    st[S_TOB_TS] = np.nan
+    st[S_TOB0] = np.nan
     return st
 
 
@@ -295,6 +297,10 @@ def on_snapshot(t: float, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarr
             r = np.log(micro / prev_micro) * 1e4
             S[S_VOLVAR] = r * r if S[S_VOLVAR] < 0 else (1 - p[VALPHA]) * S[S_VOLVAR] + p[VALPHA] * r * r
         S[S_PREV_MICRO] = micro
+    # frozen feed: the time the top of book (both best prices and sizes) last changed
+    if not (b1 == S[S_TOB0] and a1 == S[S_TOB1] and bs[row, 0] == S[S_TOB2] and as_[row, 0] == S[S_TOB3]):
+        S[S_TOB0], S[S_TOB1], S[S_TOB2], S[S_TOB3] = b1, a1, bs[row, 0], as_[row, 0]
+        S[S_TOB_TS] = t
     eq = csh + pos * mid if not crossed else S[S_PREV_EQ]
     d = float((t + S[S_DAY_OFFSET]) // 86_400_000_000_000)
     if d != S[S_DAY]:
@@ -338,8 +344,8 @@ def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.n
         blocked = B_KILLED
     elif crossed:
         blocked = B_CROSSED
-    elif risk and S[S_PREV_TS] == S[S_PREV_TS] and t - S[S_PREV_TS] > p[STALE]:
-        blocked = B_STALE
+    elif risk and ((S[S_PREV_TS] == S[S_PREV_TS] and t - S[S_PREV_TS] > p[STALE]) or t - S[S_TOB_TS] > p[STALE]):
+        blocked = B_STALE  # a gap in the feed, or a frozen top of book
     elif risk and (a1 - b1) / mid * 1e4 > p[MAXSPR]:
         blocked = B_SPREAD
     elif risk and min(bs[row, 0], as_[row, 0]) < p[MINDEP]:

@@ -58,7 +58,8 @@ class RiskParams:
     vol = EWMA std of microprice log returns per snapshot (bps). max_position (units), max_notional
     (quote), max_daily_loss and max_drawdown (quote; breach -> kill switch: cancel all, flatten, stop).
     max_spread_bps / min_depth: no new orders on a wide spread or a thin touch. max_orders_per_s: order
-    rate limit. stale_ms: no decisions when the book is older than this. enabled: false turns every
+    rate limit. stale_ms: no decisions after a feed gap longer than this, or when the top of book has
+    not changed for this long (a frozen feed). enabled: false turns every
     limit off (``risk=none``).
     """
 

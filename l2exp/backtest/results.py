@@ -81,8 +81,11 @@ class BacktestResult:
         }
 
     @property
-    def kill_ts(self) -> float | None:
-        return float(self.counters[C_KILL_TS]) if self.counters[C_KILLED] else None
+    def kill_ts(self) -> int | None:
+        """Epoch ns at which the kill switch fired (None if it did not)."""
+        if not self.counters[C_KILLED] or not len(self.ts):
+            return None
+        return int(self.ts[0]) + int(round(self.counters[C_KILL_TS]))
 
 
 def _hit_rate(position: np.ndarray, equity: np.ndarray) -> float:

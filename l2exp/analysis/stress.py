@@ -1,0 +1,355 @@
+"""``mode=stress``: transformations of a real recording, each run through the backtest and the risk
+manager, with expectations checked. The suite passes only if every scenario does, and it *can* fail:
+with ``risk=none`` the expectations that need the risk manager fail (tested).
+
+Every scenario changes the book inside a window (fractions of the recording) and names what must
+hold. Signals: the champion model on features recomputed from the *stressed* book (``stress.signal:
+model``), or a simple momentum rule (``momentum``: sign of the 50-snapshot mid return), or always long
+(``long``) -- the flash move uses ``long`` so that there is exposure to lose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
+from l2exp.backtest.results import BacktestResult
+from l2exp.backtest.run import backtest_book
+from l2exp.schema import level_columns
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    figure: float
+    limit: str
+
+
+@dataclass
+class Scenario:
+    """Base: ``start``/``length`` are fractions of the recording's rows."""
+
+    start: float = 0.5
+    length: float = 0.05
+    signal: str | None = None  # override of stress.signal for this scenario
+    name: str = field(default="", init=False)
+
+    def window(self, n: int) -> slice:
+        a = int(n * self.start)
+        return slice(a, min(n, a + max(1, int(n * self.length))))
+
+    def transform(self, book: pd.DataFrame, levels: int, tick: float) -> tuple[pd.DataFrame, slice]:
+        raise NotImplementedError
+
+    def execution(self, ex: ExecutionParams) -> ExecutionParams:
+        return ex
+
+    def checks(self, res: BacktestResult, book: pd.DataFrame, win: slice, rk: RiskParams,
+               ex: ExecutionParams) -> list[Check]:
+        raise NotImplementedError
+
+
+def _submitted_in(res: BacktestResult, book: pd.DataFrame, win: slice, after_ns: float = 0) -> int:
+    ts = book.timestamp.to_numpy()
+    lo, hi = ts[win.start] + after_ns, ts[win.stop - 1]
+    o = res.orders
+    opening = o[(o.submit_ts >= lo) & (o.submit_ts <= hi)]
+    if res.kill_ts is not None:  # the kill switch's own flattening order is allowed
+        opening = opening[opening.submit_ts != res.kill_ts]
+    return int(len(opening))
+
+
+def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams) -> Check:
+    """Drawdown stays within the tighter loss limit plus the cost of getting out on the largest
+    position held: the 99.9th-percentile mid move over the time the exit order needs (its latency,
+    at least one snapshot), the 99.9th-percentile spread, and the taker fee."""
+    eq = res.equity
+    dd = float(np.max(np.maximum.accumulate(eq) - eq)) if len(eq) else 0.0
+    step = 0.0
+    if len(res.mid) > 2:
+        dt_ms = float(np.median(np.diff(res.ts))) / 1e6 or 1.0
+        k = int(max(1, np.ceil(ex.latency_ms / dt_ms))) + 1
+        k = min(k, len(res.mid) - 1)
+        step = float(np.nanquantile(np.abs(res.mid[k:] - res.mid[:-k]), 0.999))
+    held = float(np.max(np.abs(res.position))) if len(res.position) else 0.0
+    spread = _SPREAD.get("q999", 0.0)
+    fee = float(np.nanmax(res.mid)) * ex.taker_fee_bps * 1e-4 if len(res.mid) else 0.0
+    limit = min(rk.max_drawdown, rk.max_daily_loss) + held * (step + spread + fee)
+    return Check("loss_bounded_by_limits", dd <= limit, dd, f"<= {limit:.2f}")
+
+
+@dataclass
+class SpreadBlowout(Scenario):
+    """Both sides pushed ``ticks`` ticks away from the mid inside the window."""
+
+    ticks: float = 60.0
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        b = book.copy()
+        win = self.window(len(b))
+        for i in range(1, levels + 1):
+            b.iloc[win, b.columns.get_loc(f"bid_price_{i}")] -= self.ticks * tick
+            b.iloc[win, b.columns.get_loc(f"ask_price_{i}")] += self.ticks * tick
+        return b, win
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        n = _submitted_in(res, book, win, after_ns=ex.latency_ms * 1e6)
+        return [Check("no_orders_on_wide_spread", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+
+
+@dataclass
+class LiquidityHole(Scenario):
+    """Every level but the first removed, the first shrunk to ``size`` units."""
+
+    size: float = 1.0
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        b = book.copy()
+        win = self.window(len(b))
+        for side in ("bid", "ask"):
+            b.iloc[win, b.columns.get_loc(f"{side}_size_1")] = self.size
+            for i in range(2, levels + 1):
+                for f in ("price", "size"):
+                    b.iloc[win, b.columns.get_loc(f"{side}_{f}_{i}")] = np.nan
+        return b, win
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        n = _submitted_in(res, book, win, after_ns=ex.latency_ms * 1e6)
+        return [Check("no_orders_into_a_hole", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+
+
+@dataclass
+class FlashMove(Scenario):
+    """Prices fall by ``move`` (fraction) linearly over the window and stay there."""
+
+    move: float = 0.05
+    signal: str | None = "long"
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        b = book.copy()
+        win = self.window(len(b))
+        factor = np.ones(len(b))
+        factor[win] = 1 - self.move * np.linspace(0, 1, win.stop - win.start)
+        factor[win.stop:] = 1 - self.move
+        for side in ("bid", "ask"):
+            for i in range(1, levels + 1):
+                c = f"{side}_price_{i}"
+                b[c] = np.round(b[c] * factor / tick) * tick
+        return b, win
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        fired = res.kill_ts is not None
+        return [Check("kill_switch_fires", fired, float(fired), "== 1"),
+                Check("flat_after_kill", fired and res.position[-1] == 0, float(res.position[-1]), "== 0"),
+                loss_bound(res, rk, ex)]
+
+
+@dataclass
+class FeedGap(Scenario):
+    """The window's snapshots are missing: the feed is silent, then resumes."""
+
+    length: float = 0.02
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        win = self.window(len(book))
+        keep = np.ones(len(book), dtype=bool)
+        keep[win] = False
+        b = book[keep].reset_index(drop=True)
+        return b, slice(win.start, min(win.start + 1, len(b)))  # the first snapshot after the gap
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        gap_ms = float((book.timestamp.iloc[win.start] - book.timestamp.iloc[win.start - 1]) / 1e6)
+        blocked = res.blocks["stale_book"]
+        n = _submitted_in(res, book, win)
+        killed_before = res.kill_ts is not None and res.kill_ts < book.timestamp.iloc[win.start]
+        ok = blocked >= 1 or gap_ms <= rk.stale_ms or killed_before  # killed already: nothing trades anyway
+        return [Check("stale_after_gap_blocked", ok, blocked, ">= 1 (unless already killed)"),
+                Check("no_order_right_after_gap", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+
+
+@dataclass
+class StaleBook(Scenario):
+    """The book freezes (the window repeats its first snapshot) while time goes on."""
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        b = book.copy()
+        win = self.window(len(b))
+        cols = [c for c in b.columns if c.startswith(("bid_", "ask_"))]
+        b.loc[b.index[win], cols] = b.loc[b.index[win.start], cols].to_numpy()
+        return b, win
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        n = _submitted_in(res, book, win, after_ns=rk.stale_ms * 1e6 + ex.latency_ms * 1e6)
+        return [Check("no_orders_on_frozen_book", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+
+
+@dataclass
+class LatencySpike(Scenario):
+    """Order and cancel latency multiplied for the whole run."""
+
+    latency_ms: float = 500.0
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        return book, self.window(len(book))
+
+    def execution(self, ex):  # noqa: ANN001, ANN201
+        from dataclasses import replace
+
+        return replace(ex, latency_ms=self.latency_ms, cancel_latency_ms=self.latency_ms)
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        f, o = res.fills, res.orders
+        if len(f):
+            delay = (f.ts.to_numpy() - o.submit_ts.to_numpy()[f.order.to_numpy()]) / 1e6
+            early = int((delay < self.latency_ms - 1e-6).sum())
+        else:
+            early = 0
+        return [Check("no_fill_before_latency", early == 0, early, "== 0"), loss_bound(res, rk, ex)]
+
+
+@dataclass
+class CrossedInjection(Scenario):
+    """Every ``every``-th snapshot made crossed (best bid above best ask): garbage from the feed."""
+
+    every: int = 97
+
+    def transform(self, book, levels, tick):  # noqa: ANN001, ANN201
+        b = book.copy()
+        rows = np.arange(0, len(b), self.every)
+        b.iloc[rows, b.columns.get_loc("bid_price_1")] = b.ask_price_1.iloc[rows] + tick
+        return b, slice(0, len(b))
+
+    def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        crossed = book.bid_price_1 >= book.ask_price_1
+        # timestamps repeat (BitMEX milliseconds): only times at which every snapshot was crossed
+        crossed_ts = np.setdiff1d(book.timestamp[crossed].to_numpy(), book.timestamp[~crossed].to_numpy())
+        bad_fills = int(np.isin(res.fills.ts.to_numpy(), crossed_ts).sum())
+        bad_orders = int(np.isin(res.orders.submit_ts.to_numpy(), crossed_ts).sum())
+        return [Check("no_fill_on_crossed", bad_fills == 0, bad_fills, "== 0"),
+                Check("no_decision_on_crossed", bad_orders == 0, bad_orders, "== 0"), loss_bound(res, rk, ex)]
+
+
+def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
+    mid = (book.bid_price_1 + book.ask_price_1).to_numpy() / 2
+    ret = np.full(len(mid), np.nan)
+    ret[window:] = np.sign(mid[window:] - mid[:-window])
+    return ret
+
+
+def run_scenario(sc: Scenario, book: pd.DataFrame, signal_fn: Any, levels: int, tick: float, ex: ExecutionParams,
+                 st: StrategyParams, rk: RiskParams) -> dict[str, Any]:
+    stressed, win = sc.transform(book, levels, tick)
+    _SPREAD["q999"] = float(np.nanquantile(np.abs(stressed.ask_price_1 - stressed.bid_price_1), 0.999))
+    sig = signal_fn(stressed, sc.signal)
+    ex2 = sc.execution(ex)
+    res = backtest_book(stressed, sig, None, ex2, st, rk, levels)
+    checks = sc.checks(res, stressed, win, rk, ex2)
+    m = res.metrics()
+    return {"scenario": sc.name, "passed": all(c.passed for c in checks),
+            "checks": {c.name: {"passed": c.passed, "figure": c.figure, "limit": c.limit} for c in checks},
+            "pnl_net": m["pnl_net"], "max_drawdown": m["max_drawdown"], "kill_switch": res.kill_ts is not None,
+            "n_orders": m["n_orders"], "n_fills": m["n_fills"], "risk_blocks": res.blocks}
+
+
+_ = level_columns
+_SPREAD: dict[str, float] = {}  # set per run: 99.9th-percentile spread of the stressed book
+
+
+def run_stress(cfg: Any) -> dict[str, Any]:
+    """The suite on ``data=`` (one symbol), the configured risk profile and execution."""
+    import json
+
+    import mlflow
+
+    from l2exp.backtest.run import _params, model_signal
+    from l2exp.config import instantiate
+    from l2exp.errors import UserError
+    from l2exp.features.table import open_store
+    from l2exp.summary import console, print_table, write_summary
+    from l2exp.tracking.runs import tracked_run
+    from l2exp.tracking.setup import configure
+
+    configure(cfg)
+    levels = int(cfg.levels)
+    sc_cfg = cfg.stress
+    store = open_store(cfg)
+    counts = store.read(columns=[])["symbol"].value_counts()
+    symbol = str(sc_cfg.symbol) if sc_cfg.get("symbol") else str(counts.index[0])
+    book = store.read(symbols=[symbol]).reset_index(drop=True)
+    # one contiguous session (the longest): a position held over a days-long gap between recordings
+    # is gap risk that no intraday limit can bound, and would mask what the scenarios test
+    from l2exp.features.engine import sessions
+
+    gap_ms = float(cfg.features.params.get("reset_gap_ms", 300_000))
+    longest = max(sessions(book.timestamp.to_numpy(), gap_ms), key=lambda sl: sl.stop - sl.start)
+    book = book.iloc[longest].reset_index(drop=True)
+    ex, st, rk = _params(cfg, symbol)
+    bundle = None
+    if str(sc_cfg.signal) == "model":
+        from l2exp.tracking.registry import load_bundle
+
+        bundle = load_bundle(str(sc_cfg.model_uri), levels_available=levels)
+
+    def signal_fn(b: pd.DataFrame, override: str | None) -> np.ndarray:
+        kind = override or str(sc_cfg.signal)
+        if kind == "long":
+            return np.ones(len(b))
+        if kind == "momentum":
+            return momentum_signal(b)
+        if bundle is None:
+            raise UserError("stress.signal=model needs a model", where="stress.model_uri")
+        res = bundle.feature_set.compute(b, levels)
+        sig = np.full(len(b), np.nan)
+        ready = res.ready
+        if ready.any():
+            sig[ready] = model_signal(bundle.predict_proba(res.features[ready]), bundle.task)
+        return sig
+
+    results = []
+    for name, node in sc_cfg.scenarios.items():
+        sc = instantiate(node)
+        sc.name = str(name)
+        results.append(run_scenario(sc, book, signal_fn, levels, ex.tick_size, ex, st, rk))
+    passed = all(r["passed"] for r in results)
+    rows = []
+    for r in results:
+        for check, c in r["checks"].items():
+            rows.append({"scenario": r["scenario"], "check": check, "passed": c["passed"], "figure": c["figure"],
+                         "limit": c["limit"], "pnl_net": r["pnl_net"], "kill_switch": r["kill_switch"]})
+    table = pd.DataFrame(rows)
+    tags = {"l2exp.symbol": symbol, "l2exp.risk": str(cfg.risk.name), "l2exp.stress_passed": str(passed)}
+    with tracked_run(cfg, "stress", run_name=f"stress {cfg.data.name} {symbol} risk={cfg.risk.name}", tags=tags) as run:
+        mlflow.log_text(table.to_csv(index=False), "stress_results.csv")
+        mlflow.log_text(_html(table, symbol, str(cfg.risk.name), passed), "stress_results.html")
+        mlflow.log_text(json.dumps(results, indent=1, default=str), "stress_results.json")
+        mlflow.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
+        run_id = run.info.run_id
+    summary = {"mode": "stress", "run_id": run_id, "symbol": symbol, "risk": str(cfg.risk.name), "passed": passed,
+               "scenarios": results}
+    print_table(f"stress: {cfg.data.name} {symbol}, risk={cfg.risk.name}: {'PASSED' if passed else 'FAILED'}", [
+        (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(
+            f"{k} {v['figure']:.4g} ({v['limit']})" for k, v in r["checks"].items())) for r in results])
+    write_summary(summary)
+    if not passed and cfg.mode.get("fail_exit", True):
+        failed = [r["scenario"] for r in results if not r["passed"]]
+        raise UserError(f"stress suite failed: {failed}", where=f"MLflow run {run_id}, stress_results.html",
+                        fix="Read the failed checks; tighten the risk profile (risk=...) before going live.")
+    console.print("[bold green]every stress expectation held[/]")
+    return summary
+
+
+def _html(table: pd.DataFrame, symbol: str, risk: str, passed: bool) -> str:
+    colour = table.passed.map({True: "#e3f5e1", False: "#fbe3e3"})
+    body = "".join(f'<tr style="background:{c}">' + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                   for c, row in zip(colour, table.itertuples(index=False), strict=True))
+    head = "".join(f"<th>{c}</th>" for c in table.columns)
+    verdict = "PASSED" if passed else "FAILED"
+    return (f"<html><head><meta charset='utf-8'><title>stress {symbol}</title></head>"
+            f"<body style='font-family:sans-serif'><h2>Stress suite: {symbol}, risk={risk}: {verdict}</h2>"
+            f"<table border=1 cellpadding=4 style='border-collapse:collapse'><tr>{head}</tr>{body}</table>"
+            "</body></html>")
