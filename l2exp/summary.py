@@ -12,18 +12,31 @@ from rich.table import Table
 console = Console(stderr=False, highlight=False)
 
 
+_ADHOC: Path | None = None
+
+
 def output_dir() -> Path:
-    """The Hydra run directory when running under Hydra, else the current directory."""
+    """The Hydra run directory under the CLI; called in-process (tests, notebooks), one directory
+    per process under ``$L2EXP_WORKDIR/outputs/in-process/`` -- never the current directory."""
+    global _ADHOC
     try:
         from hydra.core.hydra_config import HydraConfig
 
         return Path(HydraConfig.get().runtime.output_dir)
     except (ValueError, ImportError):
-        return Path.cwd()
+        import os
+        import time
+
+        root = Path(os.environ.get("L2EXP_WORKDIR", ".")) / "outputs" / "in-process"
+        if _ADHOC is None or not str(_ADHOC).startswith(str(root)):
+            _ADHOC = root / time.strftime("%Y-%m-%d_%H-%M-%S") / str(os.getpid())
+        return _ADHOC
 
 
 def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Path:
     d = directory or output_dir()
+    if directory is None and "in-process" in str(d):  # a fresh file per call: newest = last run
+        d = d / f"{summary.get('mode', 'run')}-{len(list(d.glob('*'))) if d.exists() else 0}"
     d.mkdir(parents=True, exist_ok=True)
     path = d / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
