@@ -77,3 +77,75 @@ def fills_figure(book: pd.DataFrame, res, levels: int, window: int = 3000) -> pl
     ax.set_title(f"{res.symbol}: fills over the book", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def book_heatmap(book: pd.DataFrame, levels: int, fills: pd.DataFrame | None = None, max_points: int = 3000,
+                 title: str = "order book") -> plt.Figure:
+    """Price x time with displayed size as colour (log), mid line, fills as markers."""
+    part = book.iloc[-max_points:] if len(book) > max_points else book
+    t = pd.to_datetime(part.timestamp).to_numpy()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    xs, ys, cs = [], [], []
+    for side in ("bid", "ask"):
+        for i in range(1, levels + 1):
+            px = part[f"{side}_price_{i}"].to_numpy()
+            sz = part[f"{side}_size_{i}"].to_numpy()
+            ok = np.isfinite(px) & np.isfinite(sz)
+            xs.append(t[ok])
+            ys.append(px[ok])
+            cs.append(np.log1p(sz[ok]))
+    sc = ax.scatter(np.concatenate(xs), np.concatenate(ys), c=np.concatenate(cs), s=2, marker="s", cmap="viridis",
+                    linewidths=0)
+    ax.plot(t, (part.bid_price_1 + part.ask_price_1).to_numpy() / 2, color="white", lw=0.6, label="mid")
+    if fills is not None and len(fills):
+        f = fills[(fills.ts >= part.timestamp.iloc[0]) & (fills.ts <= part.timestamp.iloc[-1])]
+        for sign, mark, colour in ((1, "^", "#00e676"), (-1, "v", "#ff1744")):
+            g = f[f.side == sign]
+            ax.scatter(pd.to_datetime(g.ts), g.price, marker=mark, s=25, color=colour, edgecolors="black", zorder=3)
+    fig.colorbar(sc, ax=ax, label="ln(1 + size)")
+    ax.set_xlabel("time")
+    ax.set_ylabel("price")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def depth_profile(book: pd.DataFrame, levels: int) -> plt.Figure:
+    """Mean displayed size per level, both sides."""
+    bid = [book[f"bid_size_{i}"].mean() for i in range(1, levels + 1)]
+    ask = [book[f"ask_size_{i}"].mean() for i in range(1, levels + 1)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    k = np.arange(1, levels + 1)
+    ax.bar(-k, bid, color="#2a6f2a", label="bid")
+    ax.bar(k, ask, color="#b33", label="ask")
+    ax.set_xlabel("level (bids negative)")
+    ax.set_ylabel("mean size")
+    ax.legend(fontsize=7)
+    ax.set_title("depth profile", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def spread_imbalance(book: pd.DataFrame) -> plt.Figure:
+    t = pd.to_datetime(book.timestamp)
+    mid = (book.bid_price_1 + book.ask_price_1) / 2
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True)
+    axes[0].plot(t, (book.ask_price_1 - book.bid_price_1) / mid * 1e4, lw=0.5)
+    axes[0].set_ylabel("spread (bps)")
+    imb = (book.bid_size_1 - book.ask_size_1) / (book.bid_size_1 + book.ask_size_1)
+    axes[1].plot(t, imb.rolling(50, min_periods=1).mean(), lw=0.5, color="#345")
+    axes[1].set_ylabel("imbalance_1 (mean of 50)")
+    axes[1].set_xlabel("time")
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: plt.Figure) -> str:
+    """A figure as a base64 PNG for self-contained HTML."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
