@@ -332,6 +332,14 @@ def on_snapshot(t: float, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarr
 
 
 @nb.njit(cache=True)
+def _cancel_working(orders: np.ndarray, counters: np.ndarray, first: int, t: float, p: np.ndarray) -> None:
+    """Request cancellation of every pending or resting order (effective after the cancel latency)."""
+    for o in range(first, int(counters[C_ORDERS])):
+        if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
+            orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+
+
+@nb.njit(cache=True)
 def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, sig: float,
             mid: float, crossed: bool, killed: bool, risk: bool, pos: float, p: np.ndarray, orders: np.ndarray,
             blocks: np.ndarray, counters: np.ndarray, S: np.ndarray) -> None:
@@ -387,16 +395,12 @@ def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.n
             if abs(diff) >= lot * 0.5:
                 _submit(orders, counters, np.sign(diff), abs(diff), 0.0, MARKET, t, i, p)
         else:  # one passive order at the touch for the difference, re-priced each decision
-            for o in range(first, int(counters[C_ORDERS])):
-                if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                    orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+            _cancel_working(orders, counters, first, t, p)
             diff = target - pos
             if abs(diff) >= lot * 0.5:
                 _submit(orders, counters, np.sign(diff), abs(diff), b1 if diff > 0 else a1, LIMIT, t, i, p)
     else:  # quoting: cancel and repost a bid and an ask at the touch
-        for o in range(first, int(counters[C_ORDERS])):
-            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
+        _cancel_working(orders, counters, first, t, p)
         q = np.floor(p[BASE] / lot + 1e-9) * lot
         if not risk or pos + q <= p[MAXPOS] + 1e-9:
             _submit(orders, counters, 1.0, q, b1, LIMIT, t, i, p)

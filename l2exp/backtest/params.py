@@ -36,7 +36,7 @@ class ExecutionParams:
 
 @dataclass
 class StrategyParams:
-    """``conf/strategy`` keys of the backtest mode: signal -> target position.
+    """``conf/strategy``: signal -> target position (backtest, sim and stress alike).
 
     kind: ``signal`` (model probabilities: s = P(up) - P(down), or the predicted return for regression)
     or ``quote`` (post a passive bid and ask of ``base_size`` at the touch, cancel and repost every
@@ -92,7 +92,7 @@ def pack(ex: ExecutionParams, st: StrategyParams, rk: RiskParams) -> np.ndarray:
         raise UserError(f"execution.order_type must be market or limit, got {ex.order_type!r}",
                         where="execution.order_type")
     if st.kind not in ("signal", "quote"):
-        raise UserError(f"strategy kind must be signal or quote, got {st.kind!r}", where="mode.strategy.kind")
+        raise UserError(f"strategy.kind must be signal or quote, got {st.kind!r}", where="strategy.kind")
     if ex.lot_size <= 0 or ex.tick_size <= 0:
         raise UserError("execution.tick_size and lot_size must be > 0", where="execution")
     v = {

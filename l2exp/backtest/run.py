@@ -72,7 +72,7 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyPara
     if isinstance(lot, dict):
         lot = lot.get(symbol, 1.0)
     ex = ExecutionParams(tick_size=float(tick), lot_size=float(lot), **ex_cfg)
-    st = StrategyParams(**OmegaConf.to_container(cfg.mode.strategy, resolve=True))  # type: ignore[arg-type]
+    st = StrategyParams(**OmegaConf.to_container(cfg.strategy, resolve=True))  # type: ignore[arg-type]
     rk = RiskParams(**OmegaConf.to_container(cfg.risk.limits, resolve=True))  # type: ignore[arg-type]
     return ex, st, rk
 

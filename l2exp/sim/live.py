@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import resource
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,10 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     tags = {"l2exp.model_uri": str(sim.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
             "l2exp.feed": str(cfg.feed.kind), "l2exp.paper": "true"}
+    # another thread (the websocket feed, a monitor) may hold the GIL for the 5 ms default switch
+    # interval, which would land in a decision's latency; hand it over within 0.5 ms instead
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     with tracked_run(cfg, "sim", run_name=f"sim {cfg.feed.kind} {symbol}", tags=tags) as run, StopFlag() as stop:
         while not stop.stop:
             if sim.max_snapshots and counts["snapshots"] >= int(sim.max_snapshots):
@@ -214,6 +219,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             if counts["decisions"] % int(sim.log_every) == 0:
                 mlflow.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
                                     "fills": broker.n_fills()}, step=counts["decisions"])
+        sys.setswitchinterval(switch)
         feed.close()
         decisions.close()
         fills, orders = broker.tables()
