@@ -104,7 +104,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
             steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
             console.rule("[bold]5/5 backtest")
             bt = run_backtest(_step_cfg(cfg, "backtest"))
-            steps["backtest"] = {k: bt[k] for k in ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills")}
+            steps["backtest"] = {k: bt[k] for k in ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills",
+                                                    "kill_switch_ts")}
         finally:
             os.environ.pop(PARENT_ENV, None)
             os.environ.pop(EXPERIMENT_ENV, None)
@@ -121,7 +122,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
                   + (" (reused)" if steps["train"]["reused"] else "")),
         ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']}"),
         ("backtest", f"pnl net {steps['backtest']['pnl_net']:.2f}, sharpe {steps['backtest']['sharpe']:.2f}, "
-                     f"{steps['backtest']['n_fills']} fills"),
+                     f"{steps['backtest']['n_fills']} fills"
+                     + (" (risk kill switch fired: loss limit reached)" if steps["backtest"]["kill_switch_ts"] else "")),
         ("look at", ui_hint(uri)),
     ])
     write_summary(summary)
