@@ -104,8 +104,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
             steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
             console.rule("[bold]5/5 backtest")
             bt = run_backtest(_step_cfg(cfg, "backtest"))
-            steps["backtest"] = {k: bt[k] for k in ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills",
-                                                    "kill_switch_ts")}
+            keep = ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills", "kill_switch_ts")
+            steps["backtest"] = {k: bt[k] for k in keep}
         finally:
             os.environ.pop(PARENT_ENV, None)
             os.environ.pop(EXPERIMENT_ENV, None)
