@@ -113,6 +113,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
         parent_id = parent.info.run_id
     summary = {"mode": "pipeline", "parent_run_id": parent_id, "steps": steps, "tracking_uri": uri,
                "seconds": round(time.perf_counter() - t0, 1)}
+    bt = steps["backtest"]
+    killed = " (risk kill switch fired: loss limit reached)" if bt["kill_switch_ts"] else ""
     print_table("pipeline done", [
         ("parent run", f"{parent_id} (experiment {cfg.tracking.experiment_prefix}-pipeline)"),
         ("ingest", f"{steps['ingest']['accepted']:,} rows accepted, {steps['ingest']['rejected']:,} rejected"
@@ -121,9 +123,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
         ("train", f"model version {steps['train']['model_version']}"
                   + (" (reused)" if steps["train"]["reused"] else "")),
         ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']}"),
-        ("backtest", f"pnl net {steps['backtest']['pnl_net']:.2f}, sharpe {steps['backtest']['sharpe']:.2f}, "
-                     f"{steps['backtest']['n_fills']} fills"
-                     + (" (risk kill switch fired: loss limit reached)" if steps["backtest"]["kill_switch_ts"] else "")),
+        ("backtest", f"pnl net {bt['pnl_net']:.2f}, sharpe {bt['sharpe']:.2f}, {bt['n_fills']} fills{killed}"),
         ("look at", ui_hint(uri)),
     ])
     write_summary(summary)
