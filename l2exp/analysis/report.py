@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from l2exp.analysis.interactive import interactive_book_html  # noqa: E402
 from l2exp.analysis.plots import book_heatmap, depth_profile, figure_png, spread_imbalance  # noqa: E402
 from l2exp.errors import UserError  # noqa: E402
 
@@ -101,6 +102,7 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
 
     runs = find_runs(cfg)
     rows, sections, equity = [], [], {}
+    interactive: dict[str, str] = {}
     store = open_store(cfg)
     for r in runs:
         rid = r.info.run_id
@@ -132,6 +134,8 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
         if book is not None and len(book):
             heat = book_heatmap(book, int(cfg.levels), fills, title=f"{symbol}: book and fills")
             parts.append(f"<img src='data:image/png;base64,{figure_png(heat)}'>")
+            interactive[f"interactive/book_{rid[:8]}.html"] = interactive_book_html(
+                book, fills, title=f"{symbol}: book and fills (run {rid[:8]})")
         sections.append("\n".join(parts))
     fig, ax = plt.subplots(figsize=(9, 3.5))
     for name, ser in equity.items():
@@ -152,7 +156,7 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
             f"{table.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
             f"<h3>equity</h3><img src='data:image/png;base64,{figure_png(fig)}'>{extra}"
             + "".join(sections) + "</body></html>")
-    return html, {"runs": [r.info.run_id for r in runs], "table": rows}
+    return html, {"runs": [r.info.run_id for r in runs], "table": rows, "interactive": interactive}
 
 
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
@@ -169,6 +173,8 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
         html, info = backtest_report(cfg)
         with tracked_run(cfg, "analyze", run_name=f"report {len(info['runs'])} backtest run(s)") as run:
             mlflow.log_text(html, "report.html")
+            for path, page in info.pop("interactive").items():  # zoomable views, one per run
+                mlflow.log_text(page, path)
             mlflow.log_text(json.dumps(info, indent=1, default=str), "report.json")
             out["report_run_id"] = run.info.run_id
         out["backtest_runs"] = info["runs"]

@@ -41,6 +41,10 @@ def test_analyze_model_and_backtest_report(workdir):
     assert html.count("data:image/png;base64,") >= 5 and "pnl_net" in html and "http" not in html.replace(
         "http-equiv", "")  # self-contained: no external resource
     assert "<td>moderate</td>" in html and "<td>aggressive</td>" in html  # the side-by-side table
+    pages = [a.path for a in c.list_artifacts(s["report_run_id"], "interactive")]
+    assert len(pages) == 2
+    page = mlflow.artifacts.load_text(f"runs:/{s['report_run_id']}/{pages[0]}")
+    assert "<canvas" in page and "onwheel" in page and '"fills": [[' in page and "src=" not in page
 
 
 def test_plots_have_the_expected_axes(workdir):
