@@ -19,7 +19,6 @@ import pandas as pd
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
 from l2exp.backtest.results import BacktestResult
 from l2exp.backtest.run import backtest_book
-from l2exp.schema import level_columns
 
 
 @dataclass
@@ -64,7 +63,7 @@ def _submitted_in(res: BacktestResult, book: pd.DataFrame, win: slice, after_ns:
     return int(len(opening))
 
 
-def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams) -> Check:
+def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: pd.DataFrame) -> Check:
     """Drawdown stays within the tighter loss limit plus the cost of getting out on the largest
     position held: the 99.9th-percentile mid move over the time the exit order needs (its latency,
     at least one snapshot), the 99.9th-percentile spread, and the taker fee."""
@@ -77,7 +76,7 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams) -> Chec
         k = min(k, len(res.mid) - 1)
         step = float(np.nanquantile(np.abs(res.mid[k:] - res.mid[:-k]), 0.999))
     held = float(np.max(np.abs(res.position))) if len(res.position) else 0.0
-    spread = _SPREAD.get("q999", 0.0)
+    spread = float(np.nanquantile(np.abs(book.ask_price_1 - book.bid_price_1), 0.999)) if len(book) else 0.0
     fee = float(np.nanmax(res.mid)) * ex.taker_fee_bps * 1e-4 if len(res.mid) else 0.0
     limit = min(rk.max_drawdown, rk.max_daily_loss) + held * (step + spread + fee)
     return Check("loss_bounded_by_limits", dd <= limit, dd, f"<= {limit:.2f}")
@@ -99,7 +98,7 @@ class SpreadBlowout(Scenario):
 
     def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
         n = _submitted_in(res, book, win, after_ns=ex.latency_ms * 1e6)
-        return [Check("no_orders_on_wide_spread", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+        return [Check("no_orders_on_wide_spread", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -120,7 +119,7 @@ class LiquidityHole(Scenario):
 
     def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
         n = _submitted_in(res, book, win, after_ns=ex.latency_ms * 1e6)
-        return [Check("no_orders_into_a_hole", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+        return [Check("no_orders_into_a_hole", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -146,7 +145,7 @@ class FlashMove(Scenario):
         fired = res.kill_ts is not None
         return [Check("kill_switch_fires", fired, float(fired), "== 1"),
                 Check("flat_after_kill", fired and res.position[-1] == 0, float(res.position[-1]), "== 0"),
-                loss_bound(res, rk, ex)]
+                loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -169,7 +168,7 @@ class FeedGap(Scenario):
         killed_before = res.kill_ts is not None and res.kill_ts < book.timestamp.iloc[win.start]
         ok = blocked >= 1 or gap_ms <= rk.stale_ms or killed_before  # killed already: nothing trades anyway
         return [Check("stale_after_gap_blocked", ok, blocked, ">= 1 (unless already killed)"),
-                Check("no_order_right_after_gap", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+                Check("no_order_right_after_gap", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -185,7 +184,7 @@ class StaleBook(Scenario):
 
     def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
         n = _submitted_in(res, book, win, after_ns=rk.stale_ms * 1e6 + ex.latency_ms * 1e6)
-        return [Check("no_orders_on_frozen_book", n == 0, n, "== 0"), loss_bound(res, rk, ex)]
+        return [Check("no_orders_on_frozen_book", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -209,7 +208,7 @@ class LatencySpike(Scenario):
             early = int((delay < self.latency_ms - 1e-6).sum())
         else:
             early = 0
-        return [Check("no_fill_before_latency", early == 0, early, "== 0"), loss_bound(res, rk, ex)]
+        return [Check("no_fill_before_latency", early == 0, early, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 @dataclass
@@ -231,7 +230,7 @@ class CrossedInjection(Scenario):
         bad_fills = int(np.isin(res.fills.ts.to_numpy(), crossed_ts).sum())
         bad_orders = int(np.isin(res.orders.submit_ts.to_numpy(), crossed_ts).sum())
         return [Check("no_fill_on_crossed", bad_fills == 0, bad_fills, "== 0"),
-                Check("no_decision_on_crossed", bad_orders == 0, bad_orders, "== 0"), loss_bound(res, rk, ex)]
+                Check("no_decision_on_crossed", bad_orders == 0, bad_orders, "== 0"), loss_bound(res, rk, ex, book)]
 
 
 def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
@@ -244,7 +243,6 @@ def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
 def run_scenario(sc: Scenario, book: pd.DataFrame, signal_fn: Any, levels: int, tick: float, ex: ExecutionParams,
                  st: StrategyParams, rk: RiskParams) -> dict[str, Any]:
     stressed, win = sc.transform(book, levels, tick)
-    _SPREAD["q999"] = float(np.nanquantile(np.abs(stressed.ask_price_1 - stressed.bid_price_1), 0.999))
     sig = signal_fn(stressed, sc.signal)
     ex2 = sc.execution(ex)
     res = backtest_book(stressed, sig, None, ex2, st, rk, levels)
@@ -256,8 +254,6 @@ def run_scenario(sc: Scenario, book: pd.DataFrame, signal_fn: Any, levels: int, 
             "n_orders": m["n_orders"], "n_fills": m["n_fills"], "risk_blocks": res.blocks}
 
 
-_ = level_columns
-_SPREAD: dict[str, float] = {}  # set per run: 99.9th-percentile spread of the stressed book
 
 
 def run_stress(cfg: Any) -> dict[str, Any]:

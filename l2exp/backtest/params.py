@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -108,13 +108,3 @@ def pack(ex: ExecutionParams, st: StrategyParams, rk: RiskParams) -> np.ndarray:
         "max_orders_per_s": rk.max_orders_per_s, "stale_ns": rk.stale_ms * 1e6, "seed": float(ex.seed),
     }
     return np.asarray([float(v[n]) for n in P_NAMES])
-
-
-def as_dict(*objs: object) -> dict:
-    out = {}
-    for o in objs:
-        out.update({f"{type(o).__name__}.{k}": v for k, v in asdict(o).items()})  # type: ignore[arg-type]
-    return out
-
-
-_ = fields

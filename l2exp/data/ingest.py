@@ -22,7 +22,7 @@ from rich.text import Text
 from l2exp.config import instantiate
 from l2exp.data.source import DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
-from l2exp.data.validate import CODE, REASONS, ValidationState, Validator
+from l2exp.data.validate import REASONS, ValidationState, Validator
 from l2exp.schema import BookChunk
 from l2exp.summary import console, print_table, write_summary
 
@@ -240,5 +240,3 @@ def _report(s: dict[str, Any]) -> None:
     if s["accepted"] == 0:
         console.print("[bold red]warning: no row was accepted -- nothing usable came out of this source.[/]")
 
-
-_ = CODE  # re-exported for callers that map reason names to codes

@@ -20,7 +20,7 @@ import pandas as pd
 
 from l2exp.features._book import P_TICK, SEG_OFI, fill_prefix, seg
 from l2exp.features.depth import depth_features
-from l2exp.features.flow import flow_features, n_series, new_state
+from l2exp.features.flow import flow_features, new_state
 from l2exp.features.params import FeatureParams
 from l2exp.features.price import price_features
 from l2exp.schema import SIDE_FIELDS, level_columns
@@ -151,5 +151,3 @@ class StreamingEngine:
         ready = _step(np.int64(ts), book, self.cum, self.pf, self.pi, *self.state, self.out)
         return self.out, bool(ready)
 
-
-_ = n_series  # re-exported for tests sizing the state

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from l2exp.config import instantiate
 from l2exp.data.validate import REASONS, Validator, check_row
@@ -322,5 +322,3 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
     console.print(f"train on it: l2exp mode=train data={cfg.data.name} (store {store.location()})")
     return summary
 
-
-_ = OmegaConf
