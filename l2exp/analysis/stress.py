@@ -265,7 +265,7 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     from l2exp.backtest.run import _params, model_signal
     from l2exp.config import instantiate
     from l2exp.errors import UserError
-    from l2exp.features.table import open_store
+    from l2exp.features.table import choose_symbol, open_store
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure
@@ -274,8 +274,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     levels = int(cfg.levels)
     sc_cfg = cfg.stress
     store = open_store(cfg)
-    counts = store.read(columns=[])["symbol"].value_counts()
-    symbol = str(sc_cfg.symbol) if sc_cfg.get("symbol") else str(counts.index[0])
+    symbol = choose_symbol(store.read(columns=[])["symbol"], sc_cfg.get("symbol"), str(cfg.data.name),
+                           "stress.symbol")
     book = store.read(symbols=[symbol]).reset_index(drop=True)
     # one contiguous session (the longest): a position held over a days-long gap between recordings
     # is gap risk that no intraday limit can bound, and would mask what the scenarios test

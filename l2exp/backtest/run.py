@@ -79,7 +79,7 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyPara
 
 def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.analysis.plots import equity_figure, fills_figure
-    from l2exp.features.table import build_feature_table, open_store
+    from l2exp.features.table import build_feature_table, choose_symbol, open_store
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.lineage import log_dataset
     from l2exp.tracking.registry import load_bundle
@@ -92,11 +92,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     bundle = load_bundle(uri, levels_available=int(cfg.levels))
     store = open_store(cfg)
     ft = build_feature_table(cfg, bundle.feature_set, store)
-    symbols = ft.book["symbol"].value_counts()
-    symbol = str(cfg.mode.symbol) if cfg.mode.get("symbol") else str(symbols.index[0])
-    if symbol not in symbols.index:
-        raise UserError(f"symbol {symbol!r} is not in data={cfg.data.name}", where="mode.symbol",
-                        fix=f"Symbols: {list(symbols.index)}")
+    symbol = choose_symbol(ft.book["symbol"], cfg.mode.get("symbol"), str(cfg.data.name), "mode.symbol")
     rows = np.flatnonzero(ft.book["symbol"].to_numpy() == symbol)
     full = store.read(symbols=[symbol])
     if len(full) != len(rows):

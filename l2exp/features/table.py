@@ -58,6 +58,16 @@ def open_store(cfg: DictConfig) -> L2Store:
     return store
 
 
+def choose_symbol(symbols: pd.Series, wanted: str | None, data_name: str, key: str) -> str:
+    """The configured symbol (config key ``key``), or the most frequent one; unknown -> a clear error."""
+    counts = symbols.value_counts()
+    symbol = str(wanted) if wanted else str(counts.index[0])
+    if symbol not in counts.index:
+        raise UserError(f"symbol {symbol!r} is not in data={data_name}", where=key,
+                        fix=f"Symbols: {list(counts.index)}")
+    return symbol
+
+
 BOOK_COLUMNS = ["timestamp", "symbol", "exchange", "bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]
 
 

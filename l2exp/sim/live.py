@@ -30,7 +30,6 @@ from omegaconf import DictConfig
 
 from l2exp.config import instantiate
 from l2exp.data.validate import REASONS, Validator, check_row
-from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, output_dir, print_table, write_summary
 
@@ -121,15 +120,12 @@ def make_feed(cfg: DictConfig, levels: int) -> tuple[Any, str]:
     """The feed of ``cfg.feed`` and the symbol it trades."""
     kind = str(cfg.feed.kind)
     if kind == "replay":
-        from l2exp.features.table import open_store
+        from l2exp.features.table import choose_symbol, open_store
         from l2exp.sim.feeds import ReplayFeed
 
         store = open_store(cfg)
-        counts = store.read(columns=[])["symbol"].value_counts()
-        symbol = str(cfg.sim.symbol) if cfg.sim.get("symbol") else str(counts.index[0])
-        if symbol not in counts.index:
-            raise UserError(f"symbol {symbol!r} is not in data={cfg.data.name}", where="sim.symbol",
-                            fix=f"Symbols: {list(counts.index)}")
+        symbol = choose_symbol(store.read(columns=[])["symbol"], cfg.sim.get("symbol"), str(cfg.data.name),
+                               "sim.symbol")
         return ReplayFeed(store.read(symbols=[symbol]), levels, float(cfg.feed.speed)), symbol
     feed = instantiate(cfg.feed.client, levels=levels)
     return feed, str(cfg.feed.client.symbol)
