@@ -21,6 +21,11 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> Any:
     try:
+        if cfg.get("optimized_metric"):  # before the run: a sweep on a test metric fails fast
+            from l2exp.models.selection import check_selection_metric
+
+            check_selection_metric(str(cfg.optimized_metric), bool(cfg.get("allow_test_selection", False)),
+                                   "optimized_metric")
         run = instantiate(cfg.mode.run)
         return objective(cfg, run(cfg))
     except UserError as err:
@@ -29,15 +34,20 @@ def main(cfg: DictConfig) -> Any:
 
 
 def objective(cfg: DictConfig, summary: Any) -> Any:
-    """For sweeps: the value of ``optimized_metric`` in the run's summary (else the summary)."""
+    """For sweeps: the value of ``optimized_metric`` in the run's summary (else the summary).
+
+    :func:`main` has refused a ``test_*`` metric unless ``allow_test_selection=true``: a sweep that
+    chooses on the test set leaves no untouched holdout (docs/evaluation.md)."""
     key = cfg.get("optimized_metric")
     if not key or not isinstance(summary, dict):
         return summary
-    for section in (summary, summary.get("test_metrics", {})):
+    sections = (summary, summary.get("val_metrics", {}), summary.get("test_metrics", {}))
+    for section in sections:
         if key in section:
             return float(section[key])
+    names = sorted(k for s in sections[1:] for k in s) or sorted(summary)
     raise UserError(f"optimized_metric {key!r} is not in the run's summary", where="optimized_metric",
-                    fix=f"Pick one of: {sorted(summary.get('test_metrics', summary))}")
+                    fix=f"Pick one of: {names}")
 
 
 if __name__ == "__main__":

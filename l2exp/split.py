@@ -25,6 +25,8 @@ class Fold:
     valid: np.ndarray
     test: np.ndarray
     purged: int  # rows dropped from train/valid by purging and embargo
+    test_start_ts: int = 0  # epoch ns: the test segment is [test_start_ts, test_end_ts)
+    test_end_ts: int = 0
 
 
 def _segment(ts: np.ndarray, lo: int, hi: int, end: np.ndarray, next_start: int, embargo_ns: int) -> np.ndarray:
@@ -50,7 +52,7 @@ class ChronologicalSplit:
         valid = _segment(ts, b1, b2, label_end_ts, b2, emb) if self.valid > 0 else np.zeros(0, dtype=np.int64)
         test = np.flatnonzero((ts >= b2) & (ts < t1))
         purged = int(((ts < b2).sum()) - len(train) - len(valid))
-        return [_checked(Fold("chrono", train, valid, test, purged))]
+        return [_checked(Fold("chrono", train, valid, test, purged, b2, t1))]
 
 
 class WalkForwardSplit:
@@ -83,7 +85,7 @@ class WalkForwardSplit:
             valid = _segment(ts, v_lo, test_lo, label_end_ts, test_lo, emb)
             test = np.flatnonzero((ts >= test_lo) & (ts < test_hi))
             purged = int(((ts >= tr_lo) & (ts < test_lo)).sum()) - len(train) - len(valid)
-            out.append(_checked(Fold(f"fold{k}", train, valid, test, purged)))
+            out.append(_checked(Fold(f"fold{k}", train, valid, test, purged, test_lo, test_hi)))
         return out
 
 

@@ -35,7 +35,14 @@ def analyse_model(cfg: DictConfig) -> dict[str, Any]:
     ft = build_feature_table(cfg, bundle.feature_set)
     ready = ft.ready.to_numpy()
     rows = np.flatnonzero(ready)
-    test = rows[int(len(rows) * (1 - float(a.test_fraction))):]  # the latest rows, as the chrono test split
+    seg = bundle.meta.get("segments") or {}
+    if seg.get("test_start_ts") is not None:  # the model's own test segment: rows it never saw
+        test = rows[ft.book["timestamp"].to_numpy()[rows] >= int(seg["test_start_ts"])]
+    else:  # a model without recorded segments: the latest rows, as the chrono test split
+        test = rows[int(len(rows) * (1 - float(a.test_fraction))):]
+    if not len(test):
+        raise UserError(f"the data has no row in the test segment of {a.model_uri}", where="data / mode.model_uri",
+                        fix="Analyse the model on the data it was trained on (its test segment is the last part).")
     book = ft.book.iloc[test].reset_index(drop=True)
     X = ft.features.iloc[test].reset_index(drop=True)
     client = MlflowClient()
@@ -65,19 +72,25 @@ def find_runs(cfg: DictConfig) -> list[Any]:
     client = MlflowClient()
     if a.get("backtest_runs"):
         return [client.get_run(r) for r in a.backtest_runs]
-    exp = client.get_experiment_by_name(str(a.experiment))
-    if exp is None:
-        raise UserError(f"no experiment {a.experiment!r}", where="mode.experiment",
-                        fix="Run a backtest first: l2exp mode=backtest (or mode=pipeline).")
+    if a.get("experiment"):
+        exps = [client.get_experiment_by_name(str(a.experiment))]
+        if exps[0] is None:
+            raise UserError(f"no experiment {a.experiment!r}", where="mode.experiment",
+                            fix="Run a backtest first: l2exp mode=backtest (or mode=pipeline), or leave "
+                                "mode.experiment unset to search every l2exp experiment.")
+    else:  # backtests live in <prefix>-backtest (mode=backtest) and <prefix>-pipeline (mode=pipeline)
+        prefix = str(cfg.tracking.experiment_prefix)
+        exps = [e for e in client.search_experiments() if e.name.startswith(prefix + "-")]
     flt = ["tags.`l2exp.mode` = 'backtest'"]
     if a.get("parent_run_id"):
         flt.append(f"tags.`mlflow.parentRunId` = '{a.parent_run_id}'")
     if a.get("filter"):
         flt.append(str(a.filter))
-    runs = client.search_runs([exp.experiment_id], " and ".join(flt), order_by=["attributes.start_time DESC"],
-                              max_results=int(a.max_runs))
+    runs = client.search_runs([e.experiment_id for e in exps], " and ".join(flt),
+                              order_by=["attributes.start_time DESC"], max_results=int(a.max_runs))
     if not runs:
-        raise UserError(f"no backtest run found in {a.experiment} ({' and '.join(flt)})", where="mode",
+        where = a.experiment or ", ".join(e.name for e in exps) or "no l2exp experiment"
+        raise UserError(f"no backtest run found in {where} ({' and '.join(flt)})", where="mode",
                         fix="Run a backtest first, or point mode.backtest_runs / mode.parent_run_id at one.")
     return runs
 

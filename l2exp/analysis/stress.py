@@ -262,7 +262,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
 
     import mlflow
 
-    from l2exp.backtest.run import _params, model_signal
+    from l2exp.backtest.run import _params
+    from l2exp.backtest.signals import model_signal
     from l2exp.config import instantiate
     from l2exp.errors import UserError
     from l2exp.features.table import choose_symbol, open_store
@@ -279,7 +280,7 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     book = store.read(symbols=[symbol]).reset_index(drop=True)
     # one contiguous session (the longest): a position held over a days-long gap between recordings
     # is gap risk that no intraday limit can bound, and would mask what the scenarios test
-    from l2exp.features.engine import sessions
+    from l2exp.sessions import sessions
 
     gap_ms = float(cfg.features.params.get("reset_gap_ms", 300_000))
     longest = max(sessions(book.timestamp.to_numpy(), gap_ms), key=lambda sl: sl.stop - sl.start)

@@ -1,4 +1,16 @@
-"""Backtest results: tables and the report metrics (all in quote currency unless said)."""
+"""Backtest results: tables and the report metrics (all in quote currency unless said).
+
+Time-based figures are measured **inside sessions** (:mod:`l2exp.sessions`): a recording with a
+days-long gap is two sessions, and the gap is neither a flat stretch of equity (which would shrink
+volatility and inflate Sharpe) nor time in or out of the market.
+
+Sharpe = mean / std (ddof 1) of the equity change over consecutive ``period_s`` intervals on a grid
+starting at each session's first snapshot (equity marked to mid at the last snapshot at or before
+each grid point; the unfinished interval at a session's end is left out), annualised by
+sqrt(``seconds_per_year`` / ``period_s``). Changes of equity, not of log equity: the strategy has no
+capital base, and Sharpe is scale-free. Fewer than ``min_periods`` intervals (default 20: an
+annualised figure from three minutes is noise), or no variation: undefined (NaN), and said so.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +45,31 @@ from l2exp.backtest.layout import (
     O_SUBMIT_TS,
     O_TYPE,
 )
+from l2exp.sessions import DEFAULT_GAP_MS, session_ids
 
-SECONDS_PER_YEAR = 365.25 * 86_400
+SECONDS_PER_YEAR = 365.25 * 86_400  # a 24/7 venue; an exchange with sessions: ~252 * 6.5 * 3600
+
+
+def sharpe_ratio(ts: np.ndarray, equity: np.ndarray, gap_ms: float, period_s: float = 60.0,
+                 seconds_per_year: float = SECONDS_PER_YEAR, min_periods: int = 20) -> tuple[float, int]:
+    """(annualised Sharpe, number of intervals) -- see the module docstring for the definition."""
+    if period_s <= 0:
+        raise ValueError("period_s must be > 0")
+    period_ns = int(round(period_s * 1e9))
+    sid = session_ids(ts, gap_ms)
+    changes: list[np.ndarray] = []
+    for k in range(int(sid[-1]) + 1 if len(sid) else 0):
+        sel = np.flatnonzero(sid == k)
+        s_ts, s_eq = ts[sel], equity[sel]
+        n = int((s_ts[-1] - s_ts[0]) // period_ns)
+        if n < 1:
+            continue
+        grid = s_ts[0] + np.arange(n + 1, dtype=np.int64) * period_ns
+        changes.append(np.diff(s_eq[np.searchsorted(s_ts, grid, side="right") - 1]))
+    d = np.concatenate(changes) if changes else np.zeros(0)
+    if len(d) < max(min_periods, 2) or np.std(d, ddof=1) == 0:
+        return float("nan"), len(d)
+    return float(d.mean() / d.std(ddof=1) * np.sqrt(seconds_per_year / period_s)), len(d)
 
 
 @dataclass
@@ -50,25 +85,30 @@ class BacktestResult:
     blocks: dict[str, int]
     counters: np.ndarray
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self, period_s: float = 60.0, gap_ms: float = DEFAULT_GAP_MS,
+                seconds_per_year: float = SECONDS_PER_YEAR, min_periods: int = 20) -> dict[str, float]:
         f = self.fills
-        eq = pd.Series(self.equity, index=pd.to_datetime(self.ts))
+        eq = pd.Series(self.equity)
         span_s = max((self.ts[-1] - self.ts[0]) / 1e9, 1e-9) if len(self.ts) else 1e-9
-        per_s = eq.resample("1s").last().ffill().diff().dropna()
-        sharpe = float(per_s.mean() / per_s.std() * np.sqrt(SECONDS_PER_YEAR)) if per_s.std() > 0 else 0.0
-        dd = (eq.cummax() - eq).max() if len(eq) else 0.0
+        sharpe, n_periods = sharpe_ratio(self.ts, self.equity, gap_ms, period_s, seconds_per_year, min_periods) \
+            if len(self.ts) else (float("nan"), 0)
+        dd = (eq.cummax().clip(lower=0) - eq).max() if len(eq) else 0.0  # from the starting equity 0 too
         notional = (f.qty * f.price).sum() if len(f) else 0.0
         slip = (f.side * (f.price - f.mid) / f.mid * 1e4) if len(f) else pd.Series(dtype=float)
         limit = self.orders[self.orders.type == LIMIT]
         fill_ratio = float(((limit.qty - limit.remaining).sum()) / limit.qty.sum()) if len(limit) else float("nan")
+        sid = session_ids(self.ts, gap_ms)
+        same = sid[1:] == sid[:-1]  # intervals inside a session; a gap is no time at all
         held = np.abs(self.position[:-1]) > 0
-        dt = np.diff(self.ts)
+        dt = np.diff(self.ts).astype(float) * same
+        session_s = float(dt.sum() / 1e9)
         in_market = float((dt * held).sum() / dt.sum()) if len(dt) and dt.sum() > 0 else 0.0
         pnl = float(self.equity[-1]) if len(self.equity) else 0.0
         fees = float(f.fee.sum()) if len(f) else 0.0
         return {
             "pnl_net": pnl, "fees": fees, "pnl_gross": pnl + fees,
-            "sharpe": sharpe, "max_drawdown": float(dd), "turnover": float(notional),
+            "sharpe": sharpe, "sharpe_period_s": float(period_s), "sharpe_periods": float(n_periods),
+            "max_drawdown": float(dd), "turnover": float(notional),
             "hit_rate": _hit_rate(self.position, self.equity),
             "avg_slippage_bps": float(slip.mean()) if len(slip) else float("nan"),
             "taker_slippage_bps": float(slip[f.maker == 0].mean()) if len(f) and (f.maker == 0).any() else float("nan"),
@@ -77,8 +117,28 @@ class BacktestResult:
             "n_cancels": int(self.counters[C_CANCELS]), "ioc_unfilled": int(self.counters[C_IOC_UNFILLED]),
             "kill_switch": float(self.counters[C_KILLED]),
             "final_position": float(self.position[-1]) if len(self.position) else 0.0,
-            "span_seconds": float(span_s),
+            "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
+            else 0.0,
         }
+
+    def pnl_by(self, gap_ms: float = DEFAULT_GAP_MS) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(per-session, per-UTC-day) PnL tables. A session's (day's) PnL is its last equity minus the
+        previous one's last equity, so the rows add up to ``pnl_net`` and a move across a gap belongs to
+        the session (day) whose first mark shows it."""
+        if not len(self.ts):
+            empty = pd.DataFrame(columns=["start", "end", "snapshots", "pnl"])
+            return empty, empty
+        df = pd.DataFrame({"ts": self.ts, "equity": self.equity, "session": session_ids(self.ts, gap_ms),
+                           "day": pd.to_datetime(self.ts, utc=True).date})
+        out = []
+        for key in ("session", "day"):
+            g = df.groupby(key, sort=True)
+            t = pd.DataFrame({"start": pd.to_datetime(g.ts.first(), utc=True),
+                              "end": pd.to_datetime(g.ts.last(), utc=True), "snapshots": g.size(),
+                              "end_equity": g.equity.last()})
+            t["pnl"] = t.end_equity.diff().fillna(t.end_equity.iloc[0])
+            out.append(t.drop(columns="end_equity").reset_index())
+        return out[0], out[1]
 
     @property
     def kill_ts(self) -> int | None:

@@ -75,3 +75,33 @@ def _num(col: Any) -> np.ndarray:
         return pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)).str.strip(_STRIP), errors="coerce").to_numpy(
             float)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
+
+
+def trades_coverage(book_ts: np.ndarray, trade_ts: np.ndarray, gap_ms: float) -> tuple[float, list[tuple[int, int]]]:
+    """Fraction of the traded (session) time that the trade prints cover, and the uncovered spans.
+
+    The prints cover [first print, last print]; traded time is the union of the sessions of
+    ``book_ts`` (a gap between recordings is no time). Outside the covered span the queue model has no
+    prints to advance a resting order's queue position, so its fills there are a different model
+    (the backtest says which) -- a researcher must know before trusting passive fills.
+    """
+    from l2exp.sessions import sessions
+
+    if len(book_ts) < 2:
+        return (1.0 if len(trade_ts) else 0.0), []
+    lo, hi = (int(trade_ts.min()), int(trade_ts.max())) if len(trade_ts) else (0, -1)
+    total = covered = 0
+    uncovered: list[tuple[int, int]] = []
+    for sl in sessions(book_ts, gap_ms):
+        a, b = int(book_ts[sl][0]), int(book_ts[sl][-1])
+        total += b - a
+        ca, cb = max(a, lo), min(b, hi)
+        covered += max(0, cb - ca)
+        if cb <= ca:
+            uncovered.append((a, b))
+            continue
+        if ca > a:
+            uncovered.append((a, ca))
+        if cb < b:
+            uncovered.append((cb, b))
+    return (covered / total if total > 0 else (1.0 if len(trade_ts) else 0.0)), uncovered

@@ -24,6 +24,7 @@ from l2exp.features.flow import flow_features, new_state
 from l2exp.features.params import FeatureParams
 from l2exp.features.price import price_features
 from l2exp.schema import SIDE_FIELDS, level_columns
+from l2exp.sessions import sessions
 
 
 @nb.njit(cache=True, inline="always")
@@ -57,13 +58,6 @@ def _step(t: np.int64, book: np.ndarray, cum: np.ndarray, pf: np.ndarray, pi: np
     """One snapshot: ``book`` is (4, L) = bid prices, bid sizes, ask prices, ask sizes."""
     return _row(t, book[0:1], book[1:2], book[2:3], book[3:4], 0, cum, pf, pi, ring, ring_ts, sums, istate,
                 fstate, prev, out)
-
-
-def sessions(ts: np.ndarray, gap_ms: float) -> list[slice]:
-    """Split one symbol's time-ordered snapshots where the gap exceeds ``gap_ms``."""
-    cuts = np.flatnonzero(np.diff(ts) > gap_ms * 1e6) + 1
-    bounds = [0, *cuts.tolist(), len(ts)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _state(params: FeatureParams, levels: int, pi: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -12,6 +12,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+N_CLASSES = {"classification": 3, "binary": 2}
+
+
+def expand_proba(proba: np.ndarray, present: np.ndarray | None, n_classes: int) -> np.ndarray:
+    """Probabilities with one column per class of the task, in label order.
+
+    A classifier trained on rows where a class never occurs (a short fold, a quiet market) knows only
+    the classes it saw, so its ``predict_proba`` has fewer columns; every consumer (metrics, signal,
+    backtest) needs all of them. The absent classes get probability 0 -- what the model believes.
+    A binary booster's 1-d output P(class 1) becomes two columns.
+    """
+    p = np.asarray(proba, dtype=float)
+    if p.ndim == 1:
+        p = np.column_stack([1.0 - p, p])
+    if p.shape[1] == n_classes:
+        return p
+    out = np.zeros((len(p), n_classes))
+    cols = np.arange(p.shape[1]) if present is None else np.asarray(present).astype(int)
+    out[:, cols] = p
+    return out
+
 
 class L2Model(ABC):
     flavor: str = ""  # the MLflow flavour module name (lightgbm, catboost)
@@ -36,7 +57,8 @@ class L2Model(ABC):
     def feature_importance(self) -> pd.Series: ...
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.native().predict_proba(X))
+        """One column per class of the task (see :func:`expand_proba`)."""
+        return expand_proba(np.asarray(self.native().predict_proba(X)), self.classes_, N_CLASSES[self.task])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":

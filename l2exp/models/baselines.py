@@ -1,7 +1,8 @@
 """Naive baselines computed on the same test rows as every model.
 
-* ``majority``: always the most frequent training class, with the training class frequencies as
-  probabilities (for regression: the training mean).
+* ``majority``: always the most frequent class of the given labels, with their class frequencies as
+  probabilities (for regression: their mean). ``mode=train`` passes the scored segment's own labels:
+  its climatology in hindsight, the strongest constant forecast (see ``models.train._scores``).
 * ``persistence``: the last move repeats -- the label recomputed *backwards* (mid now vs. mid one
   horizon ago, same threshold) is the prediction (for regression: the past return). Probabilities:
   0.9 on that class, the rest spread evenly (a hard guess would make log loss infinite).
@@ -22,11 +23,11 @@ def majority(y_train: np.ndarray, n_test: int, task: str, n_classes: int) -> tup
     return np.full(n_test, float(np.argmax(freq))), np.tile(freq, (n_test, 1))
 
 
-def past_move(book: pd.DataFrame, spec: LabelSpec) -> np.ndarray:
-    """The label recomputed backwards (mid now vs. one horizon ago) for every row of ``book``."""
+def past_move(book: pd.DataFrame, spec: LabelSpec, gap_ms: float | None = None) -> np.ndarray:
+    """The label recomputed backwards (mid now vs. one horizon ago, within the session) for every row."""
     mid = 0.5 * (book["bid_price_1"].to_numpy(float) + book["ask_price_1"].to_numpy(float))
     spread_bps = (book["ask_price_1"].to_numpy(float) - book["bid_price_1"].to_numpy(float)) / mid * 1e4
-    return spec.classify(spec.past_returns(book), spread_bps)
+    return spec.classify(spec.past_returns(book, gap_ms), spread_bps)
 
 
 def persistence(past: np.ndarray, task: str, n_classes: int, fallback: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -132,7 +132,8 @@ def make_feed(cfg: DictConfig, levels: int) -> tuple[Any, str]:
 
 
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
-    from l2exp.backtest.run import _params, model_signal
+    from l2exp.backtest.run import _params
+    from l2exp.backtest.signals import model_signal
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
     from l2exp.tracking.runs import tracked_run

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
 from l2exp.labels import LabelSpec
-from l2exp.models.base import L2Model
+from l2exp.models.base import L2Model, expand_proba
 
 PIP_REQUIREMENTS = {"lightgbm": ["lightgbm", "pandas", "numpy"], "catboost": ["catboost", "pandas", "numpy"]}
 
@@ -53,19 +53,22 @@ class ModelBundle:
     meta: dict[str, Any]
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Class probabilities (regression: the prediction as one column). A NumPy array in feature
+        """Class probabilities, one column per class of the labels even when the model never saw a
+        class in training (regression: the prediction as one column). A NumPy array in feature
         order takes the fast path (no DataFrame, LightGBM through its booster): ~0.1 ms per live row."""
         if isinstance(X, np.ndarray):
             X = np.atleast_2d(X)
             if self.meta["flavor"] == "lightgbm":
                 out = np.asarray(self.native.booster_.predict(X), dtype=float)
-                if self.task == "binary":
-                    out = np.column_stack([1 - out, out])
-                return out.reshape(len(X), -1)
+                if self.task == "regression":
+                    return out.reshape(len(X), 1)
+                return expand_proba(out if out.ndim == 1 else out.reshape(len(X), -1),
+                                    getattr(self.native, "classes_", None), len(self.classes))
             X = pd.DataFrame(X, columns=self.feature_set.names) if self.task == "regression" else X
         if self.task == "regression":
             return np.asarray(self.native.predict(X), dtype=float).reshape(-1, 1)
-        return np.asarray(self.native.predict_proba(X))
+        return expand_proba(np.asarray(self.native.predict_proba(X)), getattr(self.native, "classes_", None),
+                            len(self.classes))
 
 
 def load_bundle(uri: str, levels_available: int | None = None) -> ModelBundle:
@@ -103,6 +106,14 @@ def default_uri(cfg: DictConfig) -> str:
 
 
 def run_promote(cfg: DictConfig) -> dict[str, Any]:
+    """Point ``mode.alias`` at the best training run's model version.
+
+    Selection reads the *validation* metric the runs were trained to be selected on
+    (``mode.metric=auto``: their ``l2exp.selection_metric`` tag, e.g. ``val_log_loss``); a ``test_*``
+    metric needs ``allow_test_selection=true`` and flags the version. Permuted-label control runs
+    are never candidates.
+    """
+    from l2exp.models.selection import beats, check_selection_metric, direction_of
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.setup import configure
 
@@ -117,19 +128,31 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
     filters = [f"tags.`l2exp.model_name` = '{name}'", "attributes.status = 'FINISHED'"]
     if pm.get("parent_run_id"):
         filters.append(f"tags.`mlflow.parentRunId` = '{pm.parent_run_id}'")
+    found = client.search_runs([exp.experiment_id], filter_string=" and ".join(filters), max_results=1000)
+    controls = [r for r in found if r.data.tags.get("l2exp.permuted_labels") == "true"]
+    found = [r for r in found if r.data.tags.get("l2exp.permuted_labels") != "true"]
     metric = str(pm.metric)
+    if metric == "auto":
+        tagged = {r.data.tags.get("l2exp.selection_metric") for r in found} - {None}
+        if len(tagged) != 1:
+            raise UserError(f"mode.metric=auto: the candidate runs of {name!r} are selected on "
+                            f"{sorted(tagged) or 'no tagged metric'}", where="mode.metric",
+                            fix="Name the metric: mode.metric=val_log_loss (or val_macro_f1, val_rmse, val_ic).")
+        metric = tagged.pop()
     direction = str(pm.direction)
+    if direction == "auto":
+        direction = direction_of(metric)
     if direction not in ("max", "min"):
-        raise UserError(f"mode.direction must be max or min, got {direction!r}", where="mode.direction")
-    runs = client.search_runs([exp.experiment_id], filter_string=" and ".join(filters),
-                              order_by=[f"metrics.`{metric}` {'DESC' if direction == 'max' else 'ASC'}"],
-                              max_results=200)
-    runs = [r for r in runs if metric in r.data.metrics and np.isfinite(r.data.metrics[metric])]
+        raise UserError(f"mode.direction must be max, min or auto, got {direction!r}", where="mode.direction")
+    on_test = check_selection_metric(metric, bool(cfg.get("allow_test_selection", False)), "mode.metric")
+    runs = [r for r in found if metric in r.data.metrics and np.isfinite(r.data.metrics[metric])]
+    runs.sort(key=lambda r: r.data.metrics[metric], reverse=direction == "max")
     if not runs:
-        raise UserError(f"no finished run of model {name!r} with metric {metric!r} in {pm.experiment}",
+        note = f" ({len(controls)} permuted-label control run(s) are never candidates)" if controls else ""
+        raise UserError(f"no finished run of model {name!r} with metric {metric!r} in {pm.experiment}{note}",
                         where="mode.metric / mode.model_name",
-                        fix="Check the metric name (e.g. test_macro_f1, test_log_loss, test_rmse) and that "
-                            "training runs of this model exist.")
+                        fix="Check the metric name (e.g. val_log_loss, val_macro_f1, val_rmse) and that training "
+                            "runs of this model exist.")
     best = runs[0]
     value = best.data.metrics[metric]
     base_key = f"baseline_best_{metric}"
@@ -138,23 +161,37 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
     if pm.require_beat_baseline:
         if base is None:
             raise UserError(f"run {best.info.run_id} has no {base_key} to compare with", where="mode.metric")
-        beats = value > base if direction == "max" else value < base
-        if not beats:
-            raise UserError(f"the best run ({metric} {value:.5g}) does not beat the naive baseline ({base:.5g}); "
-                            "nothing promoted", where=f"run {best.info.run_id}",
+        seg = metric.split("_", 1)[0]
+        flag = best.data.metrics.get(f"{seg}_beats_baseline")
+        significant = metric == best.data.tags.get("l2exp.selection_metric") and flag is not None
+        if not beats(value, base, direction) or (significant and not flag):
+            how = " by more than its noise (2 block standard errors)" if significant else ""
+            raise UserError(f"the best run ({metric} {value:.5g}) does not beat the naive baseline ({base:.5g})"
+                            f"{how}; nothing promoted", where=f"run {best.info.run_id}",
                             fix="Improve the model, or set mode.require_beat_baseline=false to promote anyway.")
         reason += f"; beats the best naive baseline ({base:.5g})"
     version = best.data.tags.get("l2exp.model_version")
     if version is None:
         raise UserError(f"run {best.info.run_id} registered no model version", where="tags.l2exp.model_version")
     client.set_registered_model_alias(name, str(pm.alias), version)
+    client.set_model_version_tag(name, version, "l2exp.selected_on", metric)
+    client.set_model_version_tag(name, version, "l2exp.selected_on_test", str(on_test).lower())
+    test_key = metric.replace("val_", "test_", 1)
     summary = {"mode": "promote", "model_name": name, "version": version, "alias": str(pm.alias),
-               "run_id": best.info.run_id, "metric": metric, "value": value, "baseline": base,
-               "candidates": len(runs), "reason": reason, "uri": f"models:/{name}@{pm.alias}"}
-    print_table(f"promote: models:/{name}@{pm.alias} -> version {version}", [
-        ("chosen run", best.info.run_id), ("why", reason), ("model", f"{best.data.tags.get('l2exp.model')}"),
-        ("features / labels", f"{best.data.tags.get('l2exp.features')} / {best.data.tags.get('l2exp.labels')}"),
-    ])
+               "run_id": best.info.run_id, "metric": metric, "direction": direction, "value": value,
+               "baseline": base, "selected_on_test": on_test, "test_value": best.data.metrics.get(test_key),
+               "test_baseline": best.data.metrics.get(f"baseline_best_{test_key}"),
+               "candidates": len(runs), "controls_excluded": len(controls), "reason": reason,
+               "uri": f"models:/{name}@{pm.alias}"}
+    rows = [("chosen run", best.info.run_id), ("why", reason), ("model", f"{best.data.tags.get('l2exp.model')}"),
+            ("features / labels", f"{best.data.tags.get('l2exp.features')} / {best.data.tags.get('l2exp.labels')}")]
+    if test_key != metric and summary["test_value"] is not None:
+        rows.append((f"{test_key} (reported, not used)", f"{summary['test_value']:.5g} (best baseline "
+                     f"{summary['test_baseline']:.5g})"))
+    print_table(f"promote: models:/{name}@{pm.alias} -> version {version}", rows)
+    if on_test:
+        console.print(f"[bold red]selected on a test metric ({metric}): its test score is no longer an unbiased "
+                      "estimate; version tagged l2exp.selected_on_test=true[/]")
     console.print(f"backtest and sim load [bold]models:/{name}@{pm.alias}[/] by default")
     write_summary(summary)
     return summary

@@ -45,3 +45,18 @@ def ui_hint(uri: str) -> str:
     if uri.startswith("sqlite:"):
         return f"mlflow ui --backend-store-uri {uri} --workers 1   (then open http://127.0.0.1:5000)"
     return f"open {uri} in a browser"
+
+
+def experiment_name(experiment_id: str) -> str:
+    exp = mlflow.get_experiment(experiment_id)
+    return exp.name if exp is not None else str(experiment_id)
+
+
+def run_url(run_id: str) -> str:
+    """Where to look at a run: its page in the MLflow UI (for a local store, with the command that serves it)."""
+    uri = mlflow.get_tracking_uri()
+    exp_id = mlflow.get_run(run_id).info.experiment_id
+    page = f"#/experiments/{exp_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"http://127.0.0.1:5000/{page}   (serve it: mlflow ui --backend-store-uri {uri} --workers 1)"

@@ -73,12 +73,12 @@ def test_catboost_and_regression(workdir):
 def test_promote_then_load_by_alias_and_predict(workdir):
     run_train(train_cfg(workdir, "model.n_estimators=20"))
     best = run_train(train_cfg(workdir, "model.n_estimators=120"))
-    s = run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_log_loss",
-                              "mode.direction=min"]))
+    s = run_promote(make_cfg(["mode=promote", f"workdir={workdir}"]))
+    assert s["metric"] == "val_log_loss" and s["direction"] == "min" and not s["selected_on_test"]
     c = client_for(workdir)
     mv = c.get_model_version_by_alias("l2exp-synthetic", "champion")
-    assert str(mv.version) == str(s["version"])
-    runs = {r: c.get_run(r).data.metrics["test_log_loss"] for r in (best["run_id"], s["run_id"])}
+    assert str(mv.version) == str(s["version"]) and mv.tags["l2exp.selected_on"] == "val_log_loss"
+    runs = {r: c.get_run(r).data.metrics["val_log_loss"] for r in (best["run_id"], s["run_id"])}
     assert runs[s["run_id"]] <= min(runs.values())
     # fresh features -> predictions, through pyfunc and through the contract-enforcing loader
     pyfunc = mlflow.pyfunc.load_model("models:/l2exp-synthetic@champion")
@@ -98,7 +98,7 @@ def test_promote_then_load_by_alias_and_predict(workdir):
 def test_promote_refuses_a_model_that_does_not_beat_the_baseline(workdir):
     run_train(train_cfg(workdir, "model.n_estimators=5", "model.learning_rate=0.001"))
     with pytest.raises(UserError, match="does not beat"):
-        run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_accuracy"]))
+        run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=val_accuracy"]))
 
 
 def test_bad_configs_are_clear_errors(workdir):

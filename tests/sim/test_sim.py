@@ -43,7 +43,7 @@ def test_replay_gives_the_backtest_signals(workdir, champion):
     live = pd.read_parquet(output_dir() / "sim" / "decisions.parquet")
     bundle = load_bundle(champion, 10)
     ft = build_feature_table(sim_cfg(workdir), bundle.feature_set)
-    from l2exp.backtest.run import model_signal
+    from l2exp.backtest.signals import model_signal
 
     ready = ft.ready.to_numpy()[:3000]
     want = np.full(3000, np.nan)

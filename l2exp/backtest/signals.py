@@ -1,0 +1,97 @@
+"""The signal a backtest trades, restricted to rows the model never saw (docs/evaluation.md).
+
+Two sources:
+
+* ``model`` -- the registered model scores the feature table; only rows at or after the model's
+  ``test_start_ts`` (kept in its registry metadata by ``mode=train``) may be traded: every training
+  and validation label window ended before it (purged), so no row at or after it was fitted on,
+  early-stopped on or selected on. Features of those rows look back into earlier data, which is
+  information a live trader has too -- not leakage.
+* ``oos`` -- the stitched out-of-sample predictions a training run logged (``oos/predictions.parquet``):
+  each fold's model on its own test segment. With ``split=walk_forward`` that covers everything
+  after the first fold's training span, each row scored by a model that never saw it.
+
+Both return, per snapshot of the traded symbol, the signal (NaN = no decision) and the earliest
+timestamp at which that row may carry a signal, so the backtest can *count* in-sample rows instead
+of trusting that there are none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from l2exp.errors import UserError
+from l2exp.features.table import FeatureTable
+
+
+def model_signal(proba: np.ndarray, task: str) -> np.ndarray:
+    """Classification: P(up) - P(down); binary: 2 P(up) - 1; regression: the predicted move (bps)."""
+    if task == "classification":
+        return proba[:, 2] - proba[:, 0]
+    if task == "binary":
+        return 2 * proba[:, 1] - 1
+    return proba[:, 0]
+
+
+@dataclass
+class TradedSignal:
+    signal: np.ndarray  # per snapshot of the symbol, NaN where the strategy may not decide
+    allowed_from: np.ndarray  # int64 epoch ns per snapshot: a signal before it would be in-sample
+    start_ts: int  # first out-of-sample timestamp (the model's test start; oos: the earliest fold's)
+    source: str  # "model" | "oos"
+    run_id: str | None
+
+
+def from_model(bundle, ft: FeatureTable, rows: np.ndarray, uri: str) -> TradedSignal:  # noqa: ANN001
+    """The model's signal on its out-of-sample rows of the symbol (rows = feature-table positions)."""
+    seg = (bundle.meta or {}).get("segments")
+    if not seg or seg.get("test_start_ts") is None:
+        raise UserError(f"model {uri} records no training/validation/test segments, so a backtest cannot tell "
+                        "which rows it was trained on", where=uri,
+                        fix="Retrain it with this version of l2exp (mode=train records the segments), then promote.")
+    start = int(seg["test_start_ts"])
+    ts = ft.book["timestamp"].to_numpy()[rows]
+    ok = ft.ready.to_numpy()[rows] & (ts >= start)
+    signal = np.full(len(rows), np.nan)
+    if ok.any():
+        signal[ok] = model_signal(bundle.predict_proba(ft.features.iloc[rows[ok]]), bundle.task)
+    return TradedSignal(signal, np.full(len(rows), start, dtype=np.int64), start, "model", bundle.run_id)
+
+
+def from_oos_run(run_id: str, ft: FeatureTable, rows: np.ndarray, task: str, classes: list[str],
+                 data_digest: str) -> TradedSignal:
+    """The stitched out-of-fold predictions of training run ``run_id`` on the symbol's snapshots."""
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/oos/predictions.parquet")
+        run = mlflow.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "not there"
+        raise UserError(f"training run {run_id} has no out-of-sample predictions: {str(exc).splitlines()[0][:200]}",
+                        where="mode.model_run",
+                        fix="Pass the id of a mode=train run made with this version of l2exp (it logs "
+                            "oos/predictions.parquet), e.g. one trained with split=walk_forward.") from None
+    trained_on = run.data.tags.get("data_digest")
+    if trained_on != data_digest:
+        raise UserError(f"run {run_id}'s out-of-sample predictions belong to data digest {trained_on}; this data "
+                        f"is {data_digest}", where="mode.model_run / data",
+                        fix="Backtest on the data the run was trained on (same data=, same store), or use "
+                            "mode.signal=model with a model whose test segment lies in this data.")
+    oos = pd.read_parquet(path)
+    pos = np.searchsorted(rows, oos["row"].to_numpy())
+    mine = (pos < len(rows)) & (rows[np.minimum(pos, len(rows) - 1)] == oos["row"].to_numpy())
+    oos, pos = oos[mine], pos[mine]
+    if not len(oos):
+        raise UserError(f"run {run_id} has no out-of-sample prediction for this symbol", where="mode.symbol")
+    if task == "regression":
+        proba = oos[["prediction"]].to_numpy(float)
+    else:
+        proba = oos[[f"p_{c}" for c in classes]].to_numpy(float)
+    signal = np.full(len(rows), np.nan)
+    signal[pos] = model_signal(proba, task)
+    allowed = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)  # rows no fold tested: never
+    allowed[pos] = oos["fold_test_start_ts"].to_numpy(np.int64)
+    return TradedSignal(signal, allowed, int(oos["fold_test_start_ts"].min()), "oos", run_id)
