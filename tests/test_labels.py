@@ -65,3 +65,29 @@ def test_per_symbol_labels_never_mix():
 def test_bad_label_config(kw):
     with pytest.raises(UserError):
         LabelSpec(**kw)
+
+
+def test_no_label_window_crosses_a_session_gap():
+    """Two recordings 6 days apart: the last rows of the first have no label (their horizon would read
+    the second recording), are counted, and the first rows of the second are labelled normally."""
+    day = 86_400 * 10**9
+    ts = [0, 10**6, 2 * 10**6, 3 * 10**6, 6 * day, 6 * day + 10**6, 6 * day + 2 * 10**6, 6 * day + 3 * 10**6]
+    b = book([100, 101, 102, 103, 200, 201, 202, 203], ts)
+    spec = LabelSpec(horizon=2, kind="regression")
+    whole = spec.compute(b)  # no session rule: rows 2 and 3 read the other recording
+    assert whole.valid[:6].all() and whole.label_end_ts[3] == b.timestamp[5]
+    lab = spec.compute(b, gap_ms=300_000)
+    assert lab.valid.tolist() == [True, True, False, False, True, True, False, False]
+    assert lab.cut_by_gap == 2
+    np.testing.assert_allclose(lab.y[[0, 1, 4, 5]], np.log([102 / 100, 103 / 101, 202 / 200, 203 / 201]) * 1e4)
+    assert (lab.label_end_ts[lab.valid] - b.timestamp[lab.valid] < 300_000 * 10**6).all()
+    # the persistence baseline looks back within the session only
+    back = spec.past_returns(b, gap_ms=300_000)
+    assert np.isnan(back[[0, 1, 4, 5]]).all() and np.isfinite(back[[2, 3, 6, 7]]).all()
+
+
+def test_time_horizon_labels_stop_at_a_gap():
+    ms = 10**6
+    ts = [0, 100 * ms, 200 * ms, 3_600_000 * ms, 3_600_100 * ms]
+    lab = LabelSpec(horizon=150, unit="ms", kind="regression").compute(book([1, 2, 3, 4, 5], ts), gap_ms=60_000)
+    assert lab.valid.tolist() == [True, False, False, False, False] and lab.cut_by_gap == 2

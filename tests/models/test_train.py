@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -145,3 +146,47 @@ def test_train_summary_json(workdir):
     s = last_summary(workdir)
     assert s["run_id"] and s["model_name"] == "l2exp-synthetic" and s["model_version"] == "1"
     assert "test_macro_f1" in s["test_metrics"] and "baseline_majority_test_macro_f1" in s["baseline_metrics"]
+
+
+def test_train_scores_validation_and_test_and_records_segments(workdir):
+    s = run_train(train_cfg(workdir, "model.n_estimators=60"))
+    assert s["selection"]["metric"] == "val_log_loss" and isinstance(s["beats_baseline"], bool)
+    for k in ("val_log_loss", "val_macro_f1", "test_log_loss", "test_macro_f1"):
+        assert k in s["val_metrics"] or k in s["test_metrics"]
+    for k in ("baseline_best_val_log_loss", "baseline_majority_test_accuracy", "baseline_persistence_val_macro_f1"):
+        assert k in s["baseline_metrics"]
+    seg = s["segments"]
+    assert seg["train_start_ts"] < seg["train_end_ts"] < seg["valid_end_ts"] < seg["test_start_ts"]
+    assert seg["label_end_max_ts"] < seg["test_start_ts"]  # no training/validation label reaches the test rows
+    bundle = load_bundle(f"models:/l2exp-synthetic/{s['model_version']}")
+    assert bundle.meta["segments"] == seg
+    oos = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/oos/predictions.parquet"))
+    assert (oos.timestamp >= seg["test_start_ts"]).all()
+    assert len(oos) == client_for(workdir).get_run(s["run_id"]).data.metrics["test_rows"]
+    assert {"row", "timestamp", "symbol", "fold", "fold_test_start_ts", "y", "p_down", "p_flat", "p_up"} <= set(oos)
+    assert np.allclose(oos[["p_down", "p_flat", "p_up"]].sum(axis=1), 1)
+
+
+def test_promote_refuses_a_test_metric_unless_allowed_and_flags_it(workdir):
+    run_train(train_cfg(workdir, "model.n_estimators=60"))
+    with pytest.raises(UserError, match="untouched holdout"):
+        run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_log_loss"]))
+    s = run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.metric=test_log_loss",
+                              "allow_test_selection=true", "mode.require_beat_baseline=false"]))
+    assert s["selected_on_test"] and s["metric"] == "test_log_loss"
+    mv = client_for(workdir).get_model_version("l2exp-synthetic", s["version"])
+    assert mv.tags["l2exp.selected_on_test"] == "true"
+    proc = run_cli(["-m", "mode=train", *SMALL, "optimized_metric=test_macro_f1", "model.n_estimators=5"], workdir)
+    assert proc.returncode != 0 and "untouched holdout" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_permuted_label_control_on_the_synthetic_book(workdir):
+    """The leakage control on the shipped default (200k snapshots): with shuffled training labels
+    and nothing else changed, neither validation nor test may beat the baseline -- and the real
+    model, same config, does. Such a run is never promoted."""
+    control = run_train(make_cfg(["mode=train", f"workdir={workdir}", "mode.progress=false", "labels.permute=true"]))
+    assert control["permuted_labels"] and not control["beats_baseline"] and not control["test_beats_baseline"]
+    real = run_train(make_cfg(["mode=train", f"workdir={workdir}", "mode.progress=false"]))
+    assert real["beats_baseline"] and real["test_beats_baseline"]
+    s = run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "mode.require_beat_baseline=false"]))
+    assert s["run_id"] == real["run_id"] and s["controls_excluded"] == 1

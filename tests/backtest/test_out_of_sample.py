@@ -1,0 +1,65 @@
+"""The out-of-sample guard: a backtest never decides on a row before the model's test start, and
+refuses data that has no out-of-sample row for the model."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+
+from l2exp.backtest.run import run_backtest
+from l2exp.errors import UserError
+from l2exp.models.train import run_train
+from l2exp.tracking.registry import run_promote
+from tests.conftest import make_cfg
+
+SMALL = ["data.reader.n_snapshots=30000", "features=minimal"]
+
+
+def cfg(workdir, mode, *extra):
+    return make_cfg([f"mode={mode}", f"workdir={workdir}", *SMALL, *extra])
+
+
+def test_backtest_trades_only_rows_after_the_model_test_start(workdir):
+    tr = run_train(cfg(workdir, "train", "model.n_estimators=40", "mode.progress=false"))
+    run_promote(cfg(workdir, "promote", "mode.require_beat_baseline=false"))
+    s = run_backtest(cfg(workdir, "backtest", "mode.progress=false"))
+    start = tr["segments"]["test_start_ts"]
+    assert s["model_test_start_ts"] == start and s["in_sample_rows"] == 0
+    assert s["first_decision_ts"] >= start and s["snapshots_before_test_start_skipped"] > 0.75 * 30000
+    orders = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/tables/orders.parquet"))
+    fills = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/tables/fills.parquet"))
+    pos = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/tables/positions.parquet"))
+    assert len(orders) and (orders.submit_ts >= start).all() and (fills.ts >= start).all()
+    assert pos.ts.min() >= start  # not one snapshot of the training or validation span is even replayed
+    assert s["trades_coverage"] == 0.0 and s["queue_fallback"]  # synthetic data has no trade prints: said
+    assert s["sharpe_period_s"] == 60 and len(s["pnl_by_session"]) == 1
+    assert sum(r["pnl"] for r in s["pnl_by_session"]) == pytest.approx(s["pnl_net"])
+
+
+def test_backtest_refuses_data_without_out_of_sample_rows(workdir):
+    run_train(cfg(workdir, "train", "model.n_estimators=20", "mode.progress=false"))
+    run_promote(cfg(workdir, "promote", "mode.require_beat_baseline=false"))
+    # the same seeded generator, cut at 15,000 snapshots: all of it precedes the model's test start
+    with pytest.raises(UserError, match="no out-of-sample row") as e:
+        run_backtest(make_cfg(["mode=backtest", f"workdir={workdir}/other", "data.reader.n_snapshots=15000",
+                               "features=minimal", "mode.progress=false"]))
+    assert "test segment" in e.value.what
+
+
+def test_walk_forward_oos_signal_backtests_every_fold(workdir):
+    tr = run_train(cfg(workdir, "train", "split=walk_forward", "split.n_folds=3", "model.n_estimators=30",
+                       "mode.progress=false"))
+    s = run_backtest(cfg(workdir, "backtest", "mode.signal=oos", f"mode.model_run={tr['run_id']}",
+                         "mode.model_uri=models:/l2exp-synthetic/1", "mode.progress=false"))
+    oos = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{tr['run_id']}/oos/predictions.parquet"))
+    assert sorted(oos.fold.unique()) == [0, 1, 2]
+    assert s["signal"] == "oos" and s["in_sample_rows"] == 0
+    assert s["model_test_start_ts"] == oos.fold_test_start_ts.min() < tr["segments"]["test_start_ts"]
+    orders = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/tables/orders.parquet"))
+    folds = pd.cut(orders.submit_ts, sorted(oos.fold_test_start_ts.unique()) + [2**62], right=False, labels=False)
+    assert set(folds.dropna().astype(int)) == {0, 1, 2}  # decisions in every fold's test segment
+    with pytest.raises(UserError, match="data digest"):  # OOS predictions of other data are refused
+        run_backtest(make_cfg(["mode=backtest", f"workdir={workdir}/other", "data.reader.n_snapshots=30001",
+                               "features=minimal", "mode.signal=oos", f"mode.model_run={tr['run_id']}",
+                               "mode.model_uri=models:/l2exp-synthetic/1", "mode.progress=false"]))
