@@ -47,6 +47,11 @@ def _child(cfg: DictConfig, name: str, metrics: dict[str, Any], tags: dict[str, 
         return run.info.run_id
 
 
+def _sharpe(bt: dict[str, Any]) -> str:
+    s = bt["sharpe"]
+    return f"{s:.2f}" if s == s else f"undefined ({bt['sharpe_periods']} one-minute intervals)"
+
+
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.run import run_backtest
     from l2exp.data.ingest import run_ingest
@@ -94,7 +99,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
                 tr = run_train(_step_cfg(cfg, "train_step"))
                 client.set_tag(tr["run_id"], "l2exp.train_key", key)
                 steps["train"] = {"run_id": tr["run_id"], "model_version": tr["model_version"], "reused": False,
-                                  "test_metrics": tr["test_metrics"]}
+                                  "selection": tr["selection"], "beats_baseline": tr["beats_baseline"],
+                                  "val_metrics": tr["val_metrics"], "test_metrics": tr["test_metrics"]}
             console.rule("[bold]4/5 promote")
             pcfg = _step_cfg(cfg, "promote")
             with open_dict(pcfg):
@@ -104,7 +110,9 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
             steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
             console.rule("[bold]5/5 backtest")
             bt = run_backtest(_step_cfg(cfg, "backtest"))
-            keep = ("run_id", "pnl_net", "fees", "sharpe", "max_drawdown", "n_fills", "kill_switch_ts")
+            keep = ("run_id", "experiment", "pnl_net", "fees", "sharpe", "sharpe_periods", "max_drawdown", "n_fills",
+                    "kill_switch_ts", "model_test_start_ts", "first_decision_ts", "in_sample_rows", "n_snapshots",
+                    "trades_coverage")
             steps["backtest"] = {k: bt[k] for k in keep}
         finally:
             os.environ.pop(PARENT_ENV, None)
@@ -122,9 +130,11 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
         ("features", f"{steps['features']['rows']:,} rows" + (" (cache)" if steps["features"]["reused"] else "")),
         ("train", f"model version {steps['train']['model_version']}"
                   + (" (reused)" if steps["train"]["reused"] else "")),
-        ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']}"),
-        ("backtest", f"pnl net {bt['pnl_net']:.2f}, sharpe {bt['sharpe']:.2f}, {bt['n_fills']} fills{killed}"),
-        ("look at", ui_hint(uri)),
+        ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']} (selected on "
+                    f"{steps['promote']['metric']} = {steps['promote']['value']:.4g})"),
+        ("backtest (out of sample)", f"{bt['n_snapshots']:,} snapshots from the model's test start: pnl net "
+                                     f"{bt['pnl_net']:.2f}, sharpe {_sharpe(bt)}, {bt['n_fills']} fills{killed}"),
+        ("look at", f"experiment {cfg.tracking.experiment_prefix}-pipeline: {ui_hint(uri)}"),
     ])
     write_summary(summary)
     return summary

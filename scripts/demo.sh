@@ -9,4 +9,6 @@ bash scripts/install.sh
 .venv/bin/l2exp mode=pipeline model=catboost "$@"
 echo
 echo "Look at the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlruns/mlflow.db --workers 1"
-echo "                  then open http://127.0.0.1:5000 (experiments l2exp-pipeline, l2exp-train, l2exp-backtest)"
+echo "                  then open http://127.0.0.1:5000, experiment l2exp-pipeline (a parent run per pipeline,"
+echo "                  a child per step: ingest, features, train, promote, backtest)"
+echo "Next: .venv/bin/l2exp mode=analyze   (SHAP + predictions on the champion, report of the demo's backtests)"
