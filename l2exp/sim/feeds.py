@@ -55,9 +55,11 @@ def book_from_sides(bids: list, asks: list, levels: int) -> np.ndarray:
 
 
 class ReplayFeed:
-    """A stored recording as a feed (the same rows the backtest reads)."""
+    """A stored recording as a feed (the same rows the backtest reads). With ``speed`` > 0 the rows
+    come at ``speed`` x their recorded pace from the first row at or after ``pace_from_ts`` (earlier
+    rows -- feature warm-up history -- come at once)."""
 
-    def __init__(self, book_frame: Any, levels: int, speed: float = 0.0) -> None:
+    def __init__(self, book_frame: Any, levels: int, speed: float = 0.0, pace_from_ts: int | None = None) -> None:
         from l2exp.schema import SIDE_FIELDS, level_columns
 
         self.ts = book_frame["timestamp"].to_numpy(np.int64)
@@ -65,6 +67,7 @@ class ReplayFeed:
         mats = [book_frame[level_columns(f, levels)].to_numpy(np.float64) for f in SIDE_FIELDS]
         self.books = np.stack(mats, axis=1)  # (n, 4, L)
         self.speed = speed
+        self.pace_from = int(self.ts[0]) if pace_from_ts is None or not len(self.ts) else int(pace_from_ts)
         self.i = 0
         self.stats = FeedStats()
         self._wall0: float | None = None
@@ -77,10 +80,11 @@ class ReplayFeed:
         if self.exhausted:
             return None
         i = self.i
-        if self.speed > 0:
+        if self.speed > 0 and self.ts[i] >= self.pace_from:
             if self._wall0 is None:
                 self._wall0 = time.perf_counter()
-            due = self._wall0 + (self.ts[i] - self.ts[0]) / 1e9 / self.speed
+                self._t0 = int(self.ts[i])
+            due = self._wall0 + (self.ts[i] - self._t0) / 1e9 / self.speed
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)

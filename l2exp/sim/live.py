@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from l2exp.config import instantiate
 from l2exp.data.validate import REASONS, Validator, check_row
+from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, output_dir, print_table, write_summary
 
@@ -116,17 +117,33 @@ class StopFlag:
             signal.signal(sig, old)
 
 
-def make_feed(cfg: DictConfig, levels: int) -> tuple[Any, str]:
-    """The feed of ``cfg.feed`` and the symbol it trades."""
+def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
+              gap_ms: float | None = None) -> tuple[Any, str]:
+    """The feed of ``cfg.feed`` and the symbol it trades. A replay for a model (``decide_from_ts`` = its
+    test start) starts at the beginning of the session holding that time -- the earlier rows of the
+    session are feature history, fed at once, never decided on -- and refuses data with no such row."""
     kind = str(cfg.feed.kind)
     if kind == "replay":
         from l2exp.features.table import choose_symbol, open_store
+        from l2exp.sessions import session_ids
         from l2exp.sim.feeds import ReplayFeed
 
         store = open_store(cfg)
         symbol = choose_symbol(store.read(columns=[])["symbol"], cfg.sim.get("symbol"), str(cfg.data.name),
                                "sim.symbol")
-        return ReplayFeed(store.read(symbols=[symbol]), levels, float(cfg.feed.speed)), symbol
+        book = store.read(symbols=[symbol])
+        if decide_from_ts is not None:
+            ts = book["timestamp"].to_numpy(np.int64)
+            first = int(np.searchsorted(ts, decide_from_ts))
+            if first >= len(ts):
+                raise UserError(f"data={cfg.data.name} {symbol} has no row at or after the model's test start "
+                                f"{pd.Timestamp(decide_from_ts, tz='UTC')}: a replay would trade rows it was "
+                                "trained on", where="sim.model_uri",
+                                fix="Replay data recorded after the model's test start (or the data it was trained "
+                                    "on: its test segment is the last part).")
+            sid = session_ids(ts, float(gap_ms)) if gap_ms else np.zeros(len(ts), dtype=np.int64)
+            book = book.iloc[int(np.searchsorted(sid, sid[first])):].reset_index(drop=True)
+        return ReplayFeed(book, levels, float(cfg.feed.speed), decide_from_ts), symbol
     feed = instantiate(cfg.feed.client, levels=levels)
     return feed, str(cfg.feed.client.symbol)
 
@@ -143,7 +160,11 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     levels = int(cfg.levels)
     sim = cfg.sim
     bundle = load_bundle(str(sim.model_uri), levels_available=levels)
-    feed, symbol = make_feed(cfg, levels)
+    # a replay decides only on rows the model never saw (its test segment, as a backtest would)
+    decide_from = (bundle.meta.get("segments") or {}).get("test_start_ts") if str(cfg.feed.kind) == "replay" else None
+    decide_from = int(decide_from) if decide_from is not None else np.iinfo(np.int64).min
+    feed, symbol = make_feed(cfg, levels, decide_from if str(cfg.feed.kind) == "replay" else None,
+                             bundle.feature_set.params.reset_gap_ms)
     features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
                                             else None)
     ex, st, rk = _params(cfg, symbol)
@@ -155,7 +176,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     lat_ns = np.zeros(200_000, dtype=np.int64)
     n_lat = 0
     rejected_by: dict[str, int] = {}
-    counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "sampled_out": 0}
+    counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "sampled_out": 0,
+              "warmup_snapshots": 0}
     sample_ns = float(sim.sample_ms) * 1e6
     stale_ns = float(sim.stale_ms) * 1e6
     live = str(cfg.feed.kind) != "replay"
@@ -182,6 +204,10 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             if tick is None:
                 if live:
                     time.sleep(0.005)
+                continue
+            if tick.ts < decide_from:  # feature history before the model's test start: never decided on
+                features.update_book(tick.ts, tick.book)
+                counts["warmup_snapshots"] += 1
                 continue
             counts["snapshots"] += 1
             ring.push(tick.ts, tick.book)
@@ -235,7 +261,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"],
             "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
             "rejected_snapshots": counts["schema_rejects"], "rejected_by_reason": rejected_by,
-            "sampled_out": counts["sampled_out"],
+            "sampled_out": counts["sampled_out"], "warmup_snapshots": counts["warmup_snapshots"],
+            "decide_from_ts": None if decide_from == np.iinfo(np.int64).min else decide_from,
             "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "risk_blocks": blocks,

@@ -35,28 +35,34 @@ def sim_cfg(workdir, *extra):
 
 def test_replay_gives_the_backtest_signals(workdir, champion):
     """Every snapshot through the live loop (sample_ms=0) -> the same signals as the batch features +
-    model the backtest uses, on the same rows."""
+    model the backtest uses, on the same rows: the model's test segment, with the rows before it fed
+    to the features only (history, never decided on)."""
     s = run_sim(sim_cfg(workdir, "sim.sample_ms=0", "sim.max_snapshots=3000"))
-    assert s["decisions"] == 3000 and s["snapshots"] == 3000
+    bundle = load_bundle(champion, 10)
+    start = bundle.meta["segments"]["test_start_ts"]
+    ft = build_feature_table(sim_cfg(workdir), bundle.feature_set)
+    first = int(np.searchsorted(ft.book.timestamp.to_numpy(), start))
+    assert s["decisions"] == 3000 and s["snapshots"] == 3000 and s["decide_from_ts"] == start
+    assert s["warmup_snapshots"] == first > 15000  # 20,000 rows, the test segment is the last ~20 %
     from l2exp.summary import output_dir
 
     live = pd.read_parquet(output_dir() / "sim" / "decisions.parquet")
-    bundle = load_bundle(champion, 10)
-    ft = build_feature_table(sim_cfg(workdir), bundle.feature_set)
+    assert live.ts.min() >= start
     from l2exp.backtest.signals import model_signal
 
-    ready = ft.ready.to_numpy()[:3000]
+    rows = slice(first, first + 3000)
+    ready = ft.ready.to_numpy()[rows]
     want = np.full(3000, np.nan)
-    want[ready] = model_signal(bundle.predict_proba(ft.features.iloc[:3000][ready]), bundle.task)
+    want[ready] = model_signal(bundle.predict_proba(ft.features.iloc[rows][ready]), bundle.task)
     np.testing.assert_allclose(live.signal.to_numpy(), want, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
 def test_sim_summary_and_bounded_memory(workdir, champion):
-    s = run_sim(sim_cfg(workdir, "sim.max_snapshots=8000", "sim.ring_capacity=500", "sim.flush_every=300"))
+    s = run_sim(sim_cfg(workdir, "sim.max_snapshots=3500", "sim.ring_capacity=500", "sim.flush_every=300"))
     for k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
               "latency_ms_p50", "latency_ms_p99", "max_rss_mb"):
         assert k in s
-    assert s["snapshots"] == 8000 and 0 < s["decisions"] < 8000  # 100 ms sampling thins the feed
+    assert s["snapshots"] == 3500 and 0 < s["decisions"] < 3500  # 100 ms sampling thins the feed
     assert s["ring_size"] == 500 and s["latency_ms_p99"] < 50
 
 
