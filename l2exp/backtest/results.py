@@ -1,4 +1,5 @@
-"""Backtest results: tables and the report metrics (all in quote currency unless said).
+"""Backtest results: tables and the report metrics (money in the instrument's settlement currency,
+``pnl_net_quote`` in its quote currency: each equity change converted at the fx of its snapshot).
 
 Time-based figures are measured **inside sessions** (:mod:`l2exp.sessions`): a recording with a
 days-long gap is two sessions, and the gap is neither a flat stretch of equity (which would shrink
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.layout import (
     BLOCK_REASONS,
     C_CANCELS,
     C_FILLS,
+    C_FLATTEN,
     C_IOC_UNFILLED,
     C_KILL_TS,
     C_KILLED,
@@ -84,6 +87,8 @@ class BacktestResult:
     orders: pd.DataFrame
     blocks: dict[str, int]
     counters: np.ndarray
+    instrument: Instrument | None = None
+    fx: np.ndarray | None = None  # settlement -> quote per snapshot
 
     def metrics(self, period_s: float = 60.0, gap_ms: float = DEFAULT_GAP_MS,
                 seconds_per_year: float = SECONDS_PER_YEAR, min_periods: int = 20) -> dict[str, float]:
@@ -93,7 +98,10 @@ class BacktestResult:
         sharpe, n_periods = sharpe_ratio(self.ts, self.equity, gap_ms, period_s, seconds_per_year, min_periods) \
             if len(self.ts) else (float("nan"), 0)
         dd = (eq.cummax().clip(lower=0) - eq).max() if len(eq) else 0.0  # from the starting equity 0 too
-        notional = (f.qty * f.price).sum() if len(f) else 0.0
+        inst = self.instrument
+        notional = float((f.qty * np.abs(inst.value(f.price.to_numpy()) if inst else f.price)).sum()) if len(f) else 0.0
+        fx = self.fx if self.fx is not None else np.ones(len(self.equity))
+        pnl_quote = float(np.sum(np.diff(np.r_[0.0, self.equity]) * fx)) if len(self.equity) else 0.0
         slip = (f.side * (f.price - f.mid) / f.mid * 1e4) if len(f) else pd.Series(dtype=float)
         limit = self.orders[self.orders.type == LIMIT]
         fill_ratio = float(((limit.qty - limit.remaining).sum()) / limit.qty.sum()) if len(limit) else float("nan")
@@ -106,7 +114,7 @@ class BacktestResult:
         pnl = float(self.equity[-1]) if len(self.equity) else 0.0
         fees = float(f.fee.sum()) if len(f) else 0.0
         return {
-            "pnl_net": pnl, "fees": fees, "pnl_gross": pnl + fees,
+            "pnl_net": pnl, "pnl_net_quote": pnl_quote, "fees": fees, "pnl_gross": pnl + fees,
             "sharpe": sharpe, "sharpe_period_s": float(period_s), "sharpe_periods": float(n_periods),
             "max_drawdown": float(dd), "turnover": float(notional),
             "hit_rate": _hit_rate(self.position, self.equity),
@@ -115,7 +123,7 @@ class BacktestResult:
             "passive_fill_ratio": fill_ratio, "time_in_market": in_market,
             "n_orders": int(self.counters[C_ORDERS]), "n_fills": int(self.counters[C_FILLS]),
             "n_cancels": int(self.counters[C_CANCELS]), "ioc_unfilled": int(self.counters[C_IOC_UNFILLED]),
-            "kill_switch": float(self.counters[C_KILLED]),
+            "kill_switch": float(self.counters[C_KILLED]), "kill_flatten_attempts": int(self.counters[C_FLATTEN]),
             "final_position": float(self.position[-1]) if len(self.position) else 0.0,
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
             else 0.0,

@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from l2exp.backtest.engine import new_state, simulate
+from l2exp.backtest.instruments import Instrument, fx_series, instrument_for
 from l2exp.backtest.layout import N_COUNTERS, N_FILL_COLS, N_ORDER_COLS
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams, pack
 from l2exp.backtest.results import BacktestResult, blocks_dict, tables
@@ -25,13 +26,23 @@ from l2exp.schema import SIDE_FIELDS, level_columns
 
 
 def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame | None, ex: ExecutionParams,
-                  st: StrategyParams, rk: RiskParams, levels: int) -> BacktestResult:
-    """Run the event loop over one instrument's time-ordered snapshots."""
+                  st: StrategyParams, rk: RiskParams, levels: int, instrument: Instrument | None = None,
+                  fx: np.ndarray | None = None) -> BacktestResult:
+    """Run the event loop over one instrument's time-ordered snapshots.
+
+    ``instrument``: contract type and multiplier (default: linear, multiplier 1); ``fx``: settlement ->
+    quote per snapshot (default: what the instrument derives from its own mid; a quanto priced off
+    another symbol needs it passed, see :func:`l2exp.backtest.instruments.fx_series`).
+    """
     if book["symbol"].nunique() > 1:
         raise ValueError("backtest_book takes one symbol")
-    p = pack(ex, st, rk)
     n = len(book)
+    inst = instrument or Instrument(str(book["symbol"].iloc[0]) if n else "")
+    has_trades = trades is not None and len(trades) > 0
+    p = pack(ex, st, rk, inst.code, inst.multiplier, has_trades)
     mats = [np.ascontiguousarray(book[level_columns(f, levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
+    mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
+    fx = np.ascontiguousarray(inst.fx_settle_to_quote(mid) if fx is None else fx, dtype=np.float64)
     ts = book["timestamp"].to_numpy(np.int64)
     tr = trades if trades is not None else pd.DataFrame({"ts": [], "price": [], "size": [], "side": []})
     cap_orders = 4 * n + 16
@@ -41,14 +52,19 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     blocks = np.zeros(16)
     counters = np.zeros(N_COUNTERS)
     t0 = int(ts[0]) if n else 0
-    simulate((ts - t0).astype(np.float64), *mats, np.asarray(signal, dtype=np.float64),
+    simulate((ts - t0).astype(np.float64), *mats, np.asarray(signal, dtype=np.float64), fx,
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), tr["price"].to_numpy(np.float64),
              tr["size"].to_numpy(np.float64), tr["side"].to_numpy(np.float64), p,
              new_state(float(t0 % 86_400_000_000_000)), orders, fills, position, cash, equity, blocks, counters)
     fdf, odf = tables(fills, int(counters[1]), orders, int(counters[0]), t0)
-    mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
     return BacktestResult(str(book["symbol"].iloc[0]) if n else "", ts, mid, position, cash, equity, fdf, odf,
-                          blocks_dict(blocks), counters)
+                          blocks_dict(blocks), counters, inst, fx)
+
+
+def instrument_of(cfg: DictConfig, symbol: str) -> Instrument:
+    """The symbol's instrument from ``data.instruments`` (linear, multiplier 1 when the data says nothing)."""
+    raw = cfg.data.get("instruments")
+    return instrument_for(OmegaConf.to_container(raw, resolve=True) if raw is not None else None, symbol)  # type: ignore[arg-type]
 
 
 def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyParams, RiskParams]:
@@ -131,7 +147,10 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     trades = trades[trades.ts >= int(ts[0])].reset_index(drop=True)
     coverage, uncovered = trades_coverage(ts, trades["ts"].to_numpy(np.int64), gap_ms)
     ex, st, rk = _params(cfg, symbol)
-    res = backtest_book(book, signal, trades, ex, st, rk, int(cfg.levels))
+    inst = instrument_of(cfg, symbol)
+    mid = 0.5 * (book["bid_price_1"].to_numpy(float) + book["ask_price_1"].to_numpy(float))
+    fx = fx_series(inst, ts, mid, lambda sym: store.read(symbols=[sym]))
+    res = backtest_book(book, signal, trades, ex, st, rk, int(cfg.levels), inst, fx)
     # the guard, counted rather than assumed: rows that carried a signal before they were out of sample,
     # and orders submitted before the model's test start
     in_sample = int((decided & (ts < allowed)).sum()) + int((res.orders.submit_ts < sig.start_ts).sum())
@@ -146,7 +165,8 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     uncovered_txt = [f"{pd.Timestamp(a, tz='UTC')} .. {pd.Timestamp(b, tz='UTC')}" for a, b in uncovered]
     tags = {"l2exp.model_uri": uri, "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
             "l2exp.risk": str(cfg.risk.name), "data_digest": ft.data_digest, "l2exp.signal": source,
-            "l2exp.out_of_sample": "true"}
+            "l2exp.out_of_sample": "true", "l2exp.settle_currency": str(inst.settle),
+            "l2exp.contract": inst.contract}
     with tracked_run(cfg, "backtest", run_name=f"backtest {symbol} {source} risk={cfg.risk.name}", tags=tags) as run:
         log_dataset(store, book, str(cfg.data.name), ft.data_digest, context="backtest")
         mlflow.log_metrics({k: float(v) for k, v in m.items() if np.isfinite(v)})
@@ -171,7 +191,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
                "first_decision_ts": int(ts[np.argmax(decided)]), "in_sample_rows": in_sample,
                "n_events": int(len(book) + len(trades)), "n_snapshots": int(len(book)), "n_trades": int(len(trades)),
                "snapshots_before_test_start_skipped": first, "n_orders": m["n_orders"], "n_fills": m["n_fills"],
-               "pnl_net": m["pnl_net"], "fees": m["fees"], "sharpe": m["sharpe"],
+               "pnl_net": m["pnl_net"], "settle_currency": inst.settle, "pnl_net_quote": m["pnl_net_quote"],
+               "quote_currency": inst.quote, "contract": inst.contract, "multiplier": inst.multiplier,
+               "fees": m["fees"], "sharpe": m["sharpe"],
                "sharpe_period_s": m["sharpe_period_s"], "sharpe_periods": int(m["sharpe_periods"]),
                "max_drawdown": m["max_drawdown"], "time_in_market": m["time_in_market"],
                "trades_coverage": coverage, "trades_uncovered": uncovered_txt,
@@ -191,7 +213,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
                    f"not traded; in-sample rows {in_sample})"),
         ("events", f"{summary['n_events']:,} ({len(book):,} snapshots, {len(trades):,} trades)"),
         ("orders / fills", f"{m['n_orders']:,} / {m['n_fills']:,}"),
-        ("pnl net / fees", f"{m['pnl_net']:.4f} / {m['fees']:.4f}"),
+        ("instrument", f"{inst.contract}, multiplier {inst.multiplier:g}, settles in {inst.settle}"),
+        (f"pnl net / fees ({inst.settle})", f"{m['pnl_net']:.8g} / {m['fees']:.8g}"),
+        (f"pnl net ({inst.quote}, each change at its mark)", f"{m['pnl_net_quote']:.4f}"),
         (f"sharpe (annualised, {m['sharpe_period_s']:g} s returns in sessions)", sharpe_txt),
         ("max drawdown", f"{m['max_drawdown']:.4f}"), ("hit rate", f"{m['hit_rate']:.3f}"),
         ("avg slippage vs mid (bps)", f"{m['avg_slippage_bps']:.3f}"),

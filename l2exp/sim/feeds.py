@@ -59,7 +59,8 @@ class ReplayFeed:
     come at ``speed`` x their recorded pace from the first row at or after ``pace_from_ts`` (earlier
     rows -- feature warm-up history -- come at once)."""
 
-    def __init__(self, book_frame: Any, levels: int, speed: float = 0.0, pace_from_ts: int | None = None) -> None:
+    def __init__(self, book_frame: Any, levels: int, speed: float = 0.0, pace_from_ts: int | None = None,
+                 trades: Any = None) -> None:
         from l2exp.schema import SIDE_FIELDS, level_columns
 
         self.ts = book_frame["timestamp"].to_numpy(np.int64)
@@ -69,6 +70,12 @@ class ReplayFeed:
         self.speed = speed
         self.pace_from = int(self.ts[0]) if pace_from_ts is None or not len(self.ts) else int(pace_from_ts)
         self.i = 0
+        # trade prints of the recording (ts, price, size, side), handed out in time order with the books
+        empty = np.zeros(0)
+        self.tr = tuple(np.asarray(trades[c], dtype=float if c != "ts" else np.int64) for c in
+                        ("ts", "price", "size", "side")) if trades is not None and len(trades) else \
+            (np.zeros(0, np.int64), empty, empty, empty)
+        self.j = 0
         self.stats = FeedStats()
         self._wall0: float | None = None
 
@@ -90,6 +97,14 @@ class ReplayFeed:
                 time.sleep(delay)
         self.i += 1
         return Tick(int(self.ts[i]), self.symbol, self.books[i], time.perf_counter_ns())
+
+    def trades_until(self, ts: int) -> tuple[np.ndarray, ...]:
+        """The prints at or before ``ts`` not handed out yet (as the backtest replays them before the
+        snapshot at ``ts``)."""
+        k = int(np.searchsorted(self.tr[0], ts, side="right"))
+        out = tuple(a[self.j:k] for a in self.tr)
+        self.j = max(self.j, k)
+        return out
 
     def close(self) -> None:
         pass

@@ -143,13 +143,21 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
                                     "on: its test segment is the last part).")
             sid = session_ids(ts, float(gap_ms)) if gap_ms else np.zeros(len(ts), dtype=np.int64)
             book = book.iloc[int(np.searchsorted(sid, sid[first])):].reset_index(drop=True)
-        return ReplayFeed(book, levels, float(cfg.feed.speed), decide_from_ts), symbol
+        from omegaconf import OmegaConf
+
+        from l2exp.backtest.trades import load_trades
+
+        trades = load_trades(OmegaConf.to_container(cfg.data.trades, resolve=True) if cfg.data.get("trades") else None,
+                             symbol)
+        if decide_from_ts is not None:  # the prints the backtest of these rows uses
+            trades = trades[trades.ts >= decide_from_ts].reset_index(drop=True)
+        return ReplayFeed(book, levels, float(cfg.feed.speed), decide_from_ts, trades), symbol
     feed = instantiate(cfg.feed.client, levels=levels)
     return feed, str(cfg.feed.client.symbol)
 
 
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
-    from l2exp.backtest.run import _params
+    from l2exp.backtest.run import _params, instrument_of
     from l2exp.backtest.signals import model_signal
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
@@ -168,7 +176,9 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
                                             else None)
     ex, st, rk = _params(cfg, symbol)
-    broker = PaperBroker(ex, st, rk, levels)
+    has_trades = bool(getattr(feed, "tr", None) is not None and len(feed.tr[0]))
+    inst = instrument_of(cfg, symbol)
+    broker = PaperBroker(ex, st, rk, levels, inst, has_trades)
     last_ts = np.iinfo(np.int64).min
     ring = RingBuffer(int(sim.ring_capacity), levels)
     out = output_dir() / "sim"
@@ -176,7 +186,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     lat_ns = np.zeros(200_000, dtype=np.int64)
     n_lat = 0
     rejected_by: dict[str, int] = {}
-    counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "sampled_out": 0,
+    counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "trades": 0,
               "warmup_snapshots": 0}
     sample_ns = float(sim.sample_ms) * 1e6
     stale_ns = float(sim.stale_ms) * 1e6
@@ -211,16 +221,10 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
                 continue
             counts["snapshots"] += 1
             ring.push(tick.ts, tick.book)
-            if live:  # the sampler, live: one poll per sample interval of wall-clock time
-                if sample_ns > 0:
-                    now = time.perf_counter_ns()
-                    next_sample = max(next_sample + sample_ns, now) if next_sample > 0 else now + sample_ns
-                    time.sleep(max(0.0, (next_sample - now) / 1e9))
-            elif tick.ts < next_sample:  # replay: one decision per sample interval of feed time
-                counts["sampled_out"] += 1
-                continue
-            else:
-                next_sample = tick.ts + sample_ns if sample_ns > 0 else -np.inf
+            if live and sample_ns > 0:  # the sampler, live: one poll per sample interval of wall-clock time
+                now = time.perf_counter_ns()
+                next_sample = max(next_sample + sample_ns, now) if next_sample > 0 else now + sample_ns
+                time.sleep(max(0.0, (next_sample - now) / 1e9))
             bk = tick.book
             code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3])  # the ingest row rules
             if code != 0:
@@ -231,9 +235,20 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             if live and time.time_ns() - tick.ts > stale_ns:
                 counts["stale_skips"] += 1  # stale-book guard: no decision on an old book
                 continue
+            if not live:  # the recording's prints up to this snapshot: queue position, as in the backtest
+                t_ts, t_px, t_sz, t_side = feed.trades_until(tick.ts)
+                for k in range(len(t_ts)):
+                    broker.on_trade(int(t_ts[k]), t_px[k], t_sz[k], t_side[k])
+                counts["trades"] += len(t_ts)
+            # every snapshot feeds the features and the broker (fills, risk state); the model runs
+            # only when the strategy decides (every strategy.decision_ms), exactly as in the backtest
             vec, ready = features.update_book(tick.ts, tick.book)
-            sig = float(model_signal(bundle.predict_proba(vec.reshape(1, -1)), bundle.task)[0]) if ready else np.nan
+            due = broker.decision_due(tick.ts)
+            sig = float(model_signal(bundle.predict_proba(vec.reshape(1, -1)), bundle.task)[0]) \
+                if due and ready else np.nan
             equity = broker.on_book(tick.ts, tick.book, sig)
+            if not due:
+                continue
             lat = time.perf_counter_ns() - tick.received_ns
             lat_ns[n_lat % len(lat_ns)] = lat  # bounded ring of the latest latencies
             n_lat += 1
@@ -257,11 +272,13 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             "mode": "sim", "run_id": run.info.run_id, "model_uri": str(sim.model_uri), "symbol": symbol,
             "feed": str(cfg.feed.kind), "stop": stop.reason, "snapshots": counts["snapshots"],
             "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
-            "pnl": broker.equity, "position": broker.position, "reconnects": feed.stats.reconnects,
+            "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
+            "settle_currency": inst.settle, "pnl_net_quote": broker.pnl_quote, "trades": counts["trades"],
+            "position": broker.position, "reconnects": feed.stats.reconnects,
             "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"],
             "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
             "rejected_snapshots": counts["schema_rejects"], "rejected_by_reason": rejected_by,
-            "sampled_out": counts["sampled_out"], "warmup_snapshots": counts["warmup_snapshots"],
+            "warmup_snapshots": counts["warmup_snapshots"],
             "decide_from_ts": None if decide_from == np.iinfo(np.int64).min else decide_from,
             "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
 from l2exp.backtest.run import backtest_book
 
@@ -134,9 +135,10 @@ def test_volatility_targeted_size():
     assert calm.position.max() == 8.0
     rows = [BASE if k % 2 == 0 else ([101.0, 100.0, 99.0], [5.0] * 3, [102.0, 103.0, 104.0], [5.0] * 3)
             for k in range(8)]
+    # the mid jumps ~99 bps every 10 ms: vol = 99 / sqrt(0.01 s) = ~990 bps per sqrt(second) -> size 4 x 500/990
     jumpy = backtest_book(book(rows), np.ones(8), None, ex(), StrategyParams(threshold=0.5, decision_ms=0,
-                          base_size=4), RiskParams(target_vol_bps=50.0, vol_floor_bps=0.5, max_spread_bps=1e9), 3)
-    assert 0 < jumpy.position[-1] < 4
+                          base_size=4), RiskParams(target_vol_bps=500.0, vol_floor_bps=0.5, max_spread_bps=1e9), 3)
+    assert jumpy.position[-1] == 2.0
 
 
 def test_spread_filter_blocks():
@@ -195,14 +197,20 @@ def test_accounting_invariants_over_random_books_and_orders(data):
            tick_size=0.5, order_type=data.draw(st.sampled_from(["market", "limit"])))
     s = StrategyParams(kind=data.draw(st.sampled_from(["signal", "quote"])), threshold=0.3, decision_ms=10,
                        base_size=float(data.draw(st.integers(1, 6))))
-    res = backtest_book(b, sig, trades, e, s, RiskParams(enabled=data.draw(st.booleans())), 3)
+    inst = data.draw(st.sampled_from([Instrument("X"), Instrument("X", "inverse", 10.0, "USD", "XBT"),
+                                      Instrument("X", "quanto", 1e-6, "USD", "XBT", settle_fx=7000.0)]))
+    res = backtest_book(b, sig, trades, e, s, RiskParams(enabled=data.draw(st.booleans())), 3, inst)
     f = res.fills
     signed = (f.side * f.qty).sum() if len(f) else 0.0
     assert res.position[-1] == pytest.approx(signed)  # position == signed sum of fills, partial fills included
-    cash = -(f.side * f.qty * f.price).sum() - f.fee.sum() if len(f) else 0.0
-    assert res.cash[-1] == pytest.approx(cash)
+    v = inst.value(f.price.to_numpy()) if len(f) else np.zeros(0)  # settlement value of one contract
+    cash = -(f.side * f.qty * v).sum() - f.fee.sum() if len(f) else 0.0
+    assert res.cash[-1] == pytest.approx(cash, rel=1e-9, abs=1e-12)
+    fee_rate = np.where(f.maker == 1, -1.0, 5.0) * 1e-4 if len(f) else np.zeros(0)
+    assert np.allclose(f.fee, f.qty * np.abs(v) * fee_rate, rtol=1e-12, atol=0)  # bps of settlement notional
     last_mid = 0.5 * (b.bid_price_1.iloc[-1] + b.ask_price_1.iloc[-1])
-    assert res.equity[-1] == pytest.approx(cash + signed * last_mid)  # cash + position value == PnL
+    # cash + position value == PnL, in settlement currency
+    assert res.equity[-1] == pytest.approx(cash + signed * inst.value(last_mid), rel=1e-9, abs=1e-12)
     taker = f[f.maker == 0]
     for _, row in taker.iterrows():  # no taker fill exceeds the size displayed at its level
         snap = b[b.timestamp == row.ts].iloc[0]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from l2exp.backtest.layout import N_COUNTERS
 from l2exp.backtest.results import SECONDS_PER_YEAR, BacktestResult, sharpe_ratio
 from l2exp.backtest.trades import trades_coverage
 
@@ -20,7 +21,7 @@ def result(ts: np.ndarray, equity: np.ndarray, position: np.ndarray | None = Non
     empty_f = pd.DataFrame({c: [] for c in ("ts", "order", "side", "qty", "price", "fee", "maker", "mid", "level")})
     empty_o = pd.DataFrame({c: [] for c in ("submit_ts", "side", "type", "price", "qty", "remaining", "status")})
     return BacktestResult("X", ts, np.full(n, 100.0), pos, equity.copy(), equity.copy(), empty_f, empty_o, {},
-                          np.zeros(7))
+                          np.zeros(N_COUNTERS))
 
 
 def test_sharpe_on_a_hand_built_equity_path():

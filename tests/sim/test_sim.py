@@ -34,10 +34,10 @@ def sim_cfg(workdir, *extra):
 
 
 def test_replay_gives_the_backtest_signals(workdir, champion):
-    """Every snapshot through the live loop (sample_ms=0) -> the same signals as the batch features +
+    """Every snapshot a decision (strategy.decision_ms=0) -> the same signals as the batch features +
     model the backtest uses, on the same rows: the model's test segment, with the rows before it fed
     to the features only (history, never decided on)."""
-    s = run_sim(sim_cfg(workdir, "sim.sample_ms=0", "sim.max_snapshots=3000"))
+    s = run_sim(sim_cfg(workdir, "strategy.decision_ms=0", "sim.max_snapshots=3000"))
     bundle = load_bundle(champion, 10)
     start = bundle.meta["segments"]["test_start_ts"]
     ft = build_feature_table(sim_cfg(workdir), bundle.feature_set)
@@ -72,6 +72,7 @@ def test_live_feed_survives_faults_and_loses_no_decision(workdir, champion):
     with FakeBinance(BINANCE, script) as fake:
         opts = fake.ccxt_options()
         cfg = sim_cfg(workdir, "feed=ccxt", "symbol=BTC/USDT", "sim.max_snapshots=40", "sim.sample_ms=0",
+                      "strategy.decision_ms=0",
                       "feed.client.backoff_ms=5", "feed.client.backoff_cap_ms=20", "sim.stale_ms=60000")
         from omegaconf import open_dict
 
