@@ -10,13 +10,13 @@ model``), or a simple momentum rule (``momentum``: sign of the 50-snapshot mid r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from l2exp.backtest.instruments import Instrument
+from l2exp.backtest.instruments import Instrument, fx_series
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
 from l2exp.backtest.results import BacktestResult
 from l2exp.backtest.run import backtest_book
@@ -64,6 +64,14 @@ def _submitted_in(res: BacktestResult, book: pd.DataFrame, win: slice, after_ns:
     return int(len(opening))
 
 
+def drawdown_in_limit_currency(res: BacktestResult, rk: RiskParams) -> float:
+    """Largest drawdown from the running peak (the start counts), each equity change converted at its
+    snapshot's fx when the limits are in quote currency."""
+    fx = res.fx if (res.fx is not None and rk.currency == "quote") else np.ones(len(res.equity))
+    eq = np.r_[0.0, np.cumsum(np.diff(np.r_[0.0, res.equity]) * fx)]
+    return float(np.max(np.maximum.accumulate(eq) - eq)) if len(eq) else 0.0
+
+
 def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: pd.DataFrame) -> Check:
     """Drawdown stays within the tighter loss limit plus the cost of getting out on the largest
     position held: the 99.9th-percentile move of one contract's value over the time the exit order
@@ -71,8 +79,7 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: p
     in the limits' currency (``risk.limits.currency``), through the instrument's value function and fx."""
     inst = res.instrument or Instrument(res.symbol)
     fx = res.fx if (res.fx is not None and rk.currency == "quote") else np.ones(len(res.equity))
-    eq = np.cumsum(np.diff(np.r_[0.0, res.equity]) * fx)  # equity in the limits' currency
-    dd = float(np.max(np.maximum.accumulate(eq) - eq)) if len(eq) else 0.0
+    dd = drawdown_in_limit_currency(res, rk)
     v = np.asarray(inst.value(res.mid), dtype=float)  # one contract's value, settlement currency
     unit = v * fx
     step = 0.0
@@ -150,9 +157,15 @@ class FlashMove(Scenario):
         return b, win
 
     def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
+        """Either the loss stayed inside the money limits (volatility targeting cut the position as
+        the move gathered pace) or the kill switch fired and left the book flat."""
         fired = res.kill_ts is not None
-        return [Check("kill_switch_fires", fired, float(fired), "== 1"),
-                Check("flat_after_kill", fired and res.position[-1] == 0, float(res.position[-1]), "== 0"),
+        worst = drawdown_in_limit_currency(res, rk)
+        inside = worst < min(rk.max_drawdown, rk.max_daily_loss)
+        return [Check("kill_switch_fires_or_loss_inside_limits", fired or inside, worst,
+                      f"fired, or < {min(rk.max_drawdown, rk.max_daily_loss):.4g}"),
+                Check("flat_after_kill", (not fired) or res.position[-1] == 0, float(res.position[-1]),
+                      "== 0 if fired"),
                 loss_bound(res, rk, ex, book)]
 
 
@@ -242,6 +255,25 @@ class CrossedInjection(Scenario):
                 Check("no_decision_on_crossed", bad_orders == 0, bad_orders, "== 0"), loss_bound(res, rk, ex, book)]
 
 
+def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, fx0: np.ndarray, st: StrategyParams,
+                 rk: RiskParams, lot: float) -> tuple[StrategyParams, RiskParams, float]:
+    """Scale the strategy's base size (and the profile's max_position in proportion) so that the base
+    position is worth ``notional`` in quote currency at the first snapshot.
+
+    Why: risk profiles state positions in contracts and money limits in a currency. One XBTUSD contract
+    is 1 USD, one BTCUSDT unit ~17,000 USDT: the same profile is a toy on one and a fortune on the other.
+    A stress test needs positions whose losses can reach the money limits, on any instrument.
+    """
+    if not notional or not len(book):
+        return st, rk, 1.0
+    mid0 = 0.5 * (float(book.bid_price_1.iloc[0]) + float(book.ask_price_1.iloc[0]))
+    per_contract = abs(float(inst.value(mid0))) * float(fx0[0])  # quote value of one contract
+    scale = float(notional) / (per_contract * st.base_size)
+    base = max(np.floor(st.base_size * scale / lot) * lot, lot)
+    return replace(st, base_size=float(base)), replace(rk, max_position=float(rk.max_position * base / st.base_size)), \
+        float(base / st.base_size)
+
+
 def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
     mid = (book.bid_price_1 + book.ask_price_1).to_numpy() / 2
     ret = np.full(len(mid), np.nan)
@@ -250,11 +282,13 @@ def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
 
 
 def run_scenario(sc: Scenario, book: pd.DataFrame, signal_fn: Any, levels: int, tick: float, ex: ExecutionParams,
-                 st: StrategyParams, rk: RiskParams, instrument: Instrument | None = None) -> dict[str, Any]:
+                 st: StrategyParams, rk: RiskParams, instrument: Instrument | None = None,
+                 fx_fn: Any = None) -> dict[str, Any]:
     stressed, win = sc.transform(book, levels, tick)
     sig = signal_fn(stressed, sc.signal)
     ex2 = sc.execution(ex)
-    res = backtest_book(stressed, sig, None, ex2, st, rk, levels, instrument)
+    fx = fx_fn(stressed) if fx_fn is not None else None
+    res = backtest_book(stressed, sig, None, ex2, st, rk, levels, instrument, fx)
     checks = sc.checks(res, stressed, win, rk, ex2)
     m = res.metrics()
     return {"scenario": sc.name, "passed": all(c.passed for c in checks),
@@ -296,6 +330,12 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     book = book.iloc[longest].reset_index(drop=True)
     ex, st, rk = _params(cfg, symbol)
     inst = instrument_of(cfg, symbol)
+
+    def fx_of(b: pd.DataFrame) -> np.ndarray:
+        mid = 0.5 * (b.bid_price_1.to_numpy(float) + b.ask_price_1.to_numpy(float))
+        return fx_series(inst, b.timestamp.to_numpy(np.int64), mid, lambda sym: store.read(symbols=[sym]))
+
+    st, rk, scale = scaled_sizes(sc_cfg.get("size_notional"), inst, book, fx_of(book[:1]), st, rk, ex.lot_size)
     bundle = None
     if str(sc_cfg.signal) == "model":
         from l2exp.tracking.registry import load_bundle
@@ -321,7 +361,7 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     for name, node in sc_cfg.scenarios.items():
         sc = instantiate(node)
         sc.name = str(name)
-        results.append(run_scenario(sc, book, signal_fn, levels, ex.tick_size, ex, st, rk, inst))
+        results.append(run_scenario(sc, book, signal_fn, levels, ex.tick_size, ex, st, rk, inst, fx_of))
     passed = all(r["passed"] for r in results)
     rows = []
     for r in results:
@@ -337,7 +377,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
         mlflow.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
         run_id = run.info.run_id
     summary = {"mode": "stress", "run_id": run_id, "symbol": symbol, "risk": str(cfg.risk.name), "passed": passed,
-               "scenarios": results}
+               "base_size": st.base_size, "max_position": rk.max_position, "size_scale": scale,
+               "limits_currency": inst.quote if rk.currency == "quote" else inst.settle, "scenarios": results}
     print_table(f"stress: {cfg.data.name} {symbol}, risk={cfg.risk.name}: {'PASSED' if passed else 'FAILED'}", [
         (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(
             f"{k} {v['figure']:.4g} ({v['limit']})" for k, v in r["checks"].items())) for r in results])

@@ -9,28 +9,22 @@ from l2exp.errors import UserError
 from tests.conftest import last_summary, make_cfg, needs_shared, run_cli
 
 ARGS = ["mode=stress", "data=bitmex_ob10", "stress.signal=momentum"]
-# The scenarios' pass/fail thresholds were calibrated when the engine booked every contract linearly
-# (XBTUSD as units x price, ~7,800x its true XBT value). With true inverse/quanto money a 5-contract
-# XBTUSD position is 5 USD and the moderate profile's USD limits never bind; the suite needs
-# instrument-aware sizing before these expectations mean anything again (issue 11, left open).
-RECALIBRATING = pytest.mark.skip(reason="stress thresholds being recalibrated for instrument-aware money (issue 11)")
-
-
-@RECALIBRATING
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")
 def test_passes_with_default_risk_and_fails_without(workdir):
     s = run_stress(make_cfg([*ARGS, f"workdir={workdir}"]))
     assert s["passed"] and s["symbol"] == "XBTUSD"
     assert {r["scenario"] for r in s["scenarios"]} == {"spread_blowout", "liquidity_hole", "flash_move", "feed_gap",
                                                      "stale_book", "latency_spike", "crossed_snapshots"}
+    # sizes scaled to 8,000 USD of XBTUSD (8,000 one-USD contracts), limits in USD
+    assert s["base_size"] == 8000 and s["limits_currency"] == "USD"
     flash = next(r for r in s["scenarios"] if r["scenario"] == "flash_move")
-    assert flash["kill_switch"] and flash["checks"]["kill_switch_fires"]["passed"]
+    assert flash["checks"]["kill_switch_fires_or_loss_inside_limits"]["passed"]
     with pytest.raises(UserError, match="stress suite failed"):
         run_stress(make_cfg([*ARGS, f"workdir={workdir}", "risk=none"]))
     bad = last_summary(workdir)
     assert not bad["passed"] and bad["risk"] == "none"
     failed = {r["scenario"] for r in bad["scenarios"] if not r["passed"]}
-    assert {"spread_blowout", "liquidity_hole", "flash_move", "stale_book"} <= failed
+    assert {"spread_blowout", "liquidity_hole", "stale_book", "feed_gap", "crossed_snapshots"} <= failed
 
 
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")

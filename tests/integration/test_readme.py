@@ -19,7 +19,6 @@ SKIP = {  # substring -> why it is not run here
     "feed=ccxt": "needs the internet (a live exchange); the fake-exchange tests in tests/sim cover the loop",
     "RAY_ADDRESS=": "needs a Ray cluster",
     "<": "a placeholder for an id the reader fills in",
-    "mode=stress": "the stress thresholds are being recalibrated for instrument-aware money (issue 11)",
 }
 ADJUST = [  # (substring, extra overrides): the same command, smaller
     ("hydra.sweeper.n_trials=30", ["hydra.sweeper.n_trials=2"]),  # 30 Optuna trials -> 2
