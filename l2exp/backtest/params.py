@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -132,3 +133,36 @@ def pack(ex: ExecutionParams, st: StrategyParams, rk: RiskParams, contract: int 
         "limits_in_quote": 1.0 if rk.currency == "quote" else 0.0,
     }
     return np.asarray([float(v[n]) for n in P_NAMES])
+
+
+def from_config(cls: type, values: dict[str, Any], where: str, extra_allowed: tuple[str, ...] = ()) -> Any:
+    """Build a parameter dataclass from a config mapping, refusing what it would silently ignore or
+    choke on: an unknown key is one message naming the closest valid key; a value of the wrong type
+    (``risk.limits.max_position=abc``) names the key and the type wanted."""
+    import difflib
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    out: dict[str, Any] = {}
+    for key, val in values.items():
+        if key in extra_allowed:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise UserError(f"unknown key {key!r} in {where}", where=f"{where}.{key}",
+                            fix=(f"Did you mean {where}.{close[0]}? " if close else "") + f"Keys: {', '.join(known)}")
+        want = hints[key]
+        if want is float or want is int:
+            if isinstance(val, bool) or not isinstance(val, int | float):
+                try:
+                    val = float(val)
+                except (TypeError, ValueError):
+                    raise UserError(f"{where}.{key} must be a number, got {val!r}", where=f"{where}.{key}") from None
+            val = want(val) if want is int else float(val)
+        elif want is bool and not isinstance(val, bool):
+            raise UserError(f"{where}.{key} must be true or false, got {val!r}", where=f"{where}.{key}")
+        elif want is str and not isinstance(val, str):
+            raise UserError(f"{where}.{key} must be text, got {val!r}", where=f"{where}.{key}")
+        out[key] = val
+    return cls(**out)

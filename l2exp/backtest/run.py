@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from l2exp.backtest.engine import new_state, simulate
 from l2exp.backtest.instruments import Instrument, fx_series, instrument_for
 from l2exp.backtest.layout import N_COUNTERS, N_FILL_COLS, N_ORDER_COLS
-from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams, pack
+from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams, from_config, pack
 from l2exp.backtest.results import BacktestResult, blocks_dict, tables
 from l2exp.backtest.trades import load_trades
 from l2exp.errors import UserError
@@ -85,9 +85,15 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyPara
     lot = ex_cfg.pop("lot_size", 1.0)
     if isinstance(lot, dict):
         lot = lot.get(symbol, 1.0)
-    ex = ExecutionParams(tick_size=float(tick), lot_size=float(lot), **ex_cfg)
-    st = StrategyParams(**OmegaConf.to_container(cfg.strategy, resolve=True))  # type: ignore[arg-type]
-    rk = RiskParams(**OmegaConf.to_container(cfg.risk.limits, resolve=True))  # type: ignore[arg-type]
+    ex = from_config(ExecutionParams, {"tick_size": float(tick), "lot_size": float(lot), **ex_cfg}, "execution")
+    st = from_config(StrategyParams, OmegaConf.to_container(cfg.strategy, resolve=True), "strategy")  # type: ignore[arg-type]
+    risk = OmegaConf.to_container(cfg.risk, resolve=True)
+    assert isinstance(risk, dict)
+    unknown = set(risk) - {"name", "limits"}
+    if unknown:  # e.g. +risk.max_pos=3: a limit written beside `limits`, which nothing would read
+        raise UserError(f"unknown key(s) {sorted(unknown)} in risk: limits live under risk.limits",
+                        where=f"risk.{sorted(unknown)[0]}", fix=f"e.g. risk.limits.{sorted(unknown)[0]}=...")
+    rk = from_config(RiskParams, dict(risk.get("limits") or {}), "risk.limits")
     return ex, st, rk
 
 
