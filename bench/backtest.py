@@ -30,12 +30,14 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from bench.features import real_xbt, tile  # noqa: E402
+from l2exp.backtest.instruments import Instrument  # noqa: E402
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams  # noqa: E402
 from l2exp.backtest.run import backtest_book  # noqa: E402
 from l2exp.backtest.trades import load_trades  # noqa: E402
 from l2exp.config import CONF_DIR  # noqa: E402
 
 LEVELS = 10
+XBTUSD = Instrument("XBTUSD", "inverse", 1.0, "USD", "XBT")  # PnL and fees in XBT, as the venue books them
 
 
 def xbt_trades() -> pd.DataFrame:
@@ -52,13 +54,13 @@ def tile_trades(trades: pd.DataFrame, book0: pd.DataFrame, book: pd.DataFrame) -
 
 
 def ours(book: pd.DataFrame, trades: pd.DataFrame) -> dict:
-    ex = ExecutionParams(latency_ms=5, cancel_latency_ms=5, maker_fee_bps=-0.25, taker_fee_bps=7.5, tick_size=0.5,
+    ex = ExecutionParams(latency_ms=5, cancel_latency_ms=5, maker_fee_bps=-2.5, taker_fee_bps=7.5, tick_size=0.5,
                          lot_size=1.0, queue_model="trades", order_type="limit")
     st = StrategyParams(kind="quote", decision_ms=100, base_size=1.0)
     backtest_book(book.iloc[:2000], np.zeros(2000), trades[trades.ts <= book.timestamp.iloc[1999]], ex, st,
-                  RiskParams(enabled=False), LEVELS)  # compile outside the timing
+                  RiskParams(enabled=False), LEVELS, XBTUSD)  # compile outside the timing
     t = time.perf_counter()
-    res = backtest_book(book, np.zeros(len(book)), trades, ex, st, RiskParams(enabled=False), LEVELS)
+    res = backtest_book(book, np.zeros(len(book)), trades, ex, st, RiskParams(enabled=False), LEVELS, XBTUSD)
     dt = time.perf_counter() - t
     m = res.metrics()
     return {"seconds": round(dt, 3), "events": len(book) + len(trades),

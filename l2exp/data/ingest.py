@@ -159,7 +159,7 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     source = DataSource.from_config(cfg.data, levels=int(cfg.levels))
     store: L2Store | None = instantiate(cfg.store) if write else None
-    validator = Validator(dict(cfg.validation.rules))
+    validator = Validator(dict(cfg.validation.rules), dict(cfg.validation.get("plausible") or {}))
     total = IngestStats()
     files = source.files()
     chunk_rows = int(cfg.validation.chunk_rows)

@@ -4,6 +4,9 @@ Rules (checked in this order; the first broken rule is the reason):
 
 ==================== =====================================================================
 ``unparseable``       a cell is not a number / time, or the line could not be split into fields
+``non_finite``        a price or size is +/-inf (a parser's overflow, a sentinel): never a real quote
+``implausible_value`` a price above ``plausible.max_price`` or a size above ``plausible.max_size``
+                      (1e308 parses as a number; no instrument trades there)
 ``empty_side``        no level-1 price on one side
 ``incomplete_level``  a level has a price but no size or the reverse
 ``non_positive_price`` a price <= 0
@@ -36,10 +39,13 @@ import pandas as pd
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 
+# Codes are positions in this tuple (stable: new reasons are appended); the order in which rules are
+# *checked* is the docstring's.
 REASONS: tuple[str, ...] = (
     "unparseable", "empty_side", "incomplete_level", "non_positive_price", "non_positive_size",
-    "crossed_book", "unsorted_levels", "non_monotonic_time", "duplicate",
+    "crossed_book", "unsorted_levels", "non_monotonic_time", "duplicate", "non_finite", "implausible_value",
 )
+PLAUSIBLE = {"max_price": 1e9, "max_size": 1e12}
 CODE = {r: i + 1 for i, r in enumerate(REASONS)}
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -135,7 +141,7 @@ class ValidationState:
 
 
 class Validator:
-    def __init__(self, rules: dict[str, str]) -> None:
+    def __init__(self, rules: dict[str, str], plausible: dict[str, float] | None = None) -> None:
         unknown = set(rules) - set(REASONS)
         if unknown:
             raise UserError(f"unknown validation rule(s) {sorted(unknown)}", where="validation.rules",
@@ -146,6 +152,12 @@ class Validator:
                             where="validation.rules")
         self.fail = {r for r, a in rules.items() if a == "fail"}
         self.state = ValidationState()
+        limits = {**PLAUSIBLE, **dict(plausible or {})}
+        unknown_limits = set(limits) - set(PLAUSIBLE)
+        if unknown_limits:
+            raise UserError(f"unknown key(s) {sorted(unknown_limits)} in validation.plausible",
+                            where="validation.plausible", fix=f"Keys: {sorted(PLAUSIBLE)}")
+        self.max_price, self.max_size = float(limits["max_price"]), float(limits["max_size"])
 
     def check(self, chunk: BookChunk, unparseable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (reason code per row, 0 = accepted; row keys)."""
@@ -157,6 +169,10 @@ class Validator:
 
         bp, bs, ap, as_ = chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size
         mark("unparseable", unparseable)
+        mark("non_finite", np.isinf(bp).any(1) | np.isinf(ap).any(1) | np.isinf(bs).any(1) | np.isinf(as_).any(1))
+        with np.errstate(invalid="ignore"):
+            mark("implausible_value", (bp > self.max_price).any(1) | (ap > self.max_price).any(1)
+                 | (bs > self.max_size).any(1) | (as_ > self.max_size).any(1))
         mark("empty_side", np.isnan(bp[:, 0]) | np.isnan(ap[:, 0]))
         mark("incomplete_level", (np.isnan(bp) != np.isnan(bs)).any(1) | (np.isnan(ap) != np.isnan(as_)).any(1))
         with np.errstate(invalid="ignore"):
@@ -243,6 +259,13 @@ def check_row(ts: int, last_ts: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndar
     one-row chunk through the vectorised path. (Exact duplicates need the chunk path; a sampled live
     feed re-sending an unchanged book at a later time is not a duplicate.)"""
     L = bp.shape[0]
+    for k in range(L):
+        for x in (bp[k], bs[k], ap[k], as_[k]):
+            if x == x and (x == np.inf or x == -np.inf):
+                return 10  # non_finite
+    for k in range(L):
+        if bp[k] > 1e9 or ap[k] > 1e9 or bs[k] > 1e12 or as_[k] > 1e12:
+            return 11  # implausible_value (the default plausible limits)
     if bp[0] != bp[0] or ap[0] != ap[0]:
         return 2  # empty_side
     for k in range(L):

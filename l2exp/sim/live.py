@@ -303,7 +303,7 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
     levels = int(cfg.levels)
     feed, symbol = make_feed(cfg, levels)
     store = instantiate(cfg.store)
-    validator = Validator(dict(cfg.validation.rules))
+    validator = Validator(dict(cfg.validation.rules), dict(cfg.validation.get("plausible") or {}))
     rec = cfg.record
     total = IngestStats()
     buf: list[Any] = []

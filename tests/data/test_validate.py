@@ -125,3 +125,47 @@ def test_row_keys_depend_on_every_value():
         getattr(c, field)[0, 2] += 0.5
         assert row_keys(c)[0] != k0, field
     assert row_keys(book(n=1, symbol="Y"))[0] != k0
+
+
+def test_non_finite_and_absurd_values_have_their_own_reasons():
+    """inf, -inf and 1e308 are never a quote: rejected as non_finite / implausible_value -- not mislabelled
+    crossed_book or unsorted_levels -- in the batch rules and in the live row check alike."""
+    from l2exp.data.validate import check_row
+
+    b = book(n=6)
+    b.ask_price[0, 0] = np.inf  # used to pass as a valid best ask
+    b.bid_size[1, 1] = np.inf
+    b.bid_price[2, 2] = -np.inf  # used to be non_positive_price
+    b.ask_price[3, 2] = 1e308  # parses; used to pass
+    b.ask_size[4, 0] = 5e12
+    got = reasons(b)
+    assert got == ["non_finite", "non_finite", "non_finite", "implausible_value", "implausible_value", "ok"]
+    tight = Validator(RULES, {"max_price": 100.5})
+    assert reasons(book(n=1), v=tight) == ["implausible_value"]  # asks at 101..103 exceed it
+    for i, want in enumerate(got):
+        code = check_row(int(b.timestamp[i]), 0, b.bid_price[i], b.bid_size[i], b.ask_price[i], b.ask_size[i])
+        assert ("ok" if code == 0 else REASONS[code - 1]) == want
+    with pytest.raises(UserError, match="validation.plausible"):
+        Validator(RULES, {"max_prize": 1.0})
+
+
+def test_no_non_finite_value_reaches_the_store(workdir):
+    from l2exp.data.ingest import run_ingest
+    from tests.conftest import make_cfg
+
+    rows = ["timestamp,symbol,exchange,bid_price_1,bid_size_1,ask_price_1,ask_size_1"]
+    for k in range(6):
+        ask = {1: "inf", 3: "1e308"}.get(k, "101")
+        size = "inf" if k == 4 else "5"
+        rows.append(f"{1_700_000_000_000_000_000 + k * 1_000_000},X,ex,100,{size},{ask},5")
+    path = workdir / "inf.csv"
+    path.write_text("\n".join(rows) + "\n")
+    s = run_ingest(make_cfg(["mode=ingest", "mode.progress=false", "data=canonical_csv", f"data.path={path}",
+                             "data.levels=1", f"workdir={workdir}"]))
+    assert s["accepted"] == 3 and s["rejected_by_reason"] == {"non_finite": 2, "implausible_value": 1}
+    from l2exp.config import instantiate
+
+    store = instantiate(make_cfg(["data=canonical_csv", f"data.path={path}", "data.levels=1",
+                                  f"workdir={workdir}"]).store)
+    stored = store.read()
+    assert np.isfinite(stored[["bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]].to_numpy()).all()
