@@ -7,6 +7,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -164,7 +165,10 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     files = source.files()
     chunk_rows = int(cfg.validation.chunk_rows)
     examples = int(cfg.mode.get("examples_per_reason", 3))
-    with _progress(bool(cfg.mode.get("progress", True)) and console.is_terminal) as progress:
+    lock = store.writer_lock() if store is not None else contextlib.nullcontext()
+    with lock, _progress(bool(cfg.mode.get("progress", True)) and console.is_terminal) as progress:
+        if store is not None:
+            store.recover()
         for path in files:
             digest = source.digest(path)
             manifest = store.done(digest) if store is not None else None

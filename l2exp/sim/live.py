@@ -338,7 +338,8 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
         buf = []
         last_rotate = time.perf_counter()
 
-    with StopFlag() as stop:
+    with store.writer_lock(), StopFlag() as stop:
+        store.recover()
         while not stop.stop and not feed.exhausted:
             if rec.max_snapshots and total.rows_in + len(buf) >= int(rec.max_snapshots):
                 break

@@ -40,6 +40,21 @@ class IngestWriter(ABC):
 
 class L2Store(ABC):
     levels: int
+    lock_wait_s: float = 0.0
+
+    def lock_path(self) -> Any:
+        """The file whose OS lock makes this process the store's only writer."""
+        raise NotImplementedError
+
+    def writer_lock(self) -> Any:
+        """Hold for a whole ingest or recording: a second writer waits ``lock_wait_s`` then exits 2
+        naming the holder (see :mod:`l2exp.data.stores.lock`)."""
+        from l2exp.data.stores.lock import WriterLock
+
+        return WriterLock(self.lock_path(), self.location(), self.lock_wait_s)
+
+    def recover(self) -> None:  # noqa: B027 - optional hook
+        """Called with the writer lock held: clear what a dead writer left half-done."""
 
     @abstractmethod
     def done(self, digest: str) -> dict[str, Any] | None: ...

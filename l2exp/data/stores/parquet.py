@@ -10,6 +10,7 @@ by pyarrow's dataset discovery.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ _PARTITIONING = ds.partitioning(pa.schema([("symbol", pa.string()), ("date", pa.
 class _ParquetWriter(IngestWriter):
     def __init__(self, store: ParquetStore, digest: str, path: str) -> None:
         self.store, self.digest, self.path = store, digest, path
-        self.stage = store.root / "_staging" / digest
+        self.stage = store.root / "_staging" / f"{digest}-{os.getpid()}"  # per writer: never another's files
         shutil.rmtree(self.stage, ignore_errors=True)
         self.stage.mkdir(parents=True)
         self.writers: dict[tuple[str, str], pq.ParquetWriter] = {}
@@ -102,9 +103,17 @@ class _ParquetWriter(IngestWriter):
 
 
 class ParquetStore(L2Store):
-    def __init__(self, root: str, levels: int) -> None:
+    def __init__(self, root: str, levels: int, lock_wait_s: float = 0.0) -> None:
         self.root = Path(root)
         self.levels = int(levels)
+        self.lock_wait_s = float(lock_wait_s)
+
+    def lock_path(self) -> Path:
+        return self.root / ".writer.lock"
+
+    def recover(self) -> None:
+        """With the lock held no other writer is alive: any staging left is a dead writer's."""
+        shutil.rmtree(self.root / "_staging", ignore_errors=True)
 
     def location(self) -> str:
         return str(self.root)

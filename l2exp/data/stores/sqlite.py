@@ -60,9 +60,10 @@ class _SqliteWriter(IngestWriter):
 
 
 class SqliteStore(L2Store):
-    def __init__(self, path: str, levels: int, table: str = "l2_training_data") -> None:
+    def __init__(self, path: str, levels: int, table: str = "l2_training_data", lock_wait_s: float = 0.0) -> None:
         self.path = Path(path)
         self.levels = int(levels)
+        self.lock_wait_s = float(lock_wait_s)
         self.table = table
         self.columns = canonical_columns(self.levels)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +77,9 @@ class SqliteStore(L2Store):
         placeholders = ",".join("?" * (len(self.columns) + 1))
         self.insert_sql = (f"INSERT OR IGNORE INTO {self.table} ({','.join(self.columns)}, row_key) "
                            f"VALUES ({placeholders})")
+
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".writer.lock")
 
     def _create(self) -> None:
         existing = [r[1] for r in self.con.execute(f"PRAGMA table_info({self.table})")]
