@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from l2exp.backtest.instruments import Instrument, fx_series
+from l2exp.backtest.layout import C_FLATTEN
 from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
 from l2exp.backtest.results import BacktestResult
 from l2exp.backtest.run import backtest_book
@@ -74,8 +75,9 @@ def drawdown_in_limit_currency(res: BacktestResult, rk: RiskParams) -> float:
 
 def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: pd.DataFrame) -> Check:
     """Drawdown stays within the tighter loss limit plus the cost of getting out on the largest
-    position held: the 99.9th-percentile move of one contract's value over the time the exit order
-    needs (its latency, at least one snapshot), the 99.9th-percentile spread, and the taker fee -- all
+    position held: the 99.9th-percentile move of one contract's value over the time the exit needs
+    (one latency, at least one snapshot, per flatten attempt), the 99.9th-percentile spread, and the
+    taker fee -- all
     in the limits' currency (``risk.limits.currency``), through the instrument's value function and fx."""
     inst = res.instrument or Instrument(res.symbol)
     fx = res.fx if (res.fx is not None and rk.currency == "quote") else np.ones(len(res.equity))
@@ -85,7 +87,10 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: p
     step = 0.0
     if len(res.mid) > 2:
         dt_ms = float(np.median(np.diff(res.ts))) / 1e6 or 1.0
-        k = int(max(1, np.ceil(ex.latency_ms / dt_ms))) + 1
+        # the exit takes one latency per flatten attempt (the kill switch retries until flat when the
+        # book cannot absorb the position at once)
+        attempts = max(1, int(res.counters[C_FLATTEN]))
+        k = attempts * (int(max(1, np.ceil(ex.latency_ms / dt_ms))) + 1)
         k = min(k, len(res.mid) - 1)
         step = float(np.nanquantile(np.abs(v[k:] - v[:-k]) * fx[k:], 0.999))  # a value move, at its fx
     held = float(np.max(np.abs(res.position))) if len(res.position) else 0.0
