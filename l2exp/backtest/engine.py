@@ -487,7 +487,9 @@ def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.n
         market = p[OTYPE] < 0.5
         diff = target - pos - working if market else target - pos
         if abs(diff) < lot * 0.5:
-            return  # nothing to do: no intent, no block (a resting order keeps its queue place)
+            if not market and abs(working) > 1e-12:
+                _cancel_working(orders, counters, first, t, p)  # target reached: nothing may rest (not an intent)
+            return  # no order intent: no block
         blocked = _gate(t, row, bs, as_, mid, b1, a1, crossed, killed, risk, p, orders, counters, S)
         if blocked >= 0:
             blocks[blocked] += 1

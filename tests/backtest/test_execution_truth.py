@@ -168,3 +168,16 @@ def test_instrument_config_errors():
     with pytest.raises(UserError, match="settle_fx"):
         instrument_for({"X": {"contract": "quanto", "multiplier": 1e-6}}, "X")
     assert instrument_for(None, "Y").contract == "linear"
+
+
+def test_a_passive_order_is_cancelled_when_the_target_is_reached():
+    """Limit strategy: a buy rests for target +1; the next decision wants flat (position still 0), so the
+    resting buy must be cancelled -- a later trade-through must not fill it against the target."""
+    through = ([99.0, 98.0, 97.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)  # the ask reaches our bid
+    rows = [JOIN, JOIN, JOIN, through, through]
+    res = backtest_book(book(rows, dt_ms=10), np.array([1.0, 0.0, 0.0, 0.0, 0.0]), None,
+                        ex(order_type="limit"), StrategyParams(threshold=0.5, decision_ms=0, base_size=1), NO_RISK, 3)
+    assert res.fills.empty and res.position[-1] == 0.0
+    keep = backtest_book(book(rows, dt_ms=10), np.ones(5), None, ex(order_type="limit"),
+                         StrategyParams(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
+    assert keep.fills.qty.sum() == 1.0  # the same book fills a buy that is still wanted
