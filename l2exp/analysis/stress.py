@@ -68,9 +68,8 @@ def _submitted_in(res: BacktestResult, book: pd.DataFrame, win: slice, after_ns:
 def drawdown_in_limit_currency(res: BacktestResult, rk: RiskParams) -> float:
     """Largest drawdown from the running peak (the start counts), each equity change converted at its
     snapshot's fx when the limits are in quote currency."""
-    fx = res.fx if (res.fx is not None and rk.currency == "quote") else np.ones(len(res.equity))
-    eq = np.r_[0.0, np.cumsum(np.diff(np.r_[0.0, res.equity]) * fx)]
-    return float(np.max(np.maximum.accumulate(eq) - eq)) if len(eq) else 0.0
+    eq = np.r_[0.0, res.equity_quote() if rk.currency == "quote" else res.equity]
+    return float(np.max(np.maximum.accumulate(eq) - eq))
 
 
 def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: pd.DataFrame) -> Check:

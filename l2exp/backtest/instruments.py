@@ -21,7 +21,7 @@ mid), or a fixed number. ``pnl_net_quote`` converts each equity change at the fx
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,6 @@ class Instrument:
     quote: str = "quote"
     settle: str | None = None  # None: the quote currency (linear)
     settle_fx: Any = None  # quanto: {symbol: X} or a number (settle -> quote)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.contract not in CONTRACTS:
@@ -82,13 +81,10 @@ class Instrument:
 
 def instrument_for(instruments: dict[str, Any] | None, symbol: str) -> Instrument:
     """The symbol's instrument from ``data.instruments`` (a linear contract of multiplier 1 when absent)."""
+    from l2exp.backtest.params import from_config
+
     spec = dict((instruments or {}).get(symbol) or {})
-    known = {"contract", "multiplier", "quote", "settle", "settle_fx"}
-    unknown = set(spec) - known
-    if unknown:
-        raise UserError(f"unknown key(s) {sorted(unknown)} in data.instruments.{symbol}",
-                        where=f"data.instruments.{symbol}", fix=f"Known keys: {sorted(known)}")
-    return Instrument(symbol, **spec)
+    return from_config(Instrument, {**spec, "symbol": symbol}, f"data.instruments.{symbol}")
 
 
 def fx_series(inst: Instrument, ts: np.ndarray, mid: np.ndarray, read_other: Any = None) -> np.ndarray:

@@ -100,8 +100,7 @@ class BacktestResult:
         dd = (eq.cummax().clip(lower=0) - eq).max() if len(eq) else 0.0  # from the starting equity 0 too
         inst = self.instrument
         notional = float((f.qty * np.abs(inst.value(f.price.to_numpy()) if inst else f.price)).sum()) if len(f) else 0.0
-        fx = self.fx if self.fx is not None else np.ones(len(self.equity))
-        pnl_quote = float(np.sum(np.diff(np.r_[0.0, self.equity]) * fx)) if len(self.equity) else 0.0
+        pnl_quote = float(self.equity_quote()[-1]) if len(self.equity) else 0.0
         slip = (f.side * (f.price - f.mid) / f.mid * 1e4) if len(f) else pd.Series(dtype=float)
         limit = self.orders[self.orders.type == LIMIT]
         fill_ratio = float(((limit.qty - limit.remaining).sum()) / limit.qty.sum()) if len(limit) else float("nan")
@@ -128,6 +127,12 @@ class BacktestResult:
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
             else 0.0,
         }
+
+    def equity_quote(self) -> np.ndarray:
+        """Equity in quote currency: each change of the settlement-currency equity converted at the fx of
+        its snapshot (settlement amounts are converted when they are made, not at the end)."""
+        fx = self.fx if self.fx is not None else np.ones(len(self.equity))
+        return np.cumsum(np.diff(np.r_[0.0, self.equity]) * fx)
 
     def pnl_by(self, gap_ms: float = DEFAULT_GAP_MS) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(per-session, per-UTC-day) PnL tables. A session's (day's) PnL is its last equity minus the

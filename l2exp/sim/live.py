@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from l2exp.config import instantiate
-from l2exp.data.validate import REASONS, Validator, check_row
+from l2exp.data.validate import PLAUSIBLE, REASONS, Validator, check_row
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, output_dir, print_table, write_summary
@@ -192,6 +192,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     stale_ns = float(sim.stale_ms) * 1e6
     live = str(cfg.feed.kind) != "replay"
     next_sample = -np.inf
+    plausible = {**PLAUSIBLE, **dict(cfg.validation.get("plausible") or {})}
+    max_price, max_size = float(plausible["max_price"]), float(plausible["max_size"])
     t_start = time.perf_counter()
     tags = {"l2exp.model_uri": str(sim.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
             "l2exp.feed": str(cfg.feed.kind), "l2exp.paper": "true"}
@@ -226,7 +228,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
                 next_sample = max(next_sample + sample_ns, now) if next_sample > 0 else now + sample_ns
                 time.sleep(max(0.0, (next_sample - now) / 1e9))
             bk = tick.book
-            code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3])  # the ingest row rules
+            code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3], max_price, max_size)  # ingest's rules
             if code != 0:
                 counts["schema_rejects"] += 1
                 rejected_by[REASONS[code - 1]] = rejected_by.get(REASONS[code - 1], 0) + 1
