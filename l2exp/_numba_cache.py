@@ -2,8 +2,9 @@
 
 Numba re-compiles a cached function when *its own* source file changes, but not when a function it
 calls from another module changes: ``engine._batch`` would keep running an old ``flow_features``.
-Before the kernels are imported, this compares a digest of the package's kernel sources with the
-one stamped beside the cache and drops the package's cache files when they differ.
+Before the kernels are imported, this compares a digest of the kernel sources (a package, its
+sub-packages and any other package it compiles in) with the one stamped beside the cache and drops
+those packages' cache files when they differ.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import hashlib
 from pathlib import Path
 
 
-def invalidate_if_sources_changed(package_dir: Path) -> None:
-    sources = sorted(package_dir.glob("*.py"))
+def invalidate_if_sources_changed(package_dir: Path, *also: Path) -> None:
+    dirs = [package_dir, *also]
+    sources = sorted(p for d in dirs for p in d.rglob("*.py"))
     digest = hashlib.blake2b(b"".join(p.read_bytes() for p in sources), digest_size=16).hexdigest()
-    cache = package_dir / "__pycache__"
-    stamp = cache / "numba-sources.digest"
+    stamp = package_dir / "__pycache__" / "numba-sources.digest"
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
-        cache.mkdir(exist_ok=True)
-        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-            f.unlink(missing_ok=True)
+        for d in dirs:
+            for f in list(d.rglob("__pycache__/*.nbi")) + list(d.rglob("__pycache__/*.nbc")):
+                f.unlink(missing_ok=True)
+        stamp.parent.mkdir(exist_ok=True)
         stamp.write_text(digest)
     except OSError:  # read-only install: Numba then compiles in memory, which is always correct
         pass

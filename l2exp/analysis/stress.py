@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from l2exp.backtest.instruments import Instrument, fx_series
-from l2exp.backtest.layout import C_FLATTEN
-from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
+from l2exp.backtest.params import ExecutionParams
 from l2exp.backtest.results import BacktestResult
 from l2exp.backtest.run import backtest_book
+from l2exp.backtest.strategies import Strategy
+from l2exp.risk.params import RiskParams
 
 
 @dataclass
@@ -77,7 +78,7 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: p
     position held: the 99.9th-percentile move of one contract's value over the time the exit needs
     (one latency, at least one snapshot, per flatten attempt), the 99.9th-percentile spread, and the
     taker fee -- all
-    in the limits' currency (``risk.limits.currency``), through the instrument's value function and fx."""
+    in the limits' currency (``risk.currency``), through the instrument's value function and fx."""
     inst = res.instrument or Instrument(res.symbol)
     fx = res.fx if (res.fx is not None and rk.currency == "quote") else np.ones(len(res.equity))
     dd = drawdown_in_limit_currency(res, rk)
@@ -88,7 +89,7 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: p
         dt_ms = float(np.median(np.diff(res.ts))) / 1e6 or 1.0
         # the exit takes one latency per flatten attempt (the kill switch retries until flat when the
         # book cannot absorb the position at once)
-        attempts = max(1, int(res.counters[C_FLATTEN]))
+        attempts = max(1, int(res.counters["flatten_attempts"]))
         k = attempts * (int(max(1, np.ceil(ex.latency_ms / dt_ms))) + 1)
         k = min(k, len(res.mid) - 1)
         step = float(np.nanquantile(np.abs(v[k:] - v[:-k]) * fx[k:], 0.999))  # a value move, at its fx
@@ -97,7 +98,7 @@ def loss_bound(res: BacktestResult, rk: RiskParams, ex: ExecutionParams, book: p
                   np.asarray(inst.value(book.bid_price_1.to_numpy(float)))) * fx if len(book) == len(fx) else unit * 0
     spread = float(np.nanquantile(half, 0.999)) if len(half) else 0.0
     fee = float(np.nanmax(np.abs(unit))) * ex.taker_fee_bps * 1e-4 if len(unit) else 0.0
-    limit = min(rk.max_drawdown, rk.max_daily_loss) + held * (step + spread + fee)
+    limit = min(rk.kill_switch.max_drawdown, rk.kill_switch.max_daily_loss) + held * (step + spread + fee)
     return Check("loss_bounded_by_limits", dd <= limit, dd, f"<= {limit:.4g}")
 
 
@@ -165,9 +166,9 @@ class FlashMove(Scenario):
         the move gathered pace) or the kill switch fired and left the book flat."""
         fired = res.kill_ts is not None
         worst = drawdown_in_limit_currency(res, rk)
-        inside = worst < min(rk.max_drawdown, rk.max_daily_loss)
+        inside = worst < min(rk.kill_switch.max_drawdown, rk.kill_switch.max_daily_loss)
         return [Check("kill_switch_fires_or_loss_inside_limits", fired or inside, worst,
-                      f"fired, or < {min(rk.max_drawdown, rk.max_daily_loss):.4g}"),
+                      f"fired, or < {min(rk.kill_switch.max_drawdown, rk.kill_switch.max_daily_loss):.4g}"),
                 Check("flat_after_kill", (not fired) or res.position[-1] == 0, float(res.position[-1]),
                       "== 0 if fired"),
                 loss_bound(res, rk, ex, book)]
@@ -192,7 +193,7 @@ class FeedGap(Scenario):
         n = _submitted_in(res, book, win)
         killed_before = res.kill_ts is not None and res.kill_ts < book.timestamp.iloc[win.start]
         # blocks count order intents: a strategy that wanted no order after the gap had nothing to block
-        ok = blocked >= 1 or n == 0 or gap_ms <= rk.stale_ms or killed_before
+        ok = blocked >= 1 or n == 0 or gap_ms <= rk.gates.stale_ms or killed_before
         return [Check("stale_after_gap_blocked", ok, blocked, ">= 1 (unless no order was wanted, or killed)"),
                 Check("no_order_right_after_gap", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
@@ -209,7 +210,7 @@ class StaleBook(Scenario):
         return b, win
 
     def checks(self, res, book, win, rk, ex):  # noqa: ANN001, ANN201
-        n = _submitted_in(res, book, win, after_ns=rk.stale_ms * 1e6 + ex.latency_ms * 1e6)
+        n = _submitted_in(res, book, win, after_ns=rk.gates.stale_ms * 1e6 + ex.latency_ms * 1e6)
         return [Check("no_orders_on_frozen_book", n == 0, n, "== 0"), loss_bound(res, rk, ex, book)]
 
 
@@ -259,8 +260,8 @@ class CrossedInjection(Scenario):
                 Check("no_decision_on_crossed", bad_orders == 0, bad_orders, "== 0"), loss_bound(res, rk, ex, book)]
 
 
-def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, fx0: np.ndarray, st: StrategyParams,
-                 rk: RiskParams, lot: float) -> tuple[StrategyParams, RiskParams, float]:
+def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, fx0: np.ndarray, st: Strategy,
+                 rk: RiskParams, lot: float) -> tuple[Strategy, RiskParams, float]:
     """Scale the strategy's base size (and the profile's max_position in proportion) so that the base
     position is worth ``notional`` in quote currency at the first snapshot.
 
@@ -274,8 +275,8 @@ def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, f
     per_contract = abs(float(inst.value(mid0))) * float(fx0[0])  # quote value of one contract
     scale = float(notional) / (per_contract * st.base_size)
     base = max(np.floor(st.base_size * scale / lot) * lot, lot)
-    return replace(st, base_size=float(base)), replace(rk, max_position=float(rk.max_position * base / st.base_size)), \
-        float(base / st.base_size)
+    limits = replace(rk.limits, max_position=float(rk.limits.max_position * base / st.base_size))
+    return replace(st, base_size=float(base)), replace(rk, limits=limits), float(base / st.base_size)
 
 
 def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
@@ -286,7 +287,7 @@ def momentum_signal(book: pd.DataFrame, window: int = 50) -> np.ndarray:
 
 
 def run_scenario(sc: Scenario, book: pd.DataFrame, signal_fn: Any, levels: int, tick: float, ex: ExecutionParams,
-                 st: StrategyParams, rk: RiskParams, instrument: Instrument | None = None,
+                 st: Strategy, rk: RiskParams, instrument: Instrument | None = None,
                  fx_fn: Any = None) -> dict[str, Any]:
     stressed, win = sc.transform(book, levels, tick)
     sig = signal_fn(stressed, sc.signal)
@@ -381,7 +382,7 @@ def run_stress(cfg: Any) -> dict[str, Any]:
         mlflow.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
         run_id = run.info.run_id
     summary = {"mode": "stress", "run_id": run_id, "symbol": symbol, "risk": str(cfg.risk.name), "passed": passed,
-               "base_size": st.base_size, "max_position": rk.max_position, "size_scale": scale,
+               "base_size": st.base_size, "max_position": rk.limits.max_position, "size_scale": scale,
                "limits_currency": inst.quote if rk.currency == "quote" else inst.settle, "scenarios": results}
     print_table(f"stress: {cfg.data.name} {symbol}, risk={cfg.risk.name}: {'PASSED' if passed else 'FAILED'}", [
         (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(

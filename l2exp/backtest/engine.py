@@ -1,28 +1,30 @@
 """The event loop: snapshots and trades merged in time, orders with latency, fills against the
-recorded book, the risk manager inline. One Numba function over typed arrays.
+recorded book, the risk manager (``l2exp.risk``) inline. Compiled functions over named records
+(``backtest.types``); the strategy, the queue model and the order type are plug-ins passed in as
+compiled functions (``backtest.strategies``, ``backtest.queue``, ``backtest.orders``).
 
 Fill rules (``conf/execution``):
 
 * an order decided on snapshot i is activated on the first snapshot j > i with ts_j >= ts_i + latency:
   **never on the snapshot it was decided on**, whatever the latency;
-* a market order walks the visible levels of the activation snapshot, each level filling at most its
-  displayed size at its own price (volume-weighted overall); what the book cannot absorb is cancelled
-  (immediate-or-cancel) and counted;
-* a limit order that crosses the book on activation takes liquidity like a market order up to its
+* a MARKET order walks the visible levels of the activation snapshot up to its price (none for
+  ``market``), each level filling at most its displayed size at its own price; what the book cannot
+  absorb is cancelled (immediate-or-cancel) and counted;
+* a LIMIT order that crosses the book on activation takes liquidity like a market order up to its
   price; the rest rests with ``queue ahead`` = the displayed size at its price (0 if it makes a new
   level). Queue rules, each a named choice:
 
-  - *prints*: a trade at our price shrinks the queue ahead by its size; the excess over the queue
-    fills us (maker); a trade through our price fills the rest;
-  - *cancellations* (``queue_model=size_decrease``): a decrease of the displayed size at our price
-    that the prints since the last snapshot do not explain is cancellations, each unit ahead of us
-    with probability ``queue_front_prob`` -- a print is never counted twice (once as a trade, once as
-    the size drop it causes); ``queue_model=trades``: cancellations never move us;
+  - *prints* (:func:`on_trade`): a trade at our price shrinks the queue ahead by its size; the excess
+    over the queue fills us (maker, in whole lots: queue estimates can be fractional, fills cannot);
+    a trade through our price fills the rest;
+  - *cancellations*: the queue model (``execution.queue_model``) moves the queue on a decrease of the
+    displayed size that the prints since the last snapshot do not explain -- a print is never
+    counted twice (once as a trade, once as the size drop it causes);
   - *cap*: the queue ahead is never more than the displayed size at our price (a level cancelled down
     to 2 has at most 2 ahead of us); a level that vanished from a better-priced book leaves us first;
   - *book through* (``book_through_fills``, default only when no trades are loaded): the best
     opposite price reaching ours, or our side's best moving past ours, fills the rest at our price;
-* a cancel takes effect ``cancel_latency`` later: the order can still fill until then.
+* a cancel takes effect ``cancel_latency`` later: the order can still fill until then;
 * fees: maker / taker bps of the notional in settlement currency; prices on the tick grid,
   quantities on the lot grid.
 
@@ -31,85 +33,63 @@ Accounting (``backtest.instruments``): in the instrument's settlement currency, 
 position * v(mid) (marked to mid at every snapshot). Money limits are compared after conversion
 with the per-snapshot ``fx`` (settlement -> limit currency).
 
-Kill switch: on a daily-loss or drawdown breach, cancel everything and send an immediate-or-cancel
-order to flatten -- again on every later snapshot while a position is left (``C_FLATTEN`` counts the
-attempts) -- and take no other decision.
+Decisions (every ``strategy.decision_ms``): the strategy writes intents; a target position is
+volatility-sized (``risk.sizing``), put on the lot grid (``size_below_lot`` when it rounds to zero),
+clamped (``risk.limits``), netted against the position (and working market orders), gated
+(``risk.gates``) and sent as an order of ``execution.order_type``; quotes are gated, replace the
+working orders and are checked against max_position one by one. Blocks count per blocked intent.
 """
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import types
 
-from l2exp.backtest.layout import (
+from l2exp.backtest.types import (
+    ACCOUNT_T,
     B_BELOW_LOT,
-    B_CROSSED,
-    B_DEPTH,
-    B_KILLED,
-    B_MAXNOTIONAL,
     B_MAXPOS,
     B_NOSIGNAL,
-    B_RATE,
-    B_SPREAD,
-    B_STALE,
-    C_CANCELS,
-    C_FILLS,
-    C_FLATTEN,
-    C_IOC_UNFILLED,
-    C_KILL_TS,
-    C_KILLED,
-    C_ORDERS,
-    C_OVERFLOW,
-    F_FEE,
-    F_LEVEL,
-    F_MAKER,
-    F_MID,
-    F_ORDER,
-    F_PRICE,
-    F_QTY,
-    F_SIDE,
-    F_TS,
+    DECISION_T,
+    EXEC_T,
+    FILL_T,
+    INTENT_QUOTE,
+    INTENT_T,
+    INTENT_TARGET,
     INVERSE,
     LIMIT,
     MARKET,
-    O_ACTIVE_TS,
-    O_CANCEL_TS,
-    O_KILL,
-    O_LEVEL_SIZE,
-    O_PRICE,
-    O_QTY,
-    O_QUEUE,
-    O_REM,
-    O_SIDE,
-    O_STATUS,
-    O_SUBMIT_IDX,
-    O_SUBMIT_TS,
-    O_TRADED,
-    O_TYPE,
+    NO_SIGNAL,
+    ORDER_T,
+    ORDER_TYPE_FN,
+    QUEUE_FN,
+    QUEUE_T,
     ST_CANCELLED,
     ST_FILLED,
     ST_PENDING,
     ST_RESTING,
+    STRATEGY_FN,
+    STRATEGY_T,
 )
-from l2exp.backtest.params import P
+from l2exp.risk.gates import gate, track_top_of_book
+from l2exp.risk.kill_switch import breached
+from l2exp.risk.limits import clamp_target, quote_allowed
+from l2exp.risk.sizing import scale_target
+from l2exp.risk.state import RISK_STATE_T, RISK_T
+from l2exp.risk.volatility import update_volatility
 
-LAT, CLAT, JIT, MAKER, TAKER, TICK, LOT = (P[k] for k in ("latency_ns", "cancel_latency_ns", "latency_jitter",
-                                                           "maker_bps", "taker_bps", "tick", "lot"))
-QMODEL, FRONT, OTYPE, STRAT, THR, DEC, BASE = (P[k] for k in ("queue_model", "front_prob", "order_type", "strategy",
-                                                               "threshold", "decision_ns", "base_size"))
-RISK, TVOL, VTAU, VFLOOR, MAXPOS, MAXNOT, MAXDAY, MAXDD, MAXSPR, MINDEP, MAXRATE, STALE, SEED = (
-    P[k] for k in ("risk_enabled", "target_vol_bps", "vol_tau_ns", "vol_floor_bps", "max_position", "max_notional",
-                   "max_daily_loss", "max_drawdown", "max_spread_bps", "min_depth", "max_orders_per_s", "stale_ns",
-                   "seed"))
-CONTRACT, MULT, BOOKTHRU, LIM_QUOTE = (P[k] for k in ("contract", "mult", "book_through", "limits_in_quote"))
+F1 = types.float64[::1]
+F2 = types.float64[:, ::1]
+I1 = types.int64[::1]
 
 
 @nb.njit(cache=True)
-def value(p: np.ndarray, px: float) -> float:
+def value(ep, px: float) -> float:  # noqa: ANN001 - record
     """v(px): settlement-currency value of one contract (backtest.instruments)."""
-    if p[CONTRACT] == INVERSE:
-        return -p[MULT] / px
-    return p[MULT] * px
+    if ep.contract == INVERSE:
+        return -ep.mult / px
+    return ep.mult * px
 
 
 @nb.njit(cache=True)
@@ -127,417 +107,344 @@ def _latency(base: float, jitter: float) -> float:
 
 
 @nb.njit(cache=True)
-def _fill(fills: np.ndarray, counters: np.ndarray, t: float, oid: int, side: float, qty: float, px: float,
-          fee_bps: float, maker: float, mid: float, level: int, p: np.ndarray) -> float:
+def _fill(fills, acct, t: float, oid: int, side: float, qty: float, px: float, fee_bps: float,  # noqa: ANN001
+          maker: int, mid: float, level: int, ep) -> float:
     """Record a fill; returns the fee paid (settlement currency, bps of the notional qty |v(px)|)."""
-    k = int(counters[C_FILLS])
-    fee = qty * abs(value(p, px)) * fee_bps * 1e-4
+    k = acct.n_fills
+    fee = qty * abs(value(ep, px)) * fee_bps * 1e-4
     if k < fills.shape[0]:
-        fills[k, F_TS] = t
-        fills[k, F_ORDER] = oid
-        fills[k, F_SIDE] = side
-        fills[k, F_QTY] = qty
-        fills[k, F_PRICE] = px
-        fills[k, F_FEE] = fee
-        fills[k, F_MAKER] = maker
-        fills[k, F_MID] = mid
-        fills[k, F_LEVEL] = level
-        counters[C_FILLS] = k + 1
+        f = fills[k]
+        f.ts, f.order, f.side, f.qty, f.price = t, oid, side, qty, px
+        f.fee, f.maker, f.mid, f.level = fee, maker, mid, level
+        acct.n_fills = k + 1
     else:
-        counters[C_OVERFLOW] = 1.0
+        acct.overflow = 1
     return fee
 
 
 @nb.njit(cache=True)
-def _walk(o: int, orders: np.ndarray, i: int, px_side: np.ndarray, sz_side: np.ndarray, limit: float, t: float,
-          mid: float, p: np.ndarray, fills: np.ndarray, counters: np.ndarray) -> tuple[float, float, float]:
-    """Take liquidity for order o from one side of snapshot i, level by level, up to ``limit``
-    (inf/−inf for market). Returns (filled qty, signed cash change, fee)."""
-    side = orders[o, O_SIDE]
+def _walk(o: int, orders, row: int, px_side, sz_side, t: float, mid: float, ep, fills, acct) -> float:  # noqa: ANN001
+    """Take liquidity for order o from one side of snapshot ``row``, level by level, up to its price
+    (a market order's is +-inf). Books position and cash; returns the quantity filled."""
+    od = orders[o]
+    side = od.side
+    limit = od.price
     got = 0.0
-    dcash = 0.0
-    fees = 0.0
     for lv in range(px_side.shape[1]):
-        rem = orders[o, O_REM]
+        rem = od.rem
         if rem <= 1e-12:
             break
-        px = px_side[i, lv]
-        sz = sz_side[i, lv]
+        px = px_side[row, lv]
+        sz = sz_side[row, lv]
         if px != px or sz != sz or sz <= 0:
             break
         if (side > 0 and px > limit) or (side < 0 and px < limit):
             break
         q = min(rem, sz)  # never more than the displayed size at this level
-        fee = _fill(fills, counters, t, o, side, q, px, p[TAKER], 0.0, mid, lv + 1, p)
-        orders[o, O_REM] = rem - q
+        fee = _fill(fills, acct, t, o, side, q, px, ep.taker_bps, 0, mid, lv + 1, ep)
+        od.rem = rem - q
         got += q
-        dcash -= side * q * value(p, px) + fee
-        fees += fee
-    return got, dcash, fees
+        acct.pos += side * q
+        acct.cash -= side * q * value(ep, px) + fee
+    return got
 
 
 @nb.njit(cache=True)
-def _level_size(px_side: np.ndarray, sz_side: np.ndarray, i: int, price: float, tick: float) -> float:
+def _level_size(px_side, sz_side, row: int, price: float, tick: float) -> float:  # noqa: ANN001
     for lv in range(px_side.shape[1]):
-        if abs(px_side[i, lv] - price) < 0.25 * tick:
-            return sz_side[i, lv]
+        if abs(px_side[row, lv] - price) < 0.25 * tick:
+            return sz_side[row, lv]
     return -1.0
 
 
 @nb.njit(cache=True)
-def _submit(orders: np.ndarray, counters: np.ndarray, side: float, qty: float, price: float, otype: int, t: float,
-            i: int, p: np.ndarray) -> int:
-    k = int(counters[C_ORDERS])
+def _submit(orders, acct, side: float, qty: float, price: float, kind: int, t: float, ep, kill: int) -> int:  # noqa: ANN001
+    k = acct.n_orders
     if k >= orders.shape[0]:
-        counters[C_OVERFLOW] = 1.0
+        acct.overflow = 1
         return -1
-    orders[k, O_SIDE] = side
-    orders[k, O_QTY] = qty
-    orders[k, O_REM] = qty
-    orders[k, O_PRICE] = price
-    orders[k, O_TYPE] = otype
-    orders[k, O_STATUS] = ST_PENDING
-    orders[k, O_SUBMIT_TS] = t
-    orders[k, O_ACTIVE_TS] = t + _latency(p[LAT], p[JIT])
-    orders[k, O_CANCEL_TS] = np.inf
-    orders[k, O_QUEUE] = 0.0
-    orders[k, O_LEVEL_SIZE] = 0.0
-    orders[k, O_SUBMIT_IDX] = i
-    orders[k, O_TRADED] = 0.0
-    orders[k, O_KILL] = 0.0
-    counters[C_ORDERS] = k + 1
+    od = orders[k]
+    od.side, od.qty, od.rem, od.price, od.kind, od.status = side, qty, qty, price, kind, ST_PENDING
+    od.submit_ts = t
+    od.active_ts = t + _latency(ep.latency_ns, ep.latency_jitter)
+    od.cancel_ts = np.inf
+    od.queue, od.level_size, od.traded = 0.0, 0.0, 0.0
+    od.submit_seq = acct.seq
+    od.kill = kill
+    acct.n_orders = k + 1
     return k
 
 
-# loop state carried between events (so the live paper broker can resume it one event at a time)
-S_POS, S_CASH, S_FIRST_LIVE, S_NEXT_DEC, S_VOLVAR, S_PREV_MICRO, S_DAY, S_DAY_EQ, S_PEAK, S_KILLED, S_PREV_TS, \
-    S_PREV_EQ, S_PREV_MID, S_DAY_OFFSET, S_SEQ, S_TOB_TS, S_TOB0, S_TOB1, S_TOB2, S_TOB3, S_VOL_TS = range(21)
-N_STATE = 21
-
-
-def new_state(day_offset: float = 0.0) -> np.ndarray:
-    st = np.zeros(N_STATE)
-    st[S_NEXT_DEC] = -1.0
-    st[S_VOLVAR] = -1.0
-    st[S_PREV_MICRO] = np.nan
-    st[S_DAY] = -1.0
-    st[S_PREV_TS] = np.nan
-    st[S_PREV_MID] = np.nan
-    st[S_DAY_OFFSET] = day_offset
-    st[S_TOB_TS] = np.nan
-    st[S_TOB0] = np.nan
-    st[S_VOL_TS] = np.nan
-    return st
-
-
-@nb.njit(cache=True)
-def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, p: np.ndarray, orders: np.ndarray,
-             fills: np.ndarray, counters: np.ndarray, S: np.ndarray) -> None:
+@nb.njit(types.void(types.float64, types.float64, types.float64, types.float64, EXEC_T[::1], ORDER_T[::1],
+                    FILL_T[::1], ACCOUNT_T[::1]), cache=True)
+def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A) -> None:  # noqa: ANN001
     """A trade print: queue progress of resting orders at its price, fills by excess or trade-through."""
-    tick = p[TICK]
-    for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
-        if orders[o, O_STATUS] != ST_RESTING or orders[o, O_CANCEL_TS] <= tt:
+    ep = E[0]
+    acct = A[0]
+    tick = ep.tick
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if od.status != ST_RESTING or od.cancel_ts <= tt:
             continue
-        side = orders[o, O_SIDE]
-        price = orders[o, O_PRICE]
+        side = od.side
+        price = od.price
         hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
         if not hit:
             continue
-        rem = orders[o, O_REM]
+        rem = od.rem
         through = (side > 0 and px_t < price - 0.25 * tick) or (side < 0 and px_t > price + 0.25 * tick)
         if through:
             q = rem
         else:
-            orders[o, O_TRADED] += sz_t  # the next snapshot's size drop from this print is not a cancel
-            orders[o, O_QUEUE] -= sz_t
-            q = min(rem, -orders[o, O_QUEUE]) if orders[o, O_QUEUE] < 0 else 0.0
-            if orders[o, O_QUEUE] < 0:
-                orders[o, O_QUEUE] = 0.0
+            od.traded += sz_t  # the next snapshot's size drop from this print is not a cancel
+            od.queue -= sz_t
+            # the excess over the (estimated) queue fills us, in whole lots: a venue fills no fractions
+            q = min(rem, np.floor(-od.queue / ep.lot + 1e-9) * ep.lot) if od.queue < 0 else 0.0
+            if od.queue < 0:
+                od.queue = 0.0
         if q > 0:
-            fee = _fill(fills, counters, tt, o, side, q, price, p[MAKER], 1.0, S[S_PREV_MID], 0, p)
-            S[S_POS] += side * q
-            S[S_CASH] -= side * q * value(p, price) + fee
-            orders[o, O_REM] = rem - q
-            if orders[o, O_REM] <= 1e-12:
-                orders[o, O_STATUS] = ST_FILLED
+            fee = _fill(fills, acct, tt, o, side, q, price, ep.maker_bps, 1, acct.prev_mid, 0, ep)
+            acct.pos += side * q
+            acct.cash -= side * q * value(ep, price) + fee
+            od.rem = rem - q
+            if od.rem <= 1e-12:
+                od.status = ST_FILLED
 
 
 @nb.njit(cache=True)
-def _rest(o: int, orders: np.ndarray, row: int, px_side: np.ndarray, sz_side: np.ndarray, best_same: float,
-          p: np.ndarray) -> None:
+def _rest(od, row: int, px_side, sz_side, best_same: float, tick: float, queue_model, qp) -> None:  # noqa: ANN001
     """Queue bookkeeping of a resting order at a new snapshot (see the module docstring's rules)."""
-    side = orders[o, O_SIDE]
-    price = orders[o, O_PRICE]
-    lvl = _level_size(px_side, sz_side, row, price, p[TICK])
+    lvl = _level_size(px_side, sz_side, row, od.price, tick)
     if lvl >= 0:
-        drop = orders[o, O_LEVEL_SIZE] - lvl
-        cancels = drop - orders[o, O_TRADED]  # what the prints since the last snapshot do not explain
-        if cancels > 0 and p[QMODEL] > 0.5:
-            orders[o, O_QUEUE] = max(orders[o, O_QUEUE] - cancels * p[FRONT], 0.0)
-        orders[o, O_QUEUE] = min(orders[o, O_QUEUE], lvl)  # never more ahead of us than is displayed
-        orders[o, O_LEVEL_SIZE] = lvl
-    elif (side > 0 and price > best_same + 1e-12) or (side < 0 and price < best_same - 1e-12):
-        orders[o, O_QUEUE] = 0.0  # our price is better than every displayed one: nobody ahead
-        orders[o, O_LEVEL_SIZE] = 0.0
-    orders[o, O_TRADED] = 0.0
+        od.queue = min(queue_model(od.queue, od.level_size, lvl, od.traded, qp), lvl)  # cap: displayed size
+        od.level_size = lvl
+    elif (od.side > 0 and od.price > best_same + 1e-12) or (od.side < 0 and od.price < best_same - 1e-12):
+        od.queue = 0.0  # our price is better than every displayed one: nobody ahead
+        od.level_size = 0.0
+    od.traded = 0.0
 
 
 @nb.njit(cache=True)
-def _working(orders: np.ndarray, counters: np.ndarray, first: int) -> tuple[float, bool]:
+def _working(orders, acct) -> tuple[float, bool]:  # noqa: ANN001
     """(signed remaining quantity of live orders not being cancelled, whether a flatten order is live)."""
     working = 0.0
     flatten = False
-    for o in range(first, int(counters[C_ORDERS])):
-        live = orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING
-        if live and orders[o, O_CANCEL_TS] == np.inf:
-            working += orders[o, O_SIDE] * orders[o, O_REM]
-            if orders[o, O_KILL] > 0.5:
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if (od.status == ST_PENDING or od.status == ST_RESTING) and od.cancel_ts == np.inf:
+            working += od.side * od.rem
+            if od.kill == 1:
                 flatten = True
     return working, flatten
 
 
 @nb.njit(cache=True)
-def on_snapshot(t: float, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, sig: float,
-                fx: float, p: np.ndarray, orders: np.ndarray, fills: np.ndarray, blocks: np.ndarray,
-                counters: np.ndarray, S: np.ndarray) -> float:
+def _cancel_working(orders, acct, t: float, latency: float, jitter: float) -> None:  # noqa: ANN001
+    """Request cancellation of every pending or resting order (effective after the cancel latency)."""
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if od.status == ST_PENDING or od.status == ST_RESTING:
+            od.cancel_ts = min(od.cancel_ts, t + _latency(latency, jitter))
+
+
+@nb.njit(cache=True)
+def _on_book(t: float, row: int, bp, bs, ap, as_, ep, queue_model, qp, orders, fills, acct, crossed: bool) -> None:  # noqa: ANN001
+    """Cancels taking effect, activations (walk the book, then rest), resting orders' queues and
+    book-through fills."""
+    b1 = bp[row, 0]
+    a1 = ap[row, 0]
+    mid = 0.5 * (a1 + b1)
+    tick = ep.tick
+    i = acct.seq
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        st = od.status
+        if st in (ST_FILLED, ST_CANCELLED):
+            continue
+        if od.cancel_ts <= t:
+            od.status = ST_CANCELLED
+            acct.n_cancels += 1
+            continue
+        side = od.side
+        if st == ST_PENDING:
+            if od.submit_seq >= i or od.active_ts > t or crossed:
+                continue
+            _walk(o, orders, row, ap if side > 0 else bp, as_ if side > 0 else bs, t, mid, ep, fills, acct)
+            if od.rem <= 1e-12:
+                od.status = ST_FILLED
+            elif od.kind == MARKET:
+                od.status = ST_CANCELLED  # immediate-or-cancel remainder
+                acct.ioc_unfilled += 1
+            else:
+                od.status = ST_RESTING
+                lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, row, od.price, tick)
+                od.queue = max(lvl, 0.0)
+                od.level_size = max(lvl, 0.0)
+                od.traded = 0.0
+            continue
+        if crossed:
+            continue
+        price = od.price
+        if ep.book_through == 1:
+            through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
+                      (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
+            if through:
+                q = od.rem
+                fee = _fill(fills, acct, t, o, side, q, price, ep.maker_bps, 1, mid, 0, ep)
+                acct.pos += side * q
+                acct.cash -= side * q * value(ep, price) + fee
+                od.rem = 0.0
+                od.status = ST_FILLED
+                continue
+        _rest(od, row, bp if side > 0 else ap, bs if side > 0 else as_, b1 if side > 0 else a1, tick, queue_model, qp)
+    fl = acct.first_live
+    while fl < acct.n_orders and (orders[fl].status == ST_FILLED or orders[fl].status == ST_CANCELLED):
+        fl += 1
+    acct.first_live = fl
+
+
+@nb.njit(cache=True)
+def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type, orders, blocks, acct, rs) -> None:  # noqa: ANN001
+    """A target-position intent -> sized, clamped, netted, gated, one order of the order type."""
+    lot = ep.lot
+    tgt = scale_target(intent.qty, rs, rp)
+    lots = np.floor(abs(tgt) / lot + 1e-9)
+    if tgt != 0 and lots == 0:
+        blocks[B_BELOW_LOT] += 1
+    target = clamp_target(np.sign(tgt) * lots * lot, lot, abs(value(ep, dec.mid)), fx, rp, blocks)
+    working, _ = _working(orders, acct)
+    price, kind = order_type(1.0, dec.bid, dec.ask, ep.tick)
+    diff = target - acct.pos - working if kind == MARKET else target - acct.pos
+    if abs(diff) < lot * 0.5:
+        if kind != MARKET and abs(working) > 1e-12:
+            _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)  # target reached: nothing rests
+        return  # no order intent: no block
+    blocked = gate(t, acct.prev_ts, rs, dec.bid, dec.ask, dec.bid_size, dec.ask_size, crossed, rp, orders,
+                   acct.n_orders)
+    if blocked >= 0:
+        blocks[blocked] += 1
+        return
+    side = np.sign(diff)
+    price, kind = order_type(side, dec.bid, dec.ask, ep.tick)
+    if kind != MARKET:
+        _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)  # re-priced each decision
+    _submit(orders, acct, side, abs(diff), price, kind, t, ep, 0)
+
+
+@nb.njit(cache=True)
+def _quotes(intents, n: int, t: float, dec, crossed: bool, ep, rp, orders, blocks, acct, rs) -> None:  # noqa: ANN001
+    """Quote intents: gated together, replace the working orders, each checked against max_position."""
+    n_quotes = 0
+    for k in range(n):
+        if intents[k].kind == INTENT_QUOTE:
+            n_quotes += 1
+    blocked = gate(t, acct.prev_ts, rs, dec.bid, dec.ask, dec.bid_size, dec.ask_size, crossed, rp, orders,
+                   acct.n_orders)
+    if blocked >= 0:
+        blocks[blocked] += n_quotes
+        return
+    _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)
+    for k in range(n):
+        q_in = intents[k]
+        if q_in.kind != INTENT_QUOTE:
+            continue
+        q = np.floor(q_in.qty / ep.lot + 1e-9) * ep.lot
+        if q <= 0:
+            blocks[B_BELOW_LOT] += 1
+        elif quote_allowed(acct.pos, q_in.side, q, rp):
+            _submit(orders, acct, q_in.side, q, q_in.price, LIMIT, t, ep, 0)
+        else:
+            blocks[B_MAXPOS] += 1
+
+
+@nb.njit(cache=True)
+def _decide(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, crossed: bool, ep, rp, sp, strategy,  # noqa: ANN001
+            order_type, orders, blocks, acct, rs, D, intents) -> None:
+    """Ask the strategy, then apply its intents (a quote among them: the quotes; else the last target)."""
+    dec = D[0]
+    dec.t, dec.signal = t, sig
+    dec.bid, dec.ask, dec.bid_size, dec.ask_size = bp[row, 0], ap[row, 0], bs[row, 0], as_[row, 0]
+    dec.mid = 0.5 * (dec.bid + dec.ask)
+    dec.pos = acct.pos
+    dec.working, _ = _working(orders, acct)
+    dec.lot, dec.tick = ep.lot, ep.tick
+    n = strategy(dec, sp, intents)
+    if n == NO_SIGNAL:
+        blocks[B_NOSIGNAL] += 1
+        return
+    n = min(n, intents.shape[0])
+    last_target = -1
+    for k in range(n):
+        if intents[k].kind == INTENT_QUOTE:
+            _quotes(intents, n, t, dec, crossed, ep, rp, orders, blocks, acct, rs)
+            return
+        if intents[k].kind == INTENT_TARGET:
+            last_target = k
+    if last_target >= 0:
+        _target(intents[last_target], t, dec, fx, crossed, ep, rp, order_type, orders, blocks, acct, rs)
+
+
+@nb.njit(types.float64(types.float64, types.int64, F2, F2, F2, F2, types.float64, types.float64, EXEC_T[::1],
+                       RISK_T[::1], STRATEGY_T[::1], QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1],
+                       FILL_T[::1], I1, ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1]), cache=True)
+def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R, SP, QP, strategy, queue_model,  # noqa: ANN001
+                order_type, orders, fills, blocks, A, RS, D, intents) -> float:
     """One book snapshot (row ``row`` of the matrices): cancels, activations, resting fills, risk state,
-    then a decision. ``fx``: settlement -> limit currency at this snapshot. Returns the equity
-    (settlement currency) marked to this snapshot's mid."""
-    i = int(S[S_SEQ])  # global snapshot number: orders decided on snapshot i fill from i + 1 on
-    tick = p[TICK]
-    lot = p[LOT]
-    risk = p[RISK] > 0.5
-    pos = S[S_POS]
-    csh = S[S_CASH]
+    kill switch, then a decision when one is due. ``fx``: settlement -> quote at this snapshot.
+    Returns the equity (settlement currency) marked to this snapshot's mid."""
+    ep, rp, acct, rs = E[0], R[0], A[0], RS[0]
     b1 = bp[row, 0]
     a1 = ap[row, 0]
     mid = 0.5 * (a1 + b1)
     crossed = not (b1 < a1)
-    for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
-        st = orders[o, O_STATUS]
-        if st in (ST_FILLED, ST_CANCELLED):
-            continue
-        if orders[o, O_CANCEL_TS] <= t:
-            orders[o, O_STATUS] = ST_CANCELLED
-            counters[C_CANCELS] += 1
-            continue
-        side = orders[o, O_SIDE]
-        if st == ST_PENDING:
-            if orders[o, O_SUBMIT_IDX] >= i or orders[o, O_ACTIVE_TS] > t or crossed:
-                continue
-            lim = (np.inf if side > 0 else -np.inf) if orders[o, O_TYPE] == MARKET else orders[o, O_PRICE]
-            got, dc, _ = _walk(o, orders, row, ap if side > 0 else bp, as_ if side > 0 else bs, lim, t, mid, p,
-                               fills, counters)
-            pos += side * got
-            csh += dc
-            if orders[o, O_REM] <= 1e-12:
-                orders[o, O_STATUS] = ST_FILLED
-            elif orders[o, O_TYPE] == MARKET:
-                orders[o, O_STATUS] = ST_CANCELLED  # immediate-or-cancel remainder
-                counters[C_IOC_UNFILLED] += 1
-            else:
-                orders[o, O_STATUS] = ST_RESTING
-                lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, row, orders[o, O_PRICE], tick)
-                orders[o, O_QUEUE] = max(lvl, 0.0)
-                orders[o, O_LEVEL_SIZE] = max(lvl, 0.0)
-                orders[o, O_TRADED] = 0.0
-            continue
-        price = orders[o, O_PRICE]
-        if crossed:
-            continue
-        if p[BOOKTHRU] > 0.5:
-            through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
-                      (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
-            if through:
-                q = orders[o, O_REM]
-                fee = _fill(fills, counters, t, o, side, q, price, p[MAKER], 1.0, mid, 0, p)
-                pos += side * q
-                csh -= side * q * value(p, price) + fee
-                orders[o, O_REM] = 0.0
-                orders[o, O_STATUS] = ST_FILLED
-                continue
-        _rest(o, orders, row, bp if side > 0 else ap, bs if side > 0 else as_, b1 if side > 0 else a1, p)
-    fl = int(S[S_FIRST_LIVE])
-    while fl < int(counters[C_ORDERS]) and orders[fl, O_STATUS] in (ST_FILLED, ST_CANCELLED):
-        fl += 1
-    S[S_FIRST_LIVE] = fl
-    # ---- risk state: L2 volatility in time units, daily P&L, drawdown
+    _on_book(t, row, bp, bs, ap, as_, ep, queue_model, QP[0], orders, fills, acct, crossed)
     if not crossed:
-        micro = (a1 * bs[row, 0] + b1 * as_[row, 0]) / (bs[row, 0] + as_[row, 0])
-        prev_micro = S[S_PREV_MICRO]
-        if prev_micro != prev_micro:
-            S[S_PREV_MICRO] = micro
-            S[S_VOL_TS] = t
-        elif t > S[S_VOL_TS]:  # repeated timestamps: the return accumulates until time moves
-            dt = t - S[S_VOL_TS]
-            r = np.log(micro / prev_micro) * 1e4
-            rate = r * r / (dt * 1e-9)  # bps^2 per second
-            w = 1.0 - np.exp(-dt / p[VTAU])  # time-weighted EWMA: the same for any sampling of the book
-            S[S_VOLVAR] = rate if S[S_VOLVAR] < 0 else (1 - w) * S[S_VOLVAR] + w * rate
-            S[S_PREV_MICRO] = micro
-            S[S_VOL_TS] = t
-    # frozen feed: the time the top of book (both best prices and sizes) last changed
-    if not (b1 == S[S_TOB0] and a1 == S[S_TOB1] and bs[row, 0] == S[S_TOB2] and as_[row, 0] == S[S_TOB3]):
-        S[S_TOB0], S[S_TOB1], S[S_TOB2], S[S_TOB3] = b1, a1, bs[row, 0], as_[row, 0]
-        S[S_TOB_TS] = t
-    eq = csh + pos * value(p, mid) if not crossed else S[S_PREV_EQ]
-    d = float((t + S[S_DAY_OFFSET]) // 86_400_000_000_000)
-    if d != S[S_DAY]:
-        S[S_DAY] = d
-        S[S_DAY_EQ] = eq
-    S[S_PEAK] = max(S[S_PEAK], eq)
-    killed = S[S_KILLED] > 0.5
-    lim_fx = fx if p[LIM_QUOTE] > 0.5 else 1.0
-    if risk and not killed and ((S[S_DAY_EQ] - eq) * lim_fx >= p[MAXDAY] or (S[S_PEAK] - eq) * lim_fx >= p[MAXDD]):
-        killed = True
-        S[S_KILLED] = 1.0
-        counters[C_KILLED] = 1.0
-        counters[C_KILL_TS] = t
-        for o in range(int(S[S_FIRST_LIVE]), int(counters[C_ORDERS])):
-            if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-                orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + p[CLAT])
-    if killed and abs(pos) >= lot * 0.5:  # flatten, again on every snapshot until flat
-        _, flattening = _working(orders, counters, int(S[S_FIRST_LIVE]))
+        update_volatility(rs, (a1 * bs[row, 0] + b1 * as_[row, 0]) / (bs[row, 0] + as_[row, 0]), t, rp)
+    track_top_of_book(rs, t, b1, a1, bs[row, 0], as_[row, 0])
+    eq = acct.cash + acct.pos * value(ep, mid) if not crossed else acct.prev_eq
+    if breached(rs, eq, t, acct.day_offset, fx, rp):
+        for o in range(acct.first_live, acct.n_orders):
+            if orders[o].status == ST_PENDING or orders[o].status == ST_RESTING:
+                orders[o].cancel_ts = min(orders[o].cancel_ts, t + ep.cancel_latency_ns)
+    if rs.killed == 1 and abs(acct.pos) >= ep.lot * 0.5:  # flatten, again on every snapshot until flat
+        _, flattening = _working(orders, acct)
         if not flattening:
-            k = _submit(orders, counters, -np.sign(pos), abs(pos), 0.0, MARKET, t, i, p)
-            if k >= 0:
-                orders[k, O_KILL] = 1.0
-                counters[C_FLATTEN] += 1
-    # ---- decision
-    if t >= S[S_NEXT_DEC]:
-        S[S_NEXT_DEC] = t + p[DEC]
-        _decide(t, i, row, bp, bs, ap, as_, sig, mid, fx, crossed, killed, risk, pos, p, orders, blocks, counters, S)
-    S[S_POS] = pos
-    S[S_CASH] = csh
-    S[S_PREV_TS] = t
-    S[S_PREV_EQ] = eq
-    S[S_PREV_MID] = mid if not crossed else S[S_PREV_MID]
-    S[S_SEQ] = i + 1
+            side = -np.sign(acct.pos)
+            if _submit(orders, acct, side, abs(acct.pos), side * np.inf, MARKET, t, ep, 1) >= 0:
+                rs.flatten_attempts += 1
+    if t >= acct.next_decision_ts:
+        acct.next_decision_ts = t + SP[0].decision_ns
+        _decide(t, row, bp, bs, ap, as_, sig, fx, crossed, ep, rp, SP[0], strategy, order_type, orders, blocks,
+                acct, rs, D, intents)
+    acct.prev_ts = t
+    acct.prev_eq = eq
+    if not crossed:
+        acct.prev_mid = mid
+    acct.seq += 1
     return eq
 
 
-@nb.njit(cache=True)
-def _cancel_working(orders: np.ndarray, counters: np.ndarray, first: int, t: float, p: np.ndarray) -> None:
-    """Request cancellation of every pending or resting order (effective after the cancel latency)."""
-    for o in range(first, int(counters[C_ORDERS])):
-        if orders[o, O_STATUS] == ST_PENDING or orders[o, O_STATUS] == ST_RESTING:
-            orders[o, O_CANCEL_TS] = min(orders[o, O_CANCEL_TS], t + _latency(p[CLAT], p[JIT]))
-
-
-@nb.njit(cache=True)
-def _gate(t: float, row: int, bs: np.ndarray, as_: np.ndarray, mid: float, b1: float, a1: float, crossed: bool,
-          killed: bool, risk: bool, p: np.ndarray, orders: np.ndarray, counters: np.ndarray, S: np.ndarray) -> int:
-    """The risk manager's gates, in order; returns the blocking reason or -1."""
-    if killed:
-        return B_KILLED
-    if crossed:
-        return B_CROSSED
-    if not risk:
-        return -1
-    if (S[S_PREV_TS] == S[S_PREV_TS] and t - S[S_PREV_TS] > p[STALE]) or t - S[S_TOB_TS] > p[STALE]:
-        return B_STALE  # a gap in the feed, or a frozen top of book
-    if (a1 - b1) / mid * 1e4 > p[MAXSPR]:
-        return B_SPREAD
-    if min(bs[row, 0], as_[row, 0]) < p[MINDEP]:
-        return B_DEPTH
-    recent = 0
-    for o in range(int(counters[C_ORDERS]) - 1, -1, -1):
-        if orders[o, O_SUBMIT_TS] <= t - 1e9:
-            break
-        recent += 1
-    if recent >= p[MAXRATE]:
-        return B_RATE
-    return -1
-
-
-@nb.njit(cache=True)
-def _decide(t: float, i: int, row: int, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, sig: float,
-            mid: float, fx: float, crossed: bool, killed: bool, risk: bool, pos: float, p: np.ndarray,
-            orders: np.ndarray, blocks: np.ndarray, counters: np.ndarray, S: np.ndarray) -> None:
-    """The strategy's order intent (signal -> target -> orders, or quotes), then the risk gates.
-
-    Blocks are counted per blocked order intent: a decision that would not send an order is not a
-    block. ``size_below_lot``: the volatility-scaled size rounds to zero lots."""
-    lot = p[LOT]
-    b1 = bp[row, 0]
-    a1 = ap[row, 0]
-    first = int(S[S_FIRST_LIVE])
-    if p[STRAT] < 0.5:
-        if sig != sig:
-            blocks[B_NOSIGNAL] += 1
-            return
-        direction = 0.0 if abs(sig) < p[THR] else np.sign(sig)
-        size = p[BASE]
-        vol_var = S[S_VOLVAR]
-        if risk and vol_var >= 0:  # -1 until the first return; 0 = calm book -> floor
-            size = p[BASE] * min(p[TVOL] / max(np.sqrt(vol_var), p[VFLOOR]), 2.0)
-        lots = np.floor(size / lot + 1e-9)
-        if direction != 0 and lots == 0:
-            blocks[B_BELOW_LOT] += 1
-        target = direction * lots * lot
-        if risk and abs(target) > p[MAXPOS]:
-            target = np.sign(target) * np.floor(p[MAXPOS] / lot + 1e-9) * lot
-            blocks[B_MAXPOS] += 1
-        notional = abs(target) * abs(value(p, mid)) * (fx if p[LIM_QUOTE] > 0.5 else 1.0)
-        if risk and notional > p[MAXNOT]:
-            per_lot = lot * abs(value(p, mid)) * (fx if p[LIM_QUOTE] > 0.5 else 1.0)
-            target = np.sign(target) * np.floor(p[MAXNOT] / per_lot + 1e-9) * lot
-            blocks[B_MAXNOTIONAL] += 1
-        working, _ = _working(orders, counters, first)
-        market = p[OTYPE] < 0.5
-        diff = target - pos - working if market else target - pos
-        if abs(diff) < lot * 0.5:
-            if not market and abs(working) > 1e-12:
-                _cancel_working(orders, counters, first, t, p)  # target reached: nothing may rest (not an intent)
-            return  # no order intent: no block
-        blocked = _gate(t, row, bs, as_, mid, b1, a1, crossed, killed, risk, p, orders, counters, S)
-        if blocked >= 0:
-            blocks[blocked] += 1
-            return
-        if market:  # market orders for the difference
-            _submit(orders, counters, np.sign(diff), abs(diff), 0.0, MARKET, t, i, p)
-        else:  # one passive order at the touch for the difference, re-priced each decision
-            _cancel_working(orders, counters, first, t, p)
-            _submit(orders, counters, np.sign(diff), abs(diff), b1 if diff > 0 else a1, LIMIT, t, i, p)
-    else:  # quoting: cancel and repost a bid and an ask at the touch (two intents)
-        blocked = _gate(t, row, bs, as_, mid, b1, a1, crossed, killed, risk, p, orders, counters, S)
-        if blocked >= 0:
-            blocks[blocked] += 2
-            return
-        _cancel_working(orders, counters, first, t, p)
-        q = np.floor(p[BASE] / lot + 1e-9) * lot
-        if q <= 0:
-            blocks[B_BELOW_LOT] += 2
-            return
-        if not risk or pos + q <= p[MAXPOS] + 1e-9:
-            _submit(orders, counters, 1.0, q, b1, LIMIT, t, i, p)
-        else:
-            blocks[B_MAXPOS] += 1
-        if not risk or pos - q >= -p[MAXPOS] - 1e-9:
-            _submit(orders, counters, -1.0, q, a1, LIMIT, t, i, p)
-        else:
-            blocks[B_MAXPOS] += 1
-
-
-@nb.njit(cache=True)
-def simulate(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, signal: np.ndarray,
-             fx: np.ndarray, tr_ts: np.ndarray, tr_px: np.ndarray, tr_sz: np.ndarray, tr_side: np.ndarray,
-             p: np.ndarray, S: np.ndarray, orders: np.ndarray, fills: np.ndarray, position: np.ndarray,
-             cash: np.ndarray, equity: np.ndarray, blocks: np.ndarray, counters: np.ndarray) -> None:
+@nb.njit(types.void(F1, F2, F2, F2, F2, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
+                    QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1], FILL_T[::1], I1,
+                    ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F1, F1, F1, types.int64),
+         cache=True)
+def simulate(ts, bp, bs, ap, as_, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, strategy,  # noqa: ANN001
+             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, position, cash, equity,
+             seed: int) -> None:
     """The backtest: trades up to each snapshot's time first, then the snapshot.
 
     ``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
-    absolute epoch ns in float64 would be 256 ns coarse); ``S`` = :func:`new_state` (day offset =
-    first ts modulo one day); ``fx`` = settlement -> quote per snapshot.
+    absolute epoch ns in float64 would be 256 ns coarse); ``A`` = :func:`types.new_account` (day
+    offset = first ts modulo one day); ``fx`` = settlement -> quote per snapshot.
     """
-    np.random.seed(int(p[SEED]))
+    np.random.seed(seed)
     j = 0
     nt = tr_ts.shape[0]
     for i in range(ts.shape[0]):
         while j < nt and tr_ts[j] <= ts[i]:
-            on_trade(float(tr_ts[j]), tr_px[j], tr_sz[j], tr_side[j], p, orders, fills, counters, S)
+            on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A)
             j += 1
-        equity[i] = on_snapshot(float(ts[i]), i, bp, bs, ap, as_, signal[i], fx[i], p, orders, fills, blocks,
-                                counters, S)
-        position[i] = S[S_POS]
-        cash[i] = S[S_CASH]
+        equity[i] = on_snapshot(ts[i], i, bp, bs, ap, as_, signal[i], fx[i], E, R, SP, QP, strategy, queue_model,
+                                order_type, orders, fills, blocks, A, RS, D, intents)
+        position[i] = A[0].pos
+        cash[i] = A[0].cash

@@ -12,7 +12,7 @@ multiplier and ``p`` a price, a position of ``q`` contracts is worth ``q * v(p)`
 A fill of ``q`` at ``p`` moves cash by ``-side q v(p)``; equity = cash + position x v(mid). Fees are
 bps of the notional ``q |v(p)|`` -- in settlement currency, as venues charge them.
 
-Risk limits are stated in one currency (``risk.limits.currency``: ``quote`` -- the price currency,
+Risk limits are stated in one currency (``risk.currency``: ``quote`` -- the price currency,
 USD for XBTUSD -- or ``settle``) and converted at every snapshot with ``fx`` = settlement -> quote:
 1 for linear; the instrument's own mid for inverse (1 XBT = mid USD); for quanto the mid of the
 instrument named by ``settle_fx: {symbol: ...}`` in the same data (ETHUSD settles in XBT: XBTUSD's
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from l2exp.backtest.layout import INVERSE, LINEAR, QUANTO
+from l2exp.backtest.types import INVERSE, LINEAR, QUANTO
 from l2exp.errors import UserError
 
 CONTRACTS = {"linear": LINEAR, "inverse": INVERSE, "quanto": QUANTO}

@@ -21,33 +21,7 @@ import numpy as np
 import pandas as pd
 
 from l2exp.backtest.instruments import Instrument
-from l2exp.backtest.layout import (
-    BLOCK_REASONS,
-    C_CANCELS,
-    C_FILLS,
-    C_FLATTEN,
-    C_IOC_UNFILLED,
-    C_KILL_TS,
-    C_KILLED,
-    C_ORDERS,
-    F_FEE,
-    F_LEVEL,
-    F_MAKER,
-    F_MID,
-    F_ORDER,
-    F_PRICE,
-    F_QTY,
-    F_SIDE,
-    F_TS,
-    LIMIT,
-    O_PRICE,
-    O_QTY,
-    O_REM,
-    O_SIDE,
-    O_STATUS,
-    O_SUBMIT_TS,
-    O_TYPE,
-)
+from l2exp.backtest.types import BLOCK_REASONS, LIMIT
 from l2exp.sessions import DEFAULT_GAP_MS, session_ids
 
 SECONDS_PER_YEAR = 365.25 * 86_400  # a 24/7 venue; an exchange with sessions: ~252 * 6.5 * 3600
@@ -86,7 +60,7 @@ class BacktestResult:
     fills: pd.DataFrame
     orders: pd.DataFrame
     blocks: dict[str, int]
-    counters: np.ndarray
+    counters: dict[str, float]  # n_orders, n_fills, n_cancels, ioc_unfilled, killed, kill_ts, flatten_attempts
     instrument: Instrument | None = None
     fx: np.ndarray | None = None  # settlement -> quote per snapshot
 
@@ -120,9 +94,10 @@ class BacktestResult:
             "avg_slippage_bps": float(slip.mean()) if len(slip) else float("nan"),
             "taker_slippage_bps": float(slip[f.maker == 0].mean()) if len(f) and (f.maker == 0).any() else float("nan"),
             "passive_fill_ratio": fill_ratio, "time_in_market": in_market,
-            "n_orders": int(self.counters[C_ORDERS]), "n_fills": int(self.counters[C_FILLS]),
-            "n_cancels": int(self.counters[C_CANCELS]), "ioc_unfilled": int(self.counters[C_IOC_UNFILLED]),
-            "kill_switch": float(self.counters[C_KILLED]), "kill_flatten_attempts": int(self.counters[C_FLATTEN]),
+            "n_orders": int(self.counters["n_orders"]), "n_fills": int(self.counters["n_fills"]),
+            "n_cancels": int(self.counters["n_cancels"]), "ioc_unfilled": int(self.counters["ioc_unfilled"]),
+            "kill_switch": float(self.counters["killed"]),
+            "kill_flatten_attempts": int(self.counters["flatten_attempts"]),
             "final_position": float(self.position[-1]) if len(self.position) else 0.0,
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
             else 0.0,
@@ -156,9 +131,9 @@ class BacktestResult:
     @property
     def kill_ts(self) -> int | None:
         """Epoch ns at which the kill switch fired (None if it did not)."""
-        if not self.counters[C_KILLED] or not len(self.ts):
+        if not self.counters["killed"] or not len(self.ts):
             return None
-        return int(self.ts[0]) + int(round(self.counters[C_KILL_TS]))
+        return int(self.ts[0]) + int(round(self.counters["kill_ts"]))
 
 
 def _hit_rate(position: np.ndarray, equity: np.ndarray) -> float:
@@ -173,18 +148,26 @@ def _hit_rate(position: np.ndarray, equity: np.ndarray) -> float:
 
 def tables(fills: np.ndarray, n_fills: int, orders: np.ndarray, n_orders: int,
            t0: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fills and orders as DataFrames; the loop's time offsets become epoch ns again (+ t0)."""
+    """Fills and orders (``types.FILL`` / ``types.ORDER`` records) as DataFrames; the loop's time offsets
+    become epoch ns again (+ t0). A market order's price (+-inf: no limit) is shown as NaN."""
     f = fills[:n_fills]
-    fdf = pd.DataFrame({"ts": np.rint(f[:, F_TS]).astype(np.int64) + t0,
-                        "order": f[:, F_ORDER].astype(np.int64),
-                        "side": f[:, F_SIDE], "qty": f[:, F_QTY], "price": f[:, F_PRICE], "fee": f[:, F_FEE],
-                        "maker": f[:, F_MAKER], "mid": f[:, F_MID], "level": f[:, F_LEVEL].astype(int)})
+    fdf = pd.DataFrame({"ts": np.rint(f["ts"]).astype(np.int64) + t0, "order": f["order"],
+                        "side": f["side"], "qty": f["qty"], "price": f["price"], "fee": f["fee"],
+                        "maker": f["maker"].astype(float), "mid": f["mid"], "level": f["level"].astype(int)})
     o = orders[:n_orders]
-    odf = pd.DataFrame({"submit_ts": np.rint(o[:, O_SUBMIT_TS]).astype(np.int64) + t0,
-                        "side": o[:, O_SIDE], "type": o[:, O_TYPE],
-                        "price": o[:, O_PRICE], "qty": o[:, O_QTY], "remaining": o[:, O_REM],
-                        "status": o[:, O_STATUS].astype(int)})
+    odf = pd.DataFrame({"submit_ts": np.rint(o["submit_ts"]).astype(np.int64) + t0,
+                        "side": o["side"], "type": o["kind"], "price": np.where(np.isfinite(o["price"]), o["price"],
+                                                                               np.nan),
+                        "qty": o["qty"], "remaining": o["rem"], "status": o["status"].astype(int)})
     return fdf, odf
+
+
+def counters_of(account: np.ndarray, risk_state: np.ndarray) -> dict[str, float]:
+    """The run's counters from the loop's account and risk-state records."""
+    a, r = account[0], risk_state[0]
+    return {"n_orders": int(a["n_orders"]), "n_fills": int(a["n_fills"]), "n_cancels": int(a["n_cancels"]),
+            "ioc_unfilled": int(a["ioc_unfilled"]), "overflow": int(a["overflow"]), "killed": int(r["killed"]),
+            "kill_ts": float(r["kill_ts"]), "flatten_attempts": int(r["flatten_attempts"])}
 
 
 def blocks_dict(blocks: np.ndarray) -> dict[str, int]:

@@ -15,18 +15,27 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from l2exp.backtest.engine import new_state, simulate
+from l2exp.backtest.engine import simulate
 from l2exp.backtest.instruments import Instrument, fx_series, instrument_for
-from l2exp.backtest.layout import N_COUNTERS, N_FILL_COLS, N_ORDER_COLS
-from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams, from_config, pack
-from l2exp.backtest.results import BacktestResult, blocks_dict, tables
+from l2exp.backtest.loop import LoopState
+from l2exp.backtest.params import ExecutionParams, from_config, strategy_from_config
+from l2exp.backtest.results import BacktestResult
+from l2exp.backtest.strategies import Strategy
 from l2exp.backtest.trades import load_trades
 from l2exp.errors import UserError
+from l2exp.risk.params import RiskParams
 from l2exp.schema import SIDE_FIELDS, level_columns
 
 
+def _f64(a: Any) -> np.ndarray:
+    """A writable C-contiguous float64 array (the compiled loop's signature), copied only if needed
+    (pandas' copy-on-write hands out read-only views)."""
+    arr = np.asarray(a, dtype=np.float64)
+    return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr, dtype=np.float64, order="C")
+
+
 def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame | None, ex: ExecutionParams,
-                  st: StrategyParams, rk: RiskParams, levels: int, instrument: Instrument | None = None,
+                  st: Strategy, rk: RiskParams, levels: int, instrument: Instrument | None = None,
                   fx: np.ndarray | None = None) -> BacktestResult:
     """Run the event loop over one instrument's time-ordered snapshots.
 
@@ -39,26 +48,29 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     n = len(book)
     inst = instrument or Instrument(str(book["symbol"].iloc[0]) if n else "")
     has_trades = trades is not None and len(trades) > 0
-    p = pack(ex, st, rk, inst.code, inst.multiplier, has_trades)
+    ts = book["timestamp"].to_numpy(np.int64)
+    t0 = int(ts[0]) if n else 0
+    # capacity: every snapshot can decide (at most MAX_INTENTS orders) and flatten; each order fills
+    # at most once per level walked or once per print -- the loop refuses rather than drop beyond it
+    max_orders = 4 * n + 16
+    loop = LoopState.create(ex, st, rk, inst, has_trades, max_orders, max_orders * min(levels, 10) + 16,
+                            float(t0 % 86_400_000_000_000))
     mats = [np.ascontiguousarray(book[level_columns(f, levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
     mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
-    fx = np.ascontiguousarray(inst.fx_settle_to_quote(mid) if fx is None else fx, dtype=np.float64)
-    ts = book["timestamp"].to_numpy(np.int64)
+    fx = _f64(inst.fx_settle_to_quote(mid) if fx is None else fx)
     tr = trades if trades is not None else pd.DataFrame({"ts": [], "price": [], "size": [], "side": []})
-    cap_orders = 4 * n + 16
-    orders = np.zeros((cap_orders, N_ORDER_COLS))
-    fills = np.zeros((cap_orders * min(levels, 10) + 16, N_FILL_COLS))
     position, cash, equity = np.zeros(n), np.zeros(n), np.zeros(n)
-    blocks = np.zeros(16)
-    counters = np.zeros(N_COUNTERS)
-    t0 = int(ts[0]) if n else 0
-    simulate((ts - t0).astype(np.float64), *mats, np.asarray(signal, dtype=np.float64), fx,
-             (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), tr["price"].to_numpy(np.float64),
-             tr["size"].to_numpy(np.float64), tr["side"].to_numpy(np.float64), p,
-             new_state(float(t0 % 86_400_000_000_000)), orders, fills, position, cash, equity, blocks, counters)
-    fdf, odf = tables(fills, int(counters[1]), orders, int(counters[0]), t0)
+    simulate((ts - t0).astype(np.float64), *map(_f64, mats), _f64(signal), _f64(fx),
+             (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), _f64(tr["price"]), _f64(tr["size"]),
+             _f64(tr["side"]),
+             loop.E, loop.R, loop.SP, loop.QP, loop.strategy, loop.queue_model, loop.order_type, loop.orders,
+             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, position, cash, equity, int(ex.seed))
+    counters = loop.counters()
+    if counters["overflow"]:
+        raise RuntimeError(f"backtest order/fill tables overflowed ({counters}): results would be incomplete")
+    fdf, odf = loop.tables(t0)
     return BacktestResult(str(book["symbol"].iloc[0]) if n else "", ts, mid, position, cash, equity, fdf, odf,
-                          blocks_dict(blocks), counters, inst, fx)
+                          loop.blocks_dict(), counters, inst, fx)
 
 
 def instrument_of(cfg: DictConfig, symbol: str) -> Instrument:
@@ -67,7 +79,7 @@ def instrument_of(cfg: DictConfig, symbol: str) -> Instrument:
     return instrument_for(OmegaConf.to_container(raw, resolve=True) if raw is not None else None, symbol)  # type: ignore[arg-type]
 
 
-def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyParams, RiskParams]:
+def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, Strategy, RiskParams]:
     ex_cfg = OmegaConf.to_container(cfg.execution, resolve=True)
     assert isinstance(ex_cfg, dict)
     tick = ex_cfg.pop("tick_size", None)
@@ -86,14 +98,11 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, StrategyPara
     if isinstance(lot, dict):
         lot = lot.get(symbol, 1.0)
     ex = from_config(ExecutionParams, {"tick_size": float(tick), "lot_size": float(lot), **ex_cfg}, "execution")
-    st = from_config(StrategyParams, OmegaConf.to_container(cfg.strategy, resolve=True), "strategy")  # type: ignore[arg-type]
+    ex.validate()
+    st = strategy_from_config(OmegaConf.to_container(cfg.strategy, resolve=True))  # type: ignore[arg-type]
     risk = OmegaConf.to_container(cfg.risk, resolve=True)
-    assert isinstance(risk, dict)
-    unknown = set(risk) - {"name", "limits"}
-    if unknown:  # e.g. +risk.max_pos=3: a limit written beside `limits`, which nothing would read
-        raise UserError(f"unknown key(s) {sorted(unknown)} in risk: limits live under risk.limits",
-                        where=f"risk.{sorted(unknown)[0]}", fix=f"e.g. risk.limits.{sorted(unknown)[0]}=...")
-    rk = from_config(RiskParams, dict(risk.get("limits") or {}), "risk.limits")
+    rk = from_config(RiskParams, risk, "risk", extra_allowed=("name",))  # type: ignore[arg-type]
+    rk.validate()
     return ex, st, rk
 
 
@@ -166,8 +175,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     m = res.metrics(float(sh.get("period_s", 60.0)), gap_ms, float(sh.get("seconds_per_year", 365.25 * 86_400)),
                     int(sh.get("min_periods", 20)))
     by_session, by_day = res.pnl_by(gap_ms)
-    fallback = {"size_decrease": "the queue ahead shrinks only with decreases of the displayed size",
-                "trades": "the queue ahead never shrinks (fills only when the price trades through)"}[ex.queue_model]
+    fallback = ex.queue_model.without_prints
     uncovered_txt = [f"{pd.Timestamp(a, tz='UTC')} .. {pd.Timestamp(b, tz='UTC')}" for a, b in uncovered]
     tags = {"l2exp.model_uri": uri, "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
             "l2exp.risk": str(cfg.risk.name), "data_digest": ft.data_digest, "l2exp.signal": source,

@@ -10,8 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l2exp.backtest.instruments import Instrument
-from l2exp.backtest.params import ExecutionParams, RiskParams, StrategyParams
+from l2exp.backtest.orders.join_touch import JoinTouch
+from l2exp.backtest.orders.market import Market
+from l2exp.backtest.params import ExecutionParams
+from l2exp.backtest.queue.power_prob import PowerProb
+from l2exp.backtest.queue.size_decrease import SizeDecrease
+from l2exp.backtest.queue.trades_only import TradesOnly
 from l2exp.backtest.run import backtest_book
+from l2exp.backtest.strategies.quote_touch import QuoteTouch
+from l2exp.backtest.strategies.signal_target import SignalTarget
+from l2exp.risk.params import RiskParams
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 10**9
@@ -30,7 +38,7 @@ def book(rows: list[tuple[list[float], list[float], list[float], list[float]]], 
 
 
 BASE = ([100.0, 99.0, 98.0], [5.0, 5.0, 5.0], [101.0, 102.0, 103.0], [2.0, 3.0, 4.0])
-NO_RISK = RiskParams(enabled=False)
+NO_RISK = RiskParams.of(enabled=False)
 
 
 def ex(**kw) -> ExecutionParams:
@@ -40,7 +48,7 @@ def ex(**kw) -> ExecutionParams:
 
 
 def run(b, signal, trades=None, e=None, s=None, r=NO_RISK):
-    return backtest_book(b, np.asarray(signal, float), trades, e or ex(), s or StrategyParams(threshold=0.5,
+    return backtest_book(b, np.asarray(signal, float), trades, e or ex(), s or SignalTarget(threshold=0.5,
                          decision_ms=1e9, base_size=8), r, 3)
 
 
@@ -57,7 +65,7 @@ def test_market_order_walks_three_levels():
 
 def test_market_order_capped_by_displayed_liquidity():
     b = book([BASE] * 3)
-    res = run(b, [1.0, 0, 0], s=StrategyParams(threshold=0.5, decision_ms=1e9, base_size=20))
+    res = run(b, [1.0, 0, 0], s=SignalTarget(threshold=0.5, decision_ms=1e9, base_size=20))
     assert res.fills.qty.sum() == 9.0  # 2 + 3 + 4 visible
     assert res.metrics()["ioc_unfilled"] == 1
 
@@ -73,7 +81,7 @@ def test_latency_makes_the_order_miss_a_price():
 
 def test_taker_fees_and_pnl():
     b = book([BASE] * 2 + [([110.0, 109.0, 108.0], [5.0] * 3, [111.0, 112.0, 113.0], [5.0] * 3)])
-    res = run(b, [1, 0, 0], e=ex(taker_fee_bps=10.0), s=StrategyParams(threshold=0.5, decision_ms=1e9, base_size=2))
+    res = run(b, [1, 0, 0], e=ex(taker_fee_bps=10.0), s=SignalTarget(threshold=0.5, decision_ms=1e9, base_size=2))
     fee = 2 * 101.0 * 10e-4
     assert res.fills.fee.sum() == pytest.approx(fee)
     assert res.equity[-1] == pytest.approx(2 * (110.5 - 101.0) - fee)  # marked to the last mid
@@ -84,8 +92,8 @@ def test_passive_order_waits_for_its_queue():
     b = book([BASE] * 4, dt_ms=10)
     trades = pd.DataFrame({"ts": [T0 + 15 * MS, T0 + 25 * MS], "price": [100.0, 100.0], "size": [3.0, 4.0],
                            "side": [-1.0, -1.0]})
-    res = run(b, [1, 0, 0, 0], trades=trades, e=ex(order_type="limit", queue_model="trades"),
-              s=StrategyParams(threshold=0.5, decision_ms=1e9, base_size=3))
+    res = run(b, [1, 0, 0, 0], trades=trades, e=ex(order_type=JoinTouch(), queue_model=TradesOnly()),
+              s=SignalTarget(threshold=0.5, decision_ms=1e9, base_size=3))
     f = res.fills
     assert list(f.qty) == [2.0] and f.price.iloc[0] == 100.0 and f.maker.iloc[0] == 1.0
     assert f.ts.iloc[0] == T0 + 25 * MS  # the first trade only ate 3 of the 5 ahead
@@ -95,7 +103,7 @@ def test_passive_order_waits_for_its_queue():
 def test_passive_order_filled_when_book_trades_through():
     down = ([99.0, 98.0, 97.0], [5.0] * 3, [100.5, 101.0, 102.0], [5.0] * 3)
     b = book([BASE, BASE, BASE, down], dt_ms=10)
-    res = run(b, [1, 0, 0, 0], e=ex(order_type="limit", tick_size=0.5), s=StrategyParams(threshold=0.5,
+    res = run(b, [1, 0, 0, 0], e=ex(order_type=JoinTouch(), tick_size=0.5), s=SignalTarget(threshold=0.5,
               decision_ms=1e9, base_size=3))
     assert res.fills.qty.sum() == 3.0 and (res.fills.price == 100.0).all()
 
@@ -103,7 +111,7 @@ def test_passive_order_filled_when_book_trades_through():
 def test_size_decrease_queue_model():
     shrink = ([100.0, 99.0, 98.0], [1.0, 5.0, 5.0], [101.0, 102.0, 103.0], [2.0, 3.0, 4.0])
     b = book([BASE, BASE, shrink, shrink], dt_ms=10)
-    res = run(b, [1, 0, 0, 0], e=ex(order_type="limit", queue_front_prob=1.0), s=StrategyParams(
+    res = run(b, [1, 0, 0, 0], e=ex(order_type=JoinTouch(), queue_model=SizeDecrease(front_prob=1.0)), s=SignalTarget(
         threshold=0.5, decision_ms=1e9, base_size=3))
     assert res.fills.empty  # a smaller queue ahead is not a fill: only trades or a trade-through fill us
 
@@ -118,8 +126,8 @@ def signal_run(b, sig, **risk):
     """Risk on; target vol = vol floor = 1e6 bps, so the size is exactly base_size (vol sizing is tested
     on its own), and the spread filter off unless a test sets it."""
     limits = {"target_vol_bps": 1e6, "vol_floor_bps": 1e6, "max_spread_bps": 1e9, **risk}
-    return backtest_book(b, np.asarray(sig, float), None, ex(), StrategyParams(threshold=0.5, decision_ms=0,
-                         base_size=1), RiskParams(**limits), 3)
+    return backtest_book(b, np.asarray(sig, float), None, ex(), SignalTarget(threshold=0.5, decision_ms=0,
+                         base_size=1), RiskParams.of(**limits), 3)
 
 
 def test_max_position_limit():
@@ -129,15 +137,15 @@ def test_max_position_limit():
 
 def test_volatility_targeted_size():
     """size = base * min(target_vol / max(ewma_vol, floor), 2): calm book -> 2x, jumpy book -> smaller."""
-    calm = backtest_book(book([BASE] * 6), np.ones(6), None, ex(), StrategyParams(threshold=0.5, decision_ms=0,
-                         base_size=4), RiskParams(target_vol_bps=1.0, vol_floor_bps=0.5, max_spread_bps=1e9,
+    calm = backtest_book(book([BASE] * 6), np.ones(6), None, ex(), SignalTarget(threshold=0.5, decision_ms=0,
+                         base_size=4), RiskParams.of(target_vol_bps=1.0, vol_floor_bps=0.5, max_spread_bps=1e9,
                          max_position=100), 3)
     assert calm.position.max() == 8.0
     rows = [BASE if k % 2 == 0 else ([101.0, 100.0, 99.0], [5.0] * 3, [102.0, 103.0, 104.0], [5.0] * 3)
             for k in range(8)]
     # the mid jumps ~99 bps every 10 ms: vol = 99 / sqrt(0.01 s) = ~990 bps per sqrt(second) -> size 4 x 500/990
-    jumpy = backtest_book(book(rows), np.ones(8), None, ex(), StrategyParams(threshold=0.5, decision_ms=0,
-                          base_size=4), RiskParams(target_vol_bps=500.0, vol_floor_bps=0.5, max_spread_bps=1e9), 3)
+    jumpy = backtest_book(book(rows), np.ones(8), None, ex(), SignalTarget(threshold=0.5, decision_ms=0,
+                          base_size=4), RiskParams.of(target_vol_bps=500.0, vol_floor_bps=0.5, max_spread_bps=1e9), 3)
     assert jumpy.position[-1] == 2.0
 
 
@@ -194,12 +202,13 @@ def test_accounting_invariants_over_random_books_and_orders(data):
                            "price": np.round(rng.uniform(mid.min() - 2, mid.max() + 2, nt) * 2) / 2,
                            "size": rng.integers(1, 8, nt).astype(float), "side": rng.choice([-1.0, 1.0], nt)})
     e = ex(latency_ms=data.draw(st.sampled_from([0.0, 5.0, 30.0])), taker_fee_bps=5.0, maker_fee_bps=-1.0,
-           tick_size=0.5, order_type=data.draw(st.sampled_from(["market", "limit"])))
-    s = StrategyParams(kind=data.draw(st.sampled_from(["signal", "quote"])), threshold=0.3, decision_ms=10,
-                       base_size=float(data.draw(st.integers(1, 6))))
+           tick_size=0.5, order_type=data.draw(st.sampled_from([Market(), JoinTouch()])),
+           queue_model=data.draw(st.sampled_from([SizeDecrease(), TradesOnly(), PowerProb()])))
+    s = data.draw(st.sampled_from([SignalTarget, QuoteTouch]))(threshold=0.3, decision_ms=10,
+                                                               base_size=float(data.draw(st.integers(1, 6))))
     inst = data.draw(st.sampled_from([Instrument("X"), Instrument("X", "inverse", 10.0, "USD", "XBT"),
                                       Instrument("X", "quanto", 1e-6, "USD", "XBT", settle_fx=7000.0)]))
-    res = backtest_book(b, sig, trades, e, s, RiskParams(enabled=data.draw(st.booleans())), 3, inst)
+    res = backtest_book(b, sig, trades, e, s, RiskParams.of(enabled=data.draw(st.booleans())), 3, inst)
     f = res.fills
     signed = (f.side * f.qty).sum() if len(f) else 0.0
     assert res.position[-1] == pytest.approx(signed)  # position == signed sum of fills, partial fills included

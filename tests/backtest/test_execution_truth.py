@@ -9,9 +9,14 @@ import pandas as pd
 import pytest
 
 from l2exp.backtest.instruments import Instrument, instrument_for
-from l2exp.backtest.params import RiskParams, StrategyParams
+from l2exp.backtest.orders.join_touch import JoinTouch
+from l2exp.backtest.queue.power_prob import PowerProb
+from l2exp.backtest.queue.size_decrease import SizeDecrease
+from l2exp.backtest.queue.trades_only import TradesOnly
 from l2exp.backtest.run import backtest_book
+from l2exp.backtest.strategies.signal_target import SignalTarget
 from l2exp.errors import UserError
+from l2exp.risk.params import RiskParams
 from tests.backtest.test_engine import NO_RISK, book, ex
 
 INVERSE = Instrument("XBTUSD", "inverse", 1.0, "USD", "XBT")
@@ -29,7 +34,7 @@ def round_trip(inst: Instrument, entry: float, exit_: float, qty: float, tick: f
             level(exit_, exit_ + tick, tick=tick), level(exit_, exit_ + tick, tick=tick)]
     e = ex(tick_size=tick, **fees)
     return backtest_book(book(rows), np.array([1.0, 1.0, 0.0, 0.0]), None, e,
-                         StrategyParams(threshold=0.5, decision_ms=0, base_size=qty), NO_RISK, 3, inst)
+                         SignalTarget(threshold=0.5, decision_ms=0, base_size=qty), NO_RISK, 3, inst)
 
 
 def test_inverse_round_trip_pays_in_xbt():
@@ -68,15 +73,15 @@ def test_limits_in_usd_convert_exactly_for_an_inverse_contract():
     """Long 1,000 XBTUSD at 8,000; the mid falls to ~7,000: loss 1,000 x (1/7,000.25 - 1/8,000) = 0.0179 XBT
     = ~125 USD. A 100-USD daily loss limit fires; the same limit read in XBT (currency=settle) does not."""
     rows = [level(7999.5, 8000.0)] * 2 + [level(7000.0, 7000.5)] * 3
-    strat = StrategyParams(threshold=0.5, decision_ms=1e9, base_size=1000)
+    strat = SignalTarget(threshold=0.5, decision_ms=1e9, base_size=1000)
     lim = dict(max_daily_loss=100.0, max_spread_bps=1e9, target_vol_bps=1e9, vol_floor_bps=1e9, max_position=1e9,
                max_notional=1e12)
-    usd = backtest_book(book(rows), np.ones(5), None, ex(tick_size=0.5), strat, RiskParams(**lim), 3, INVERSE)
+    usd = backtest_book(book(rows), np.ones(5), None, ex(tick_size=0.5), strat, RiskParams.of(**lim), 3, INVERSE)
     xbt = backtest_book(book(rows), np.ones(5), None, ex(tick_size=0.5), strat,
-                        RiskParams(currency="settle", **lim), 3, INVERSE)
+                        RiskParams.of(currency="settle", **lim), 3, INVERSE)
     assert usd.kill_ts is not None and xbt.kill_ts is None
     cap = backtest_book(book(rows), np.ones(5), None, ex(tick_size=0.5), strat,
-                        RiskParams(**{**lim, "max_notional": 500.0}), 3, INVERSE)
+                        RiskParams.of(**{**lim, "max_notional": 500.0}), 3, INVERSE)
     assert cap.position.max() == 500  # 500 contracts = 500 USD of notional, whatever the price
 
 
@@ -87,19 +92,19 @@ def trade(ts_ms: float, price: float, size: float, side: float) -> dict:
 JOIN = ([100.0, 99.0, 98.0], [10.0, 5.0, 5.0], [101.0, 102.0, 103.0], [5.0, 5.0, 5.0])
 
 
-def passive(rows, trades, queue_model="size_decrease", **kw):
+def passive(rows, trades, queue_model=None, **kw):
     """A limit buy of 1 at the best bid decided on snapshot 0 (joins behind the displayed 10)."""
     return backtest_book(book(rows, dt_ms=10), np.r_[1.0, np.zeros(len(rows) - 1)],
                          pd.DataFrame(trades) if trades else None,
-                         ex(order_type="limit", queue_model=queue_model, queue_front_prob=0.5, **kw),
-                         StrategyParams(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
+                         ex(order_type=JoinTouch(), queue_model=queue_model or SizeDecrease(front_prob=0.5), **kw),
+                         SignalTarget(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
 
 
 def with_bid(size: float):
     return ([100.0, 99.0, 98.0], [size, 5.0, 5.0], [101.0, 102.0, 103.0], [5.0, 5.0, 5.0])
 
 
-@pytest.mark.parametrize("model", ["size_decrease", "trades"])
+@pytest.mark.parametrize("model", [SizeDecrease(), TradesOnly(), PowerProb()], ids=["size_decrease", "trades", "power"])
 def test_one_print_is_counted_once(model):
     """Join behind 10; a 6-lot print; the book then shows 4; a 3-lot print -> 1 still ahead: no fill."""
     rows = [JOIN, JOIN, with_bid(4.0), with_bid(1.0)]  # we rest from snapshot 1 (t = 10 ms)
@@ -109,7 +114,7 @@ def test_one_print_is_counted_once(model):
     assert more.fills.qty.sum() == 1.0 and (more.fills.maker == 1).all()  # 5 > 4 ahead: the excess fills us
 
 
-@pytest.mark.parametrize("model", ["size_decrease", "trades"])
+@pytest.mark.parametrize("model", [SizeDecrease(), TradesOnly(), PowerProb()], ids=["size_decrease", "trades", "power"])
 def test_queue_ahead_is_capped_at_the_displayed_size(model):
     """Join behind 10; the level is cancelled down to 2 (no print); a 3-lot print -> at most 2 were
     ahead of us: we fill 1."""
@@ -138,9 +143,9 @@ def test_kill_switch_flattens_until_flat():
     full = ([100.0, 99.0, 98.0], [10.0] * 3, [101.0, 102.0, 103.0], [10.0] * 3)
     thin = ([90.0, 89.0, 88.0], [2.5, 0.0, 0.0], [91.0, 92.0, 93.0], [10.0] * 3)
     rows = [full, full] + [thin] * 7
-    r = RiskParams(max_daily_loss=20.0, max_spread_bps=1e9, target_vol_bps=1e9, vol_floor_bps=1e9,
+    r = RiskParams.of(max_daily_loss=20.0, max_spread_bps=1e9, target_vol_bps=1e9, vol_floor_bps=1e9,
                    max_position=100)
-    res = backtest_book(book(rows), np.ones(len(rows)), None, ex(lot_size=0.5), StrategyParams(
+    res = backtest_book(book(rows), np.ones(len(rows)), None, ex(lot_size=0.5), SignalTarget(
         threshold=0.5, decision_ms=0, base_size=8), r, 3)
     kill_row = int(np.searchsorted(res.ts, res.kill_ts))
     assert kill_row == 2 and res.position[1] == 8.0
@@ -155,8 +160,8 @@ def test_kill_switch_flattens_until_flat():
 
 def test_size_below_lot_is_a_counted_block():
     calm = ([100.0, 99.0, 98.0], [5.0] * 3, [101.0, 102.0, 103.0], [5.0] * 3)
-    res = backtest_book(book([calm] * 4), np.ones(4), None, ex(lot_size=10.0), StrategyParams(
-        threshold=0.5, decision_ms=0, base_size=4), RiskParams(max_spread_bps=1e9), 3)
+    res = backtest_book(book([calm] * 4), np.ones(4), None, ex(lot_size=10.0), SignalTarget(
+        threshold=0.5, decision_ms=0, base_size=4), RiskParams.of(max_spread_bps=1e9), 3)
     assert res.fills.empty and res.blocks["size_below_lot"] == 4
 
 
@@ -176,8 +181,8 @@ def test_a_passive_order_is_cancelled_when_the_target_is_reached():
     through = ([99.0, 98.0, 97.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)  # the ask reaches our bid
     rows = [JOIN, JOIN, JOIN, through, through]
     res = backtest_book(book(rows, dt_ms=10), np.array([1.0, 0.0, 0.0, 0.0, 0.0]), None,
-                        ex(order_type="limit"), StrategyParams(threshold=0.5, decision_ms=0, base_size=1), NO_RISK, 3)
+                        ex(order_type=JoinTouch()), SignalTarget(threshold=0.5, decision_ms=0, base_size=1), NO_RISK, 3)
     assert res.fills.empty and res.position[-1] == 0.0
-    keep = backtest_book(book(rows, dt_ms=10), np.ones(5), None, ex(order_type="limit"),
-                         StrategyParams(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
+    keep = backtest_book(book(rows, dt_ms=10), np.ones(5), None, ex(order_type=JoinTouch()),
+                         SignalTarget(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
     assert keep.fills.qty.sum() == 1.0  # the same book fills a buy that is still wanted

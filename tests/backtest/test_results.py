@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.backtest.layout import N_COUNTERS
-from l2exp.backtest.results import SECONDS_PER_YEAR, BacktestResult, sharpe_ratio
+from l2exp.backtest.results import SECONDS_PER_YEAR, BacktestResult, counters_of, sharpe_ratio
 from l2exp.backtest.trades import trades_coverage
+from l2exp.backtest.types import new_account
+from l2exp.risk.state import new_risk_state
 
 S = 10**9
 DAY = 86_400 * S
@@ -21,7 +22,7 @@ def result(ts: np.ndarray, equity: np.ndarray, position: np.ndarray | None = Non
     empty_f = pd.DataFrame({c: [] for c in ("ts", "order", "side", "qty", "price", "fee", "maker", "mid", "level")})
     empty_o = pd.DataFrame({c: [] for c in ("submit_ts", "side", "type", "price", "qty", "remaining", "status")})
     return BacktestResult("X", ts, np.full(n, 100.0), pos, equity.copy(), equity.copy(), empty_f, empty_o, {},
-                          np.zeros(N_COUNTERS))
+                          counters_of(new_account(), new_risk_state()))
 
 
 def test_sharpe_on_a_hand_built_equity_path():

@@ -1,0 +1,26 @@
+"""``quote``: market making at the touch -- every decision, cancel and repost a bid at the best bid
+and an ask at the best ask, base_size each (the benchmark strategy; the signal is not used)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+
+from l2exp.backtest.strategies import Strategy
+from l2exp.backtest.types import INTENT_QUOTE, STRATEGY_SIG
+
+
+@nb.njit(STRATEGY_SIG, cache=True)
+def quote_touch(d, sp, intents) -> int:  # noqa: ANN001 - records
+    intents[0].kind = INTENT_QUOTE
+    intents[0].side, intents[0].qty, intents[0].price = 1.0, sp.base_size, d.bid
+    intents[1].kind = INTENT_QUOTE
+    intents[1].side, intents[1].qty, intents[1].price = -1.0, sp.base_size, d.ask
+    return 2
+
+
+@dataclass
+class QuoteTouch(Strategy):
+    threshold: float = 0.0
+    kernel = quote_touch
