@@ -44,8 +44,10 @@ def data_digest(store: L2Store, levels: int) -> str:
 
 
 def open_store(cfg: DictConfig) -> L2Store:
-    """The store of ``cfg.data``; ingests the source first when it holds nothing yet."""
+    """The store of ``cfg.data``; ingests the source first when it holds nothing yet. Damaged or
+    half-written data is refused before anything uses it (:meth:`L2Store.check_before_use`)."""
     store: L2Store = instantiate(cfg.store)
+    store.check_before_use()
     if store.count() == 0:
         console.print(f"[bold]store {store.location()} is empty: ingesting data={cfg.data.name} first[/]")
         from l2exp.data.ingest import run_ingest

@@ -6,9 +6,13 @@
 
 Both live feeds reconnect with exponential backoff and jitter, count what went wrong (reconnects,
 errors, schema rejects) and give up with a clear message after ``max_failures`` consecutive failures:
-there is no endless retry loop. API keys are read only from the environment
-(``L2EXP_<EXCHANGE>_API_KEY`` / ``_SECRET``), are only needed by venues that gate market data, and
-never enter the config, params, logs or artifacts. Nothing here can place an order.
+there is no endless retry loop. Nothing here can place an order.
+
+Credentials: market data is public on nearly every venue, and a ccxt client holding keys calls signed
+private endpoints on its own (Binance's ``load_markets`` asks ``sapi/v1/capital/config/getall`` for
+currencies). So keys are passed only with ``feed.client.authenticate=true`` (for a venue that gates
+market data), read only from the environment -- ``L2EXP_<EXCHANGE>_API_KEY`` and
+``L2EXP_<EXCHANGE>_API_SECRET`` -- and never enter the config, params, logs or artifacts.
 """
 
 from __future__ import annotations
@@ -110,10 +114,24 @@ class ReplayFeed:
         pass
 
 
-def _credentials(exchange: str) -> dict[str, str]:
-    key = os.environ.get(f"L2EXP_{exchange.upper()}_API_KEY")
-    secret = os.environ.get(f"L2EXP_{exchange.upper()}_SECRET")
-    return {"apiKey": key, "secret": secret} if key and secret else {}
+def credential_names(exchange: str) -> tuple[str, str]:
+    return f"L2EXP_{exchange.upper()}_API_KEY", f"L2EXP_{exchange.upper()}_API_SECRET"
+
+
+def _credentials(exchange: str, authenticate: bool) -> dict[str, str]:
+    """ccxt ``apiKey``/``secret`` from the environment -- only when ``authenticate`` (see the module doc)."""
+    if not authenticate:
+        return {}
+    key_name, secret_name = credential_names(exchange)
+    key, secret = os.environ.get(key_name), os.environ.get(secret_name)
+    if not (key and secret):
+        old = f"L2EXP_{exchange.upper()}_SECRET"
+        hint = f" ({old} is set: the name is now {secret_name})" if os.environ.get(old) else ""
+        raise UserError(f"feed.client.authenticate=true but {key_name} / {secret_name} are not both set{hint}",
+                        where="feed.client.authenticate",
+                        fix=f"export {key_name}=... {secret_name}=...  (read-only keys are enough), or drop "
+                            f"authenticate: public market data needs no keys")
+    return {"apiKey": key, "secret": secret}
 
 
 class _Backoff:
@@ -135,7 +153,7 @@ class CcxtRestFeed:
 
     def __init__(self, exchange: str, symbol: str, levels: int, options: dict[str, Any] | None = None,
                  timeout_ms: int = 3000, backoff_ms: float = 200, backoff_cap_ms: float = 5000,
-                 max_failures: int = 30) -> None:
+                 max_failures: int = 30, authenticate: bool = False) -> None:
         import ccxt
 
         if not hasattr(ccxt, exchange):
@@ -143,6 +161,7 @@ class CcxtRestFeed:
                             fix="See ccxt.exchanges for the list (e.g. binance, kraken, bitmex).")
         self.exchange_id, self.symbol, self.levels = exchange, symbol, levels
         self.options = dict(options or {})
+        self.credentials = _credentials(exchange, authenticate)
         self.timeout_ms = timeout_ms
         self.backoff = _Backoff(backoff_ms, backoff_cap_ms)
         self.max_failures = max_failures
@@ -155,7 +174,7 @@ class CcxtRestFeed:
     def _connect(self) -> Any:
         import ccxt
 
-        cfg = {"enableRateLimit": False, "timeout": self.timeout_ms, **self.options, **_credentials(self.exchange_id)}
+        cfg = {"enableRateLimit": False, "timeout": self.timeout_ms, **self.options, **self.credentials}
         return getattr(ccxt, self.exchange_id)(cfg)
 
     def _fail(self, exc: Exception) -> None:
@@ -204,9 +223,11 @@ class CcxtWsFeed:
     once (None until it changes)."""
 
     def __init__(self, exchange: str, symbol: str, levels: int, options: dict[str, Any] | None = None,
-                 backoff_ms: float = 200, backoff_cap_ms: float = 5000, max_failures: int = 30, **_: Any) -> None:
+                 backoff_ms: float = 200, backoff_cap_ms: float = 5000, max_failures: int = 30,
+                 authenticate: bool = False, **_: Any) -> None:
         self.exchange_id, self.symbol, self.levels = exchange, symbol, levels
         self.options = dict(options or {})
+        self.credentials = _credentials(exchange, authenticate)
         self.stats = FeedStats()
         self.backoff = _Backoff(backoff_ms, backoff_cap_ms)
         self.max_failures = max_failures
@@ -222,7 +243,7 @@ class CcxtWsFeed:
         import ccxt.pro as ccxtpro
 
         while not self._stop.is_set():
-            client = getattr(ccxtpro, self.exchange_id)({**self.options, **_credentials(self.exchange_id)})
+            client = getattr(ccxtpro, self.exchange_id)({**self.options, **self.credentials})
             try:
                 while not self._stop.is_set():
                     ob = await client.watch_order_book(self.symbol, self.levels)

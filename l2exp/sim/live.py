@@ -297,14 +297,37 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def record_into(cfg: DictConfig) -> str:
+    return str(cfg.record.get("into") or ("recorded" if str(cfg.feed.kind) == "replay" else cfg.data.name))
+
+
+def record_store(cfg: DictConfig) -> Any:
+    """The store a recording goes to: the store of data name ``record.into`` (default: the data name
+    for a live feed, ``recorded`` for a replay) -- never the store a replay reads."""
+    from omegaconf import OmegaConf, open_dict
+
+    replay = str(cfg.feed.kind) == "replay"
+    into = record_into(cfg)
+    dest_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(dest_cfg):
+        dest_cfg.data.name = str(into)
+    dest = instantiate(dest_cfg.store)
+    if replay and dest.location() == instantiate(cfg.store).location():
+        raise UserError(f"mode=record would write into the store it replays ({dest.location()})",
+                        where="record.into",
+                        fix="Record into another data name: record.into=<name> (then train with a data "
+                            "config of that name, e.g. conf/data/recorded.yaml)")
+    return dest
+
+
 def run_record(cfg: DictConfig) -> dict[str, Any]:
     """Feed -> the ingest validator -> the store, rotated into a new committed part every
     ``record.rotate_rows`` snapshots or ``record.rotate_s`` seconds (rejects kept, as in ingest)."""
     from l2exp.data.ingest import IngestStats, _rejects_table
 
     levels = int(cfg.levels)
+    store = record_store(cfg)
     feed, symbol = make_feed(cfg, levels)
-    store = instantiate(cfg.store)
     validator = Validator(dict(cfg.validation.rules), dict(cfg.validation.get("plausible") or {}))
     rec = cfg.record
     total = IngestStats()
@@ -363,6 +386,6 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
     assert summary["rows_in"] == summary["accepted"] + summary["rejected"]
     print_table(f"record: {symbol} -> {store.location()}", [(k, v) for k, v in summary.items() if k != "mode"])
     write_summary(summary)
-    console.print(f"train on it: l2exp mode=train data={cfg.data.name} (store {store.location()})")
+    console.print(f"train on it: l2exp mode=train data={record_into(cfg)} (store {store.location()})")
     return summary
 

@@ -36,6 +36,7 @@ class FakeBinance:
         self.i = 0
         self.update_id = 1000
         self.requests = 0
+        self.seen: list[dict] = []  # every request: path, query, whether it carried an API key or signature
         self.port = _free_port()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -45,9 +46,24 @@ class FakeBinance:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v3"
 
-    def ccxt_options(self) -> dict:
-        return {"urls": {"api": {"public": self.url, "private": self.url}},
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}}
+    def ccxt_options(self, every_api: bool = False) -> dict:
+        """ccxt options pointing the client here; ``every_api``: every Binance API group (sapi, fapi,
+        ...), so that even a private call would land here, be seen, and never leave the machine."""
+        urls = {"public": self.url, "private": self.url}
+        if every_api:
+            import ccxt
+
+            urls = {k: self.url for k in ccxt.binance().urls["api"]}
+        return {"urls": {"api": urls}, "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}}
+
+    @web.middleware
+    async def _log(self, req: web.Request, handler):  # noqa: ANN001, ANN202
+        self.seen.append({"path": req.path, "query": req.query_string, "api_key": "X-MBX-APIKEY" in req.headers,
+                          "signed": "signature=" in req.query_string or "signature=" in (await req.text())})
+        return await handler(req)
+
+    def private_calls(self) -> list[dict]:
+        return [r for r in self.seen if r["api_key"] or r["signed"]]
 
     async def _info(self, _req: web.Request) -> web.Response:
         return web.json_response(EXCHANGE_INFO)
@@ -73,7 +89,7 @@ class FakeBinance:
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
-        app = web.Application()
+        app = web.Application(middlewares=[self._log])
         app.router.add_get("/api/v3/exchangeInfo", self._info)
         app.router.add_get("/api/v3/depth", self._depth)
         runner = web.AppRunner(app)

@@ -135,3 +135,88 @@ def test_record_writes_the_store_through_validation(workdir):
 def test_no_code_path_places_real_orders():
     src = "\n".join(p.read_text() for p in (PROJECT_ROOT / "l2exp").rglob("*.py"))
     assert not re.search(r"\.(create_order|create_limit_order|create_market_order|edit_order|cancel_order)\(", src)
+
+
+@needs_binance
+def test_paper_sim_with_keys_in_the_environment_makes_no_private_call(workdir, champion, monkeypatch):
+    """Keys set, default config: the client gets no keys, so nothing signed or keyed reaches the venue
+    (every Binance API group points at the fake, so a private call would be seen here, not sent out)."""
+    monkeypatch.setenv("L2EXP_BINANCE_API_KEY", "k" * 64)
+    monkeypatch.setenv("L2EXP_BINANCE_API_SECRET", "s" * 64)
+    monkeypatch.setenv("L2EXP_BINANCE_SECRET", "s" * 64)  # the old name too: the issue's reproduction
+    with FakeBinance(BINANCE) as fake:
+        cfg = sim_cfg(workdir, "feed=ccxt", "sim.max_snapshots=10", "sim.sample_ms=10")
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.feed.client.options = fake.ccxt_options(every_api=True)
+            cfg.execution.tick_size = 0.01
+        s = run_sim(cfg)
+        assert s["decisions"] > 0 and fake.seen
+        assert fake.private_calls() == [], fake.private_calls()
+        assert {r["path"] for r in fake.seen} <= {"/api/v3/exchangeInfo", "/api/v3/depth"}
+
+
+def test_authenticate_reads_the_documented_names(monkeypatch):
+    from l2exp.errors import UserError
+    from l2exp.sim.feeds import _credentials
+
+    monkeypatch.delenv("L2EXP_KRAKEN_API_KEY", raising=False)
+    monkeypatch.delenv("L2EXP_KRAKEN_API_SECRET", raising=False)
+    monkeypatch.setenv("L2EXP_KRAKEN_SECRET", "old-name")
+    assert _credentials("kraken", authenticate=False) == {}
+    with pytest.raises(UserError, match="L2EXP_KRAKEN_API_SECRET is not|the name is now L2EXP_KRAKEN_API_SECRET"):
+        _credentials("kraken", authenticate=True)
+    monkeypatch.setenv("L2EXP_KRAKEN_API_KEY", "k")
+    monkeypatch.setenv("L2EXP_KRAKEN_API_SECRET", "s")
+    assert _credentials("kraken", authenticate=True) == {"apiKey": "k", "secret": "s"}
+
+
+def test_record_of_a_replay_never_writes_into_its_source(workdir):
+    from l2exp.data.ingest import run_ingest
+    from l2exp.errors import UserError
+
+    src = run_ingest(make_cfg(["mode=ingest", f"workdir={workdir}", "data.reader.n_snapshots=3000",
+                               "mode.progress=false"]))["store_rows"]
+    s = run_record(make_cfg(["mode=record", f"workdir={workdir}", "feed=replay", "data.reader.n_snapshots=3000",
+                             "record.rotate_rows=1000"]))
+    assert s["store"].endswith("recorded") and s["store_rows"] == s["accepted"] == src
+    import hydra
+
+    source = hydra.utils.instantiate(make_cfg(["mode=ingest", f"workdir={workdir}"]).store)
+    assert source.count() == src  # untouched
+    with pytest.raises(UserError, match="would write into the store it replays"):
+        run_record(make_cfg(["mode=record", f"workdir={workdir}", "feed=replay", "record.into=synthetic"]))
+
+
+@pytest.mark.parametrize("store", ["parquet", "sqlite"])
+def test_record_rerun_after_sigterm_leaves_no_duplicates(workdir, store):
+    """SIGTERM mid-recording flushes what it has; recording the same replay again stores each row once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import hydra
+
+    from l2exp.data.ingest import run_ingest
+
+    base = [f"workdir={workdir}", "data.reader.n_snapshots=20000", f"store={store}"]
+    run_ingest(make_cfg(["mode=ingest", *base, "mode.progress=false"]))
+    args = ["mode=record", "feed=replay", *base, "record.rotate_rows=700"]
+    env = {**__import__("os").environ, "L2EXP_WORKDIR": str(workdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args, "feed.speed=30"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    dest = hydra.utils.instantiate(make_cfg([*base, "data.name=recorded"]).store)
+    deadline = time.time() + 120
+    while time.time() < deadline and dest.count() < 1400:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    first = dest.count()
+    assert proc.returncode == 0, out[-2000:]
+    assert 1400 <= first < 20000, first
+    s = run_record(make_cfg(args))  # the same replay again, to the end
+    rows = dest.read()
+    assert s["store_rows"] == len(rows) == 20000
+    assert not rows.duplicated(["timestamp", "symbol", "exchange"]).any()

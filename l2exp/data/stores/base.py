@@ -14,12 +14,31 @@ A run killed at any point and started again therefore leaves exactly the rows of
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 REJECT_META = ("source_file", "line", "reason", "detail")
+
+
+@dataclass
+class Issue:
+    """Something wrong with the stored data: ``uncommitted`` (a source file begun but not committed: a
+    killed writer), ``corrupt`` (content differs from what was written, or unreadable), ``missing``
+    (a committed file is gone), ``unverifiable`` (no digest recorded: written by an older l2exp)."""
+
+    kind: str
+    where: str
+    detail: str
+    source: str | None = None  # the source digest the damaged data came from
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.where} -- {self.detail}"
+
+
+BLOCKING = ("uncommitted", "corrupt", "missing")
 
 
 class IngestWriter(ABC):
@@ -55,6 +74,34 @@ class L2Store(ABC):
 
     def recover(self) -> None:  # noqa: B027 - optional hook
         """Called with the writer lock held: clear what a dead writer left half-done."""
+
+    allow_uncommitted: bool = False
+
+    def integrity_issues(self, deep: bool = False) -> list[Issue]:
+        """What is wrong with the stored data. Cheap by default (content digests re-computed only for
+        files changed since they were last verified); ``deep``: everything re-read and re-hashed."""
+        return []
+
+    def drop_sources(self, digests: set[str]) -> int:
+        """Remove everything stored from these source digests (so that ingest redoes them); returns
+        the number of files removed."""
+        return 0
+
+    def check_before_use(self) -> None:
+        """Refuse to hand out data that is corrupt, missing or (unless ``allow_uncommitted``) from a
+        source file a killed writer left half-written: exit 2 naming the files and the fix."""
+        from l2exp.errors import UserError
+
+        issues = [i for i in self.integrity_issues() if i.kind in BLOCKING
+                  and not (i.kind == "uncommitted" and self.allow_uncommitted)]
+        if issues:
+            shown = "\n  ".join(i.line() for i in issues[:8]) + (f"\n  ... {len(issues) - 8} more"
+                                                                  if len(issues) > 8 else "")
+            raise UserError(f"the store {self.location()} holds damaged or unfinished data:\n  {shown}",
+                            where=issues[0].where,
+                            fix="l2exp mode=verify mode.repair=true data=<this data> (drops what is damaged and "
+                                "re-ingests it from the source files); or, to use the data as it is: "
+                                "store.allow_uncommitted=true (unfinished data only)")
 
     @abstractmethod
     def done(self, digest: str) -> dict[str, Any] | None: ...

@@ -5,13 +5,26 @@ dataset only when the whole file is done, then its manifest ``_manifest/<digest>
 Part files are named by the source digest, so a crash between the moves is repaired on the next
 run by deleting that digest's parts and redoing the file. Folders starting with ``_`` are ignored
 by pyarrow's dataset discovery.
+
+Integrity: parts are written with Parquet page checksums (verified on every read) and each source's
+manifest lists its files with their size and BLAKE2b digest. Before data is used
+(:meth:`L2Store.check_before_use`) files changed since their last verification are re-hashed
+(``_verified.json`` caches size + mtime + digest); ``mode=verify`` re-hashes everything and
+``mode.repair=true`` drops what is damaged and re-ingests it.
+
+Symbols: the partition folder is ``symbol=<URI-escaped symbol>``; a symbol whose escaped form is
+longer than :data:`MAX_DIR_CHARS` (file systems cap a name at 255 bytes) gets
+``symbol=<escaped prefix>~<hash>`` and the exact symbol is kept beside its parts in
+``_symbol.txt`` (ignored by discovery), from which reads restore it -- no row is lost for its name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,10 +36,33 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
+from l2exp.data.stores.base import IngestWriter, Issue, L2Store, rejects_schema
+from l2exp.errors import UserError
 from l2exp.schema import arrow_schema
 
 _PARTITIONING = ds.partitioning(pa.schema([("symbol", pa.string()), ("date", pa.string())]), flavor="hive")
+MAX_DIR_CHARS = 200  # "symbol=" + this stays under the 255-byte name limit of common file systems
+_ALIAS_MARK = "~h"
+
+
+def partition_value(symbol: str) -> str:
+    """The symbol as it appears (URI-decoded) in its partition folder name: itself, or for names too
+    long for a folder, an escaped-safe prefix + ``~h`` + a 64-bit hash of the exact symbol."""
+    if len(quote(symbol, safe="")) <= MAX_DIR_CHARS and _ALIAS_MARK not in symbol:
+        return symbol
+    import hashlib
+
+    digest = hashlib.blake2b(symbol.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    prefix = ""
+    for ch in symbol:  # a prefix whose escaped form fits, cut between characters
+        if len(quote(prefix + ch, safe="")) > MAX_DIR_CHARS - 40:
+            break
+        prefix += ch
+    return f"{prefix}{_ALIAS_MARK}{digest}"
+
+
+def partition_dir(symbol: str) -> str:
+    return f"symbol={quote(partition_value(symbol), safe='')}"
 
 
 class _ParquetWriter(IngestWriter):
@@ -39,10 +75,24 @@ class _ParquetWriter(IngestWriter):
         self.rejects: pq.ParquetWriter | None = None
         self.file_schema = arrow_schema(store.levels).remove(1)  # symbol lives in the partition path
         self.file_schema = self.file_schema.append(pa.field("row_key", pa.int64()))
+        self.known_keys: dict[tuple[str, str], np.ndarray] = {}  # per partition: content keys already stored
+
+    def _known(self, key: tuple[str, str]) -> np.ndarray:
+        """Content keys of the committed rows in partition ``key`` (read once per writer): a row already
+        stored -- by another source file, or by an earlier recording of the same feed -- is not
+        stored again, as SQLite's UNIQUE row_key does."""
+        if key not in self.known_keys:
+            d = self.store.root / partition_dir(key[0]) / f"date={key[1]}"
+            files = sorted(d.glob("*.parquet")) if d.is_dir() else []
+            arrays = [pq.read_table(f, columns=["row_key"]).column(0).to_numpy() for f in files]
+            self.known_keys[key] = np.sort(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
+        return self.known_keys[key]
 
     def write(self, accepted: pa.Table, keys: Any) -> int:
+        """Rows newly added: accepted rows whose content key the store holds already are skipped."""
         if accepted.num_rows == 0:
             return 0
+        keys = np.asarray(keys, dtype=np.int64)
         ts = accepted.column("timestamp").to_numpy()
         day = ts // 86_400_000_000_000
         sym = pc.dictionary_encode(accepted.column("symbol")).combine_chunks()
@@ -53,20 +103,32 @@ class _ParquetWriter(IngestWriter):
         uniq, inverse = np.unique(part, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        added = 0
         for u in range(len(uniq)):
             idx = order[bounds[u]:bounds[u + 1]]
             key = (sym_names[int(sym_codes[idx[0]])], str(np.datetime64(int(day[idx[0]]), "D")))
+            known = self._known(key)
+            if len(known):
+                pos = np.minimum(np.searchsorted(known, keys[idx]), len(known) - 1)
+                idx = idx[known[pos] != keys[idx]]
+                if not len(idx):
+                    continue
+            added += len(idx)
             w = self.writers.get(key)
             if w is None:
-                d = self.stage / f"symbol={quote(key[0], safe='')}" / f"date={key[1]}"
+                sym_dir = self.stage / partition_dir(key[0])
+                d = sym_dir / f"date={key[1]}"
                 d.mkdir(parents=True, exist_ok=True)
+                if partition_value(key[0]) != key[0]:
+                    (sym_dir / "_symbol.txt").write_text(key[0], encoding="utf-8", errors="surrogatepass")
                 w = pq.ParquetWriter(d / f"part-{self.digest[:20]}.parquet", self.file_schema,
                                      compression="snappy",  # ~3x cheaper to write than zstd
+                                     write_page_checksum=True,
                                      use_dictionary=["exchange"])  # dictionaries of unique floats: wasted work
                 self.writers[key] = w
-            part_table = table if len(uniq) == 1 else table.take(pa.array(idx))
+            part_table = table if len(uniq) == 1 and len(idx) == table.num_rows else table.take(pa.array(idx))
             w.write_table(part_table.cast(self.file_schema))
-        return accepted.num_rows
+        return added
 
     def write_rejects(self, rejects: pa.Table) -> None:
         if rejects.num_rows == 0:
@@ -74,7 +136,7 @@ class _ParquetWriter(IngestWriter):
         if self.rejects is None:
             (self.stage / "_rejects").mkdir(exist_ok=True)
             self.rejects = pq.ParquetWriter(self.stage / "_rejects" / f"{self.digest[:20]}.parquet",
-                                            rejects_schema(self.store.levels))
+                                            rejects_schema(self.store.levels), write_page_checksum=True)
         self.rejects.write_table(rejects.cast(rejects_schema(self.store.levels)))
 
     def commit(self, manifest: dict[str, Any]) -> None:
@@ -83,7 +145,11 @@ class _ParquetWriter(IngestWriter):
         if self.rejects is not None:
             self.rejects.close()
         root = self.store.root
-        for f in sorted(self.stage.rglob("*.parquet")):
+        staged = sorted([*self.stage.rglob("*.parquet"), *self.stage.glob("symbol=*/_symbol.txt")])
+        manifest = {**manifest, "files": {str(f.relative_to(self.stage)): {"bytes": f.stat().st_size,
+                                                                            "blake2b": file_digest(f)}
+                                          for f in staged if f.suffix == ".parquet"}}
+        for f in staged:
             rel = f.relative_to(self.stage)
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -103,10 +169,11 @@ class _ParquetWriter(IngestWriter):
 
 
 class ParquetStore(L2Store):
-    def __init__(self, root: str, levels: int, lock_wait_s: float = 0.0) -> None:
+    def __init__(self, root: str, levels: int, lock_wait_s: float = 0.0, allow_uncommitted: bool = False) -> None:
         self.root = Path(root)
         self.levels = int(levels)
         self.lock_wait_s = float(lock_wait_s)
+        self.allow_uncommitted = bool(allow_uncommitted)
 
     def lock_path(self) -> Path:
         return self.root / ".writer.lock"
@@ -137,7 +204,20 @@ class ParquetStore(L2Store):
     def _dataset(self) -> ds.Dataset | None:
         if not any(self.root.glob("symbol=*/date=*/*.parquet")):
             return None
-        return ds.dataset(self.root, format="parquet", partitioning=_PARTITIONING)
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            page_checksum_verification=True))
+        with self._readable():
+            return ds.dataset(self.root, format=fmt, partitioning=_PARTITIONING)
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """pyarrow's errors on a damaged file -> one message naming it, with the repair."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(f"the store {self.root} cannot be read: {str(exc)[:300]}", where=str(self.root),
+                            fix="l2exp mode=verify mode.repair=true data=<this data> names the damaged files, "
+                                "drops them and re-ingests them") from None
 
     def read(self, symbols: list[str] | None = None, start_ns: int | None = None, end_ns: int | None = None,
              columns: list[str] | None = None) -> pd.DataFrame:
@@ -147,7 +227,7 @@ class ParquetStore(L2Store):
             return schema.empty_table().to_pandas()
         flt = None
         if symbols:
-            flt = pc.field("symbol").isin(list(symbols))
+            flt = pc.field("symbol").isin([partition_value(s) for s in symbols])
         if start_ns is not None:
             f = pc.field("timestamp") >= start_ns
             flt = f if flt is None else flt & f
@@ -156,10 +236,25 @@ class ParquetStore(L2Store):
             flt = f if flt is None else flt & f
         cols = list(schema.names) if columns is None else list(dict.fromkeys(
             ["timestamp", "symbol", "exchange", *columns]))
-        table = data.to_table(columns=cols, filter=flt)
+        with self._readable():
+            table = data.to_table(columns=cols, filter=flt)
+        table = self._restore_symbols(table)
         if not _sorted(table):  # partitions hold time-ordered parts: usually nothing to do
             table = table.sort_by([("symbol", "ascending"), ("exchange", "ascending"), ("timestamp", "ascending")])
         return table.to_pandas(split_blocks=True, self_destruct=True)
+
+    def _restore_symbols(self, table: pa.Table) -> pa.Table:
+        """Folder values of hashed (too long) symbols -> the exact symbols from ``_symbol.txt``."""
+        aliases = {}
+        for f in self.root.glob(f"symbol=*{_ALIAS_MARK}*/_symbol.txt"):
+            real = f.read_text(encoding="utf-8", errors="surrogatepass")
+            aliases[partition_value(real)] = real
+        if not aliases or table.num_rows == 0:
+            return table
+        enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+        names = [aliases.get(v, v) for v in enc.dictionary.to_pylist()]
+        real = pa.DictionaryArray.from_arrays(enc.indices, pa.array(names, pa.string())).cast(pa.string())
+        return table.set_column(table.schema.get_field_index("symbol"), "symbol", real)
 
     def read_rejects(self) -> pd.DataFrame:
         files = sorted((self.root / "_rejects").glob("*.parquet"))
@@ -169,10 +264,113 @@ class ParquetStore(L2Store):
 
     def count(self) -> int:
         data = self._dataset()
-        return 0 if data is None else data.count_rows()
+        with self._readable():
+            return 0 if data is None else data.count_rows()
 
     def manifests(self) -> list[dict[str, Any]]:
         return [json.loads(f.read_text()) for f in sorted((self.root / "_manifest").glob("*.json"))]
+
+    # ---- integrity
+    def _committed(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for f in sorted((self.root / "_manifest").glob("*.json")):
+            try:
+                out[f.stem] = json.loads(f.read_text())
+            except (OSError, ValueError):
+                out[f.stem] = {"path": "?", "files": None, "broken_manifest": str(f)}
+        return out
+
+    def integrity_issues(self, deep: bool = False) -> list[Issue]:
+        committed = self._committed()
+        by_prefix = {d[:20]: d for d in committed}
+        issues: list[Issue] = []
+        for d, m in committed.items():
+            if m.get("broken_manifest"):
+                issues.append(Issue("corrupt", m["broken_manifest"], "manifest is not readable JSON", d))
+        listed: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        for d, m in committed.items():
+            for rel, info in (m.get("files") or {}).items():
+                listed[rel] = (d, info)
+        on_disk = [p.relative_to(self.root) for p in
+                   [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]]
+        for rel in on_disk:
+            prefix = rel.stem.removeprefix("part-")
+            if prefix not in by_prefix:
+                issues.append(Issue("uncommitted", str(self.root / rel),
+                                    "no manifest: a writer stopped between moving its parts in and committing", None))
+            elif str(rel) not in listed:
+                listed[str(rel)] = (by_prefix[prefix], None)  # an older manifest without digests
+        cache_file = self.root / "_verified.json"
+        try:
+            cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+        except (OSError, ValueError):
+            cache = {}
+        changed = False
+        for rel, (d, info) in sorted(listed.items()):
+            path = self.root / rel
+            src = committed[d].get("path", "?")
+            if not path.exists():
+                issues.append(Issue("missing", str(path), f"listed by the manifest of {src}, gone", d))
+                continue
+            st = path.stat()
+            if info is None:
+                if deep:
+                    try:
+                        pq.read_table(path, page_checksum_verification=True)
+                    except (pa.ArrowException, OSError) as exc:
+                        issues.append(Issue("corrupt", str(path), f"unreadable: {str(exc)[:200]} (from {src})", d))
+                        continue
+                issues.append(Issue("unverifiable", str(path), f"no digest recorded (from {src}): re-ingest it "
+                                    "to protect it", d))
+                continue
+            stamp = [st.st_size, st.st_mtime_ns, info["blake2b"]]
+            if not deep and cache.get(str(rel)) == stamp:
+                continue
+            if st.st_size != info["bytes"] or file_digest(path) != info["blake2b"]:
+                issues.append(Issue("corrupt", str(path), f"content differs from what was written "
+                                    f"({st.st_size:,} bytes, {info['bytes']:,} written; from {src})", d))
+                continue
+            cache[str(rel)] = stamp
+            changed = True
+        if changed:
+            tmp = cache_file.with_name(f".verified.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(json.dumps(cache))
+                tmp.replace(cache_file)
+            except OSError:  # a read-only store: verified again next time
+                tmp.unlink(missing_ok=True)
+        return issues
+
+    def drop_sources(self, digests: set[str]) -> int:
+        n = 0
+        for d in digests:
+            for part in [*self.root.glob(f"symbol=*/date=*/part-{d[:20]}.parquet"),
+                         self.root / "_rejects" / f"{d[:20]}.parquet", self.root / "_manifest" / f"{d}.json"]:
+                if part.exists():
+                    part.unlink()
+                    n += 1
+        return n
+
+    def drop_uncommitted(self) -> int:
+        """Parts on disk that no manifest owns (what ``done`` would remove before redoing their file)."""
+        committed = {d[:20] for d in self._committed()}
+        n = 0
+        for p in [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]:
+            if p.stem.removeprefix("part-") not in committed:
+                p.unlink()
+                n += 1
+        return n
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b-128 of a file's bytes (streamed: memory flat in file size)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _sorted(table: pa.Table) -> bool:

@@ -3,7 +3,9 @@
 WAL journal, an index on (symbol, timestamp) and a UNIQUE 64-bit content key (``row_key``), so
 ``INSERT OR IGNORE`` makes re-ingest and a rerun after a crash add nothing twice. Each chunk is
 one transaction. Rejects go to ``l2_rejects`` (unique on file, line, reason) and per-file
-manifests to ``l2_ingest_files``.
+manifests to ``l2_ingest_files``: a row with no manifest yet is a file begun and not committed (a
+killed ingest), and the data is refused until ingest finishes it (``check_before_use``).
+``mode=verify`` adds SQLite's own ``PRAGMA quick_check``.
 
 SQLite reads into pandas at ~85k rows/s: research reads should go through the Parquet store.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from l2exp.data.stores.base import REJECT_META, IngestWriter, L2Store
+from l2exp.data.stores.base import REJECT_META, IngestWriter, Issue, L2Store
 from l2exp.errors import UserError
 from l2exp.schema import canonical_columns
 
@@ -27,6 +29,9 @@ from l2exp.schema import canonical_columns
 class _SqliteWriter(IngestWriter):
     def __init__(self, store: SqliteStore, digest: str, path: str) -> None:
         self.store, self.digest, self.path = store, digest, path
+        with store.con:  # begun: rows may arrive before the manifest does
+            store.con.execute("INSERT OR REPLACE INTO l2_ingest_files (digest, path, manifest) VALUES (?,?,NULL)",
+                              (digest, path))
 
     def write(self, accepted: pa.Table, keys: Any) -> int:
         if accepted.num_rows == 0:
@@ -60,7 +65,9 @@ class _SqliteWriter(IngestWriter):
 
 
 class SqliteStore(L2Store):
-    def __init__(self, path: str, levels: int, table: str = "l2_training_data", lock_wait_s: float = 0.0) -> None:
+    def __init__(self, path: str, levels: int, table: str = "l2_training_data", lock_wait_s: float = 0.0,
+                 allow_uncommitted: bool = False) -> None:
+        self.allow_uncommitted = bool(allow_uncommitted)
         self.path = Path(path)
         self.levels = int(levels)
         self.lock_wait_s = float(lock_wait_s)
@@ -104,7 +111,8 @@ class SqliteStore(L2Store):
         return f"{self.path} (table {self.table})"
 
     def done(self, digest: str) -> dict[str, Any] | None:
-        row = self.con.execute("SELECT manifest FROM l2_ingest_files WHERE digest=?", (digest,)).fetchone()
+        row = self.con.execute("SELECT manifest FROM l2_ingest_files WHERE digest=? AND manifest IS NOT NULL",
+                               (digest,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def begin(self, digest: str, path: str) -> IngestWriter:
@@ -136,4 +144,16 @@ class SqliteStore(L2Store):
         return int(self.con.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
 
     def manifests(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self.con.execute("SELECT manifest FROM l2_ingest_files ORDER BY path")]
+        return [json.loads(r[0]) for r in self.con.execute(
+            "SELECT manifest FROM l2_ingest_files WHERE manifest IS NOT NULL ORDER BY path")]
+
+    def integrity_issues(self, deep: bool = False) -> list[Issue]:
+        issues = [Issue("uncommitted", f"{self.path} ({path})", "ingest of this file began and did not commit: its "
+                        "rows are partly in", digest)
+                  for digest, path in self.con.execute(
+                      "SELECT digest, path FROM l2_ingest_files WHERE manifest IS NULL ORDER BY path")]
+        if deep:
+            result = [r[0] for r in self.con.execute("PRAGMA quick_check")]
+            if result != ["ok"]:
+                issues.append(Issue("corrupt", str(self.path), "; ".join(map(str, result[:5]))))
+        return issues
