@@ -26,11 +26,23 @@ def main(cfg: DictConfig) -> Any:
 
             check_selection_metric(str(cfg.optimized_metric), bool(cfg.get("allow_test_selection", False)),
                                    "optimized_metric")
+        _check(cfg)
         run = instantiate(cfg.mode.run)
         return objective(cfg, run(cfg))
     except UserError as err:
         print(err.render(), file=sys.stderr)
         sys.exit(2)
+
+
+def _check(cfg: DictConfig) -> None:
+    """Every command-line value against its group's schema (:mod:`l2exp.config_check`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from l2exp.config_check import check_config
+
+    hc = HydraConfig.get()
+    check_config(cfg, list(hc.overrides.task), dict(hc.runtime.choices),
+                 lambda ov: hydra.compose(config_name="config", overrides=ov))
 
 
 def objective(cfg: DictConfig, summary: Any) -> Any:
