@@ -59,6 +59,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
     "feed.speed": (0, None, True, False, False),
     "feed.client.timeout_ms": (1, None, True, False, False),
     "feed.client.max_failures": (1, None, True, False, True),
+    "feed.client.silence_s": (0, None, False, False, False),
     "store.lock_wait_s": (0, None, True, False, False),
     "execution.latency_ms": (0, None, True, False, False),
     "execution.cancel_latency_ms": (0, None, True, False, False),

@@ -18,6 +18,7 @@ market data), read only from the environment -- ``L2EXP_<EXCHANGE>_API_KEY`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import threading
@@ -220,22 +221,33 @@ class CcxtRestFeed:
 
 class CcxtWsFeed:
     """``ccxt.pro.watch_order_book`` in a background asyncio thread; ``poll`` returns the newest book
-    once (None until it changes)."""
+    once (None until it changes).
+
+    Silence watchdog: a stream that sends nothing for ``silence_s`` counts as a failure and is
+    reconnected. Why: a connection can stay open while nothing arrives (a stalled venue), and ccxt's
+    receive loop dies silently on some malformed frames (found with a garbage frame in
+    ``tests/sim/test_ws_feed.py``: ``await watch_order_book`` then never returns)."""
 
     def __init__(self, exchange: str, symbol: str, levels: int, options: dict[str, Any] | None = None,
                  backoff_ms: float = 200, backoff_cap_ms: float = 5000, max_failures: int = 30,
-                 authenticate: bool = False, **_: Any) -> None:
+                 authenticate: bool = False, silence_s: float = 10.0, **_: Any) -> None:
         self.exchange_id, self.symbol, self.levels = exchange, symbol, levels
         self.options = dict(options or {})
         self.credentials = _credentials(exchange, authenticate)
+        self.silence_s = float(silence_s)
         self.stats = FeedStats()
         self.backoff = _Backoff(backoff_ms, backoff_cap_ms)
         self.max_failures = max_failures
         self.exhausted = False
         self._latest: Tick | None = None
+        self._last_ts = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._fatal: str | None = None
+        # imported here, not in the thread: CPython 3.11 fails ("AST constructor recursion depth
+        # mismatch") when two threads compile modules at once, and ccxt.pro is a large import
+        import ccxt.pro  # noqa: F401
+
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True, name="l2exp-ws")
         self._thread.start()
 
@@ -246,9 +258,14 @@ class CcxtWsFeed:
             client = getattr(ccxtpro, self.exchange_id)({**self.options, **self.credentials})
             try:
                 while not self._stop.is_set():
-                    ob = await client.watch_order_book(self.symbol, self.levels)
+                    ob = await _within(client.watch_order_book(self.symbol, self.levels), self.silence_s,
+                                       f"no book for {self.silence_s:g} s (stalled stream)")
                     book = book_from_sides(ob["bids"], ob["asks"], self.levels)
                     ts = int(ob["timestamp"]) * 1_000_000 if ob.get("timestamp") else time.time_ns()
+                    # never backwards: a resynchronised book without an exchange time is stamped on
+                    # receipt, and the next update's exchange time (whole ms) can be just before it
+                    ts = max(ts, self._last_ts)
+                    self._last_ts = ts
                     with self._lock:
                         self._latest = Tick(ts, self.symbol, book, time.perf_counter_ns())
                     self.stats.consecutive_failures = 0
@@ -263,7 +280,8 @@ class CcxtWsFeed:
                 self.stats.reconnects += 1
                 await asyncio.sleep(self.backoff.next())
             finally:
-                await client.close()
+                with contextlib.suppress(Exception):
+                    await _within(client.close(), 5.0, "close")
 
     def poll(self) -> Tick | None:
         if self._fatal:
@@ -274,7 +292,21 @@ class CcxtWsFeed:
         return tick
 
     def close(self) -> None:
+        """Stop the stream and wait for its thread (a book in flight, or ``silence_s`` at most)."""
         self._stop.set()
+        self._thread.join(timeout=self.silence_s + 6.0)
+
+
+async def _within(awaitable: Any, seconds: float, what: str) -> Any:
+    """``awaitable``'s result, or TimeoutError after ``seconds`` -- without waiting for the cancelled
+    call to wind down (``asyncio.wait_for`` does wait, and a ccxt call whose receive loop died never
+    does)."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        raise TimeoutError(what)
+    return task.result()
 
 
 def iterate(feed: Any) -> Iterator[Tick]:
