@@ -24,8 +24,39 @@ EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 0, "rateLimits": [], "symbols"
                 {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"}]}]}
 
 
-class FakeBinance:
+class LocalServer:
+    """An aiohttp app on 127.0.0.1, served from a background thread while the ``with`` block runs."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self.app())
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self):  # noqa: ANN204 - the subclass
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class FakeBinance(LocalServer):
     def __init__(self, recording: Path, script: list[str] | None = None, rows: int = 2000) -> None:
+        super().__init__()
         self.books = []
         with gzip.open(recording, "rt") as fh:
             for i, line in enumerate(fh):
@@ -37,10 +68,6 @@ class FakeBinance:
         self.update_id = 1000
         self.requests = 0
         self.seen: list[dict] = []  # every request: path, query, whether it carried an API key or signature
-        self.port = _free_port()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def url(self) -> str:
@@ -87,25 +114,11 @@ class FakeBinance:
             bids[0][0] = str(float(asks[0][0]) + 10)
         return web.json_response({"lastUpdateId": self.update_id, "bids": bids, "asks": asks})
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def app(self) -> web.Application:
         app = web.Application(middlewares=[self._log])
         app.router.add_get("/api/v3/exchangeInfo", self._info)
         app.router.add_get("/api/v3/depth", self._depth)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def __enter__(self) -> FakeBinance:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        return app
 
 
 def _free_port() -> int:

@@ -14,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import threading
 import time
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from tests.sim.fake_exchange import EXCHANGE_INFO, _free_port
+from tests.sim.fake_exchange import EXCHANGE_INFO, LocalServer
 
 
-class FakeBinanceWs:
+class FakeBinanceWs(LocalServer):
     def __init__(self, recording: Path, script: list[str] | None = None, n: int = 30, period_ms: float = 5) -> None:
+        super().__init__()
         with gzip.open(recording, "rt") as fh:
             first = json.loads(fh.readline())
         self.bids = {float(p): float(q) for p, q in first["bids"]}
@@ -36,10 +36,6 @@ class FakeBinanceWs:
         self.connections = 0
         self.snapshots = 0  # REST depth requests: one per (re)synchronised book
         self.sent = 0
-        self.port = _free_port()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def rest(self) -> str:
@@ -113,24 +109,10 @@ class FakeBinanceWs:
         reader.cancel()
         return ws
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/v3/exchangeInfo", self._info)
         app.router.add_get("/api/v3/depth", self._depth)
         app.router.add_get("/ws/{stream:.*}", self._ws)
         app.router.add_get("/ws", self._ws)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def __enter__(self) -> FakeBinanceWs:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        return app
