@@ -12,7 +12,9 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from l2exp.config import PROJECT_ROOT
-from l2exp.tracking.setup import configure, experiment
+from l2exp.errors import UserError
+from l2exp.summary import output_dir
+from l2exp.tracking.setup import configure, experiment, is_outage
 
 PARENT_ENV = "L2EXP_PARENT_RUN_ID"
 # set by mode=pipeline: every step logs into the pipeline experiment, nested under its parent run
@@ -56,6 +58,26 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     parent = os.environ.get(PARENT_ENV)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
+    try:
+        with _run(cfg, mode, resolved, run_name, parent, tags) as run:
+            yield run
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        raise UserError(
+            f"the tracking server {mlflow.get_tracking_uri()} stopped answering during the {mode} run "
+            f"({type(exc).__name__}): what the run logged after that point is lost, and the run is not marked "
+            f"finished there (its config is in {output_dir()}/.hydra)",
+            where="tracking.uri / MLFLOW_TRACKING_URI",
+            fix=f"When the server is back, run the same command again (runs are deterministic for a seed); "
+                f"the incomplete run can be deleted in the UI. Bounds: tracking.http.timeout_s / max_retries "
+                f"(now {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT')} s x "
+                f"{os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries per request)") from None
+
+
+@contextlib.contextmanager
+def _run(cfg: DictConfig, mode: str, resolved: dict, run_name: str | None, parent: str | None,
+         tags: dict[str, str] | None) -> Iterator[mlflow.ActiveRun]:
     with mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent)) as run:
         mlflow.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
                          **(tags or {})})

@@ -12,19 +12,58 @@ from omegaconf import DictConfig
 
 from l2exp.errors import UserError
 
+HTTP_ENV = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+            "backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+            "backoff_jitter": "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"}
+
 
 def configure(cfg: DictConfig) -> str:
-    """Point MLflow at the configured store; returns the tracking URI."""
+    """Point MLflow at the configured store; returns the tracking URI.
+
+    A tracking server gets bounded HTTP behaviour (``tracking.http``, MLflow's own settings: MLflow's
+    defaults retry for minutes -- 499 s blocked on a dead server) and is asked for ``/health`` first,
+    so an unreachable server stops the run before it does any work."""
     uri = str(cfg.tracking.uri)
     if not uri or uri == "None":
         raise UserError("no MLflow tracking URI", where="tracking.uri / MLFLOW_TRACKING_URI",
                         fix="export MLFLOW_TRACKING_URI=http://host:5000 or use tracking=local")
+    for key, env in HTTP_ENV.items():
+        val = (cfg.tracking.get("http") or {}).get(key)
+        if val is not None:
+            os.environ[env] = str(int(val) if key in ("timeout_s", "max_retries", "backoff_factor") else float(val))
+    if uri.startswith(("http://", "https://")):
+        _preflight(uri, float((cfg.tracking.get("http") or {}).get("timeout_s", 5)))
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def _preflight(uri: str, timeout_s: float) -> None:
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except requests.RequestException as exc:
+        raise UserError(f"the tracking server {uri} is not reachable ({type(exc).__name__}): nothing was run",
+                        where="tracking.uri / MLFLOW_TRACKING_URI",
+                        fix="Start it (mlflow server --host 127.0.0.1 --port 5000 ...), fix the URI, or run "
+                            "with tracking=local") from None
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is the tracking server failing to answer (not a mistake in what was logged)."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    text = str(exc)
+    return isinstance(exc, MlflowException) and "API request to" in text and any(
+        s in text for s in ("Max retries exceeded", "Connection refused", "timed out", "ConnectionError",
+                            "RemoteDisconnected", "Connection aborted"))
 
 
 def experiment(cfg: DictConfig, mode: str) -> str:
