@@ -41,8 +41,10 @@ def _check(cfg: DictConfig) -> None:
     from l2exp.config_check import check_config
 
     hc = HydraConfig.get()
+    # the user's own config directories (hydra.searchpath=[...]) hold the groups' chosen files too
+    searchpath = [o for o in hc.overrides.hydra if o.lstrip("+").startswith("hydra.searchpath")]
     check_config(cfg, list(hc.overrides.task), dict(hc.runtime.choices),
-                 lambda ov: hydra.compose(config_name="config", overrides=ov))
+                 lambda ov: hydra.compose(config_name="config", overrides=[*ov, *searchpath]))
 
 
 def objective(cfg: DictConfig, summary: Any) -> Any:
