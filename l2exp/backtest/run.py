@@ -113,7 +113,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     from pathlib import Path
 
     from l2exp.analysis.plots import equity_figure, fills_figure
-    from l2exp.backtest.signals import from_model, from_oos_run
+    from l2exp.backtest.signals import first_out_of_sample, from_model, from_oos_run
     from l2exp.backtest.trades import trades_coverage
     from l2exp.features.table import build_feature_table, choose_symbol, open_store
     from l2exp.summary import console, print_table, write_summary
@@ -144,14 +144,11 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise UserError(f"mode.signal must be model or oos, got {source!r}", where="mode.signal")
     ts_all = full["timestamp"].to_numpy(np.int64)
-    first = int(np.searchsorted(ts_all, sig.start_ts, side="left"))
-    if first >= len(full) or not np.isfinite(sig.signal[first:]).any():
-        span = f"{pd.Timestamp(int(ts_all[0]), tz='UTC')} .. {pd.Timestamp(int(ts_all[-1]), tz='UTC')}"
-        raise UserError(f"data={cfg.data.name} {symbol} has no out-of-sample row for {uri}: the model's test segment "
-                        f"starts {pd.Timestamp(sig.start_ts, tz='UTC')}, the data spans {span}", where="mode.model_uri",
-                        fix="Backtest on data recorded after the model's test start, or train on a span that leaves "
-                            "a test segment in this data (the chrono split's last 20 %; walk-forward + mode.signal=oos "
-                            "covers everything after the first fold).")
+    first = first_out_of_sample(ts_all, sig.start_ts, f"data={cfg.data.name} {symbol}", uri, "mode.model_uri")
+    if not np.isfinite(sig.signal[first:]).any():
+        raise UserError(f"data={cfg.data.name} {symbol}: no out-of-sample row of {uri} has a signal (feature "
+                        "warm-up covers them all)", where="mode.model_uri",
+                        fix="Backtest on a longer recording after the model's test start.")
     book = full.iloc[first:].reset_index(drop=True)
     signal, allowed = sig.signal[first:], sig.allowed_from[first:]
     ts = ts_all[first:]

@@ -45,14 +45,37 @@ class TradedSignal:
     run_id: str | None
 
 
-def from_model(bundle, ft: FeatureTable, rows: np.ndarray, uri: str) -> TradedSignal:  # noqa: ANN001
-    """The model's signal on its out-of-sample rows of the symbol (rows = feature-table positions)."""
+def test_start_of(bundle, uri: str) -> int:  # noqa: ANN001
+    """The model's first out-of-sample timestamp (its registry metadata), or a refusal: without recorded
+    segments nobody can tell which rows it was trained on (backtest and replay alike)."""
     seg = (bundle.meta or {}).get("segments")
     if not seg or seg.get("test_start_ts") is None:
-        raise UserError(f"model {uri} records no training/validation/test segments, so a backtest cannot tell "
-                        "which rows it was trained on", where=uri,
+        raise UserError(f"model {uri} records no training/validation/test segments, so l2exp cannot tell which "
+                        "rows it was trained on", where=uri,
                         fix="Retrain it with this version of l2exp (mode=train records the segments), then promote.")
-    start = int(seg["test_start_ts"])
+    return int(seg["test_start_ts"])
+
+
+def first_out_of_sample(ts: np.ndarray, start_ts: int, what: str, uri: str, where: str) -> int:
+    """Index of the first row at or after ``start_ts``; refuses when there is none (trading the data
+    would mean trading rows the model saw). ``what``: the data, for the message."""
+    import pandas as pd
+
+    first = int(np.searchsorted(ts, start_ts, side="left"))
+    if first >= len(ts):
+        span = (f"{pd.Timestamp(int(ts[0]), tz='UTC')} .. {pd.Timestamp(int(ts[-1]), tz='UTC')}" if len(ts)
+                else "nothing")
+        raise UserError(f"{what} has no out-of-sample row for {uri}: the model's test segment starts "
+                        f"{pd.Timestamp(start_ts, tz='UTC')}, the data spans {span}", where=where,
+                        fix="Use data recorded after the model's test start, or train on a span that leaves a test "
+                            "segment in this data (the chrono split's last 20 %; walk-forward + mode.signal=oos "
+                            "covers everything after the first fold).")
+    return first
+
+
+def from_model(bundle, ft: FeatureTable, rows: np.ndarray, uri: str) -> TradedSignal:  # noqa: ANN001
+    """The model's signal on its out-of-sample rows of the symbol (rows = feature-table positions)."""
+    start = test_start_of(bundle, uri)
     ts = ft.book["timestamp"].to_numpy()[rows]
     ok = ft.ready.to_numpy()[rows] & (ts >= start)
     signal = np.full(len(rows), np.nan)

@@ -133,14 +133,11 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
                                "sim.symbol")
         book = store.read(symbols=[symbol])
         if decide_from_ts is not None:
+            from l2exp.backtest.signals import first_out_of_sample
+
             ts = book["timestamp"].to_numpy(np.int64)
-            first = int(np.searchsorted(ts, decide_from_ts))
-            if first >= len(ts):
-                raise UserError(f"data={cfg.data.name} {symbol} has no row at or after the model's test start "
-                                f"{pd.Timestamp(decide_from_ts, tz='UTC')}: a replay would trade rows it was "
-                                "trained on", where="sim.model_uri",
-                                fix="Replay data recorded after the model's test start (or the data it was trained "
-                                    "on: its test segment is the last part).")
+            first = first_out_of_sample(ts, decide_from_ts, f"data={cfg.data.name} {symbol}", str(cfg.sim.model_uri),
+                                        "sim.model_uri")
             sid = session_ids(ts, float(gap_ms)) if gap_ms else np.zeros(len(ts), dtype=np.int64)
             book = book.iloc[int(np.searchsorted(sid, sid[first])):].reset_index(drop=True)
         from omegaconf import OmegaConf
@@ -158,7 +155,7 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
 
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.run import _params, instrument_of
-    from l2exp.backtest.signals import model_signal
+    from l2exp.backtest.signals import model_signal, test_start_of
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
     from l2exp.tracking.runs import tracked_run
@@ -168,11 +165,11 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     levels = int(cfg.levels)
     sim = cfg.sim
     bundle = load_bundle(str(sim.model_uri), levels_available=levels)
-    # a replay decides only on rows the model never saw (its test segment, as a backtest would)
-    decide_from = (bundle.meta.get("segments") or {}).get("test_start_ts") if str(cfg.feed.kind) == "replay" else None
-    decide_from = int(decide_from) if decide_from is not None else np.iinfo(np.int64).min
-    feed, symbol = make_feed(cfg, levels, decide_from if str(cfg.feed.kind) == "replay" else None,
-                             bundle.feature_set.params.reset_gap_ms)
+    # a replay decides only on rows the model never saw (its test segment, as a backtest would); a model
+    # without recorded segments is refused, as the backtest refuses it
+    replay = str(cfg.feed.kind) == "replay"
+    decide_from = test_start_of(bundle, str(sim.model_uri)) if replay else np.iinfo(np.int64).min
+    feed, symbol = make_feed(cfg, levels, decide_from if replay else None, bundle.feature_set.params.reset_gap_ms)
     features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
                                             else None)
     ex, st, rk = _params(cfg, symbol)

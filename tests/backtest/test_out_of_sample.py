@@ -63,3 +63,22 @@ def test_walk_forward_oos_signal_backtests_every_fold(workdir):
         run_backtest(make_cfg(["mode=backtest", f"workdir={workdir}/other", "data.reader.n_snapshots=30001",
                                "features=minimal", "mode.signal=oos", f"mode.model_run={tr['run_id']}",
                                "mode.model_uri=models:/l2exp-synthetic/1", "mode.progress=false"]))
+
+
+def test_a_model_without_segments_is_refused_and_no_row_means_refusal():
+    """One rule for backtest and replay (backtest.signals): no recorded segments -> refused; data that
+    ends before the test start -> refused, naming both spans."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from l2exp.backtest.signals import first_out_of_sample, test_start_of
+
+    with pytest.raises(UserError, match="records no training/validation/test segments"):
+        test_start_of(SimpleNamespace(meta={"segments": {}}), "models:/x@champion")
+    assert test_start_of(SimpleNamespace(meta={"segments": {"test_start_ts": 5}}), "m") == 5
+    ts = np.array([1, 2, 3], dtype=np.int64)
+    assert first_out_of_sample(ts, 2, "data", "m", "k") == 1
+    with pytest.raises(UserError, match="no out-of-sample row") as e:
+        first_out_of_sample(ts, 4, "data=x S", "m", "sim.model_uri")
+    assert e.value.where == "sim.model_uri"
