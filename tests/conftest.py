@@ -17,6 +17,12 @@ from l2exp.config import CONF_DIR, PROJECT_ROOT, shared_data_dir
 SHARED = shared_data_dir()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Whole-mode runs (``slow``) first: with pytest-xdist's load scheduling each starts at once on a
+    free worker instead of queueing behind the quick tests (the README chains take minutes each)."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "test_readme" not in item.nodeid))
+
+
 def needs_shared(*rel: str):
     """Skip (with the reason) when a recording in ../shared/data is absent."""
     missing = [r for r in rel if not (SHARED / r).exists()]

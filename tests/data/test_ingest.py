@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +107,7 @@ def test_ingest_twice_adds_nothing_and_stores_agree(workdir):
     pd.testing.assert_frame_equal(frames["parquet"], frames["sqlite"], check_dtype=False)
 
 
+@pytest.mark.slow
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")
 def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
     """SIGKILL a real ingest mid-file, run again: the store holds exactly a clean run's rows."""

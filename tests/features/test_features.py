@@ -161,6 +161,7 @@ def test_unknown_feature_is_refused():
         FeatureSet("x", include=["imbalance_one"])
 
 
+@pytest.mark.slow
 @needs_shared("lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv")
 def test_features_mode_on_every_recording(tmp_path):
     from tests.conftest import last_summary, run_cli

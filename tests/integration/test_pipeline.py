@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import last_summary, needs_shared, run_cli
@@ -17,6 +18,7 @@ def client(workdir) -> MlflowClient:
     return MlflowClient(uri)
 
 
+@pytest.mark.slow
 def test_pipeline_is_one_parent_with_step_children_and_reuses_outputs(workdir):
     proc = run_cli(["mode=pipeline", *SMALL, "mode.promote.require_beat_baseline=false"], workdir, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -35,6 +37,7 @@ def test_pipeline_is_one_parent_with_step_children_and_reuses_outputs(workdir):
     assert again["steps"]["train"]["reused"] and again["steps"]["train"]["run_id"] == first["steps"]["train"]["run_id"]
 
 
+@pytest.mark.slow
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz", "bitmex/trades_2020-03-10.csv.gz")
 def test_backtest_on_bitmex_with_the_champion(workdir):
     """The README's real-data steps: train, promote (on validation), backtest out of sample only."""
@@ -66,6 +69,7 @@ def test_backtest_on_bitmex_with_the_champion(workdir):
     assert pos.ts.min() >= s["model_test_start_ts"] and (fills.ts >= s["model_test_start_ts"]).all()
 
 
+@pytest.mark.slow
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz", "bitmex/trades_2020-03-10.csv.gz")
 def test_bitmex_walk_forward_oos_backtest_and_permuted_label_control(workdir):
     """On the real recording: the leakage control does not beat the baseline (validation or test) while
@@ -88,6 +92,7 @@ def test_bitmex_walk_forward_oos_backtest_and_permuted_label_control(workdir):
     assert 0.2 < s["trades_coverage"] < 0.8 and s["n_trades"] > 0 and s["trades_uncovered"]
 
 
+@pytest.mark.slow
 def test_backtest_sweep_over_risk_and_latency(workdir):
     for args in (["mode=train", *SMALL, "features=minimal", "model.n_estimators=30"],
                  ["mode=promote", "mode.require_beat_baseline=false"]):

@@ -65,6 +65,7 @@ def test_a_recording_shorter_than_the_windows(workdir):
                             "mode.progress=false"]))
 
 
+@pytest.mark.slow
 def test_a_data_config_without_fees_trains_and_only_the_backtest_asks(workdir):
     base = ["data.reader.n_snapshots=20000", "features=minimal", "~data.fees"]
     proc = run_cli(["mode=train", *base, "model.n_estimators=20", "mode.progress=false"], workdir)

@@ -117,6 +117,7 @@ def test_bad_configs_are_clear_errors(workdir):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "labels.horizon must be > 0" in proc.stderr
 
 
+@pytest.mark.slow
 def test_multirun_is_one_parent_with_a_child_per_job(workdir):
     proc = run_cli(["-m", "mode=train", "model=lightgbm,catboost", "features=minimal,full",
                     "data.reader.n_snapshots=15000"], workdir, timeout=600)

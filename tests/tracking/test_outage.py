@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import run_cli
@@ -44,6 +45,7 @@ def running_runs(uri: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_server_killed_mid_run_returns_within_60s_with_one_message(workdir):
     server, uri = start_server(workdir)
     env = dict(os.environ, L2EXP_WORKDIR=str(workdir), MLFLOW_TRACKING_URI=uri, COLUMNS="200")
