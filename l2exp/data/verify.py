@@ -27,15 +27,11 @@ def verify_store(store: L2Store) -> list[Issue]:
 
 def repair_store(store: L2Store, issues: list[Issue]) -> dict[str, Any]:
     """Drop the damaged sources (and parts no manifest owns); returns what was dropped and lost."""
-    from l2exp.data.stores.parquet import ParquetStore
-
     bad = {i.source for i in issues if i.kind in BLOCKING and i.source}
     manifests = {m.get("digest"): m for m in store.manifests()}
     lost = sum(int(manifests.get(d, {}).get("stats", {}).get("inserted", 0)) for d in bad
                if str(manifests.get(d, {}).get("path", "")).startswith("live:"))
-    removed = store.drop_sources(bad)
-    if isinstance(store, ParquetStore):
-        removed += store.drop_uncommitted()
+    removed = store.drop_sources(bad) + store.drop_uncommitted()
     return {"sources_dropped": len(bad), "files_removed": removed, "recorded_rows_lost": lost}
 
 

@@ -87,6 +87,11 @@ class L2Store(ABC):
         the number of files removed."""
         return 0
 
+    def drop_uncommitted(self) -> int:
+        """Remove data no committed source owns; returns the files removed. (SQLite keeps no such
+        files: ingest finishes a begun source, its rows being idempotent inserts.)"""
+        return 0
+
     def check_before_use(self) -> None:
         """Refuse to hand out data that is corrupt, missing or (unless ``allow_uncommitted``) from a
         source file a killed writer left half-written: exit 2 naming the files and the fix."""

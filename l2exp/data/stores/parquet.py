@@ -190,11 +190,7 @@ class ParquetStore(L2Store):
         if f.exists():
             return json.loads(f.read_text())
         # a crash after some parts moved in but before the manifest: remove them, redo the file
-        for part in self.root.glob(f"symbol=*/date=*/part-{digest[:20]}.parquet"):
-            part.unlink()
-        rej = self.root / "_rejects" / f"{digest[:20]}.parquet"
-        if rej.exists():
-            rej.unlink()
+        self.drop_sources({digest})
         return None
 
     def begin(self, digest: str, path: str) -> IngestWriter:
@@ -291,10 +287,8 @@ class ParquetStore(L2Store):
         for d, m in committed.items():
             for rel, info in (m.get("files") or {}).items():
                 listed[rel] = (d, info)
-        on_disk = [p.relative_to(self.root) for p in
-                   [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]]
-        for rel in on_disk:
-            prefix = rel.stem.removeprefix("part-")
+        for rel in (p.relative_to(self.root) for p in self._part_files()):
+            prefix = _source_prefix(rel)
             if prefix not in by_prefix:
                 issues.append(Issue("uncommitted", str(self.root / rel),
                                     "no manifest: a writer stopped between moving its parts in and committing", None))
@@ -354,12 +348,19 @@ class ParquetStore(L2Store):
     def drop_uncommitted(self) -> int:
         """Parts on disk that no manifest owns (what ``done`` would remove before redoing their file)."""
         committed = {d[:20] for d in self._committed()}
-        n = 0
-        for p in [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]:
-            if p.stem.removeprefix("part-") not in committed:
-                p.unlink()
-                n += 1
-        return n
+        orphans = [p for p in self._part_files() if _source_prefix(p) not in committed]
+        for p in orphans:
+            p.unlink()
+        return len(orphans)
+
+    def _part_files(self) -> list[Path]:
+        """Every data and rejects part in the dataset (staging excluded)."""
+        return [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]
+
+
+def _source_prefix(part: Path) -> str:
+    """The source digest prefix a part is named by (``part-<p>.parquet``, ``_rejects/<p>.parquet``)."""
+    return part.stem.removeprefix("part-")
 
 
 def file_digest(path: Path) -> str:
