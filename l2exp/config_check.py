@@ -105,12 +105,8 @@ def _check_type(key: str, default: Any, value: Any) -> None:
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UserError(f"{key} must be true or false, got {value!r}", where=key)
-    elif _is_number(default):
-        if not _is_number(value):
-            raise UserError(f"{key} must be a number, got {value!r}", where=key,
-                            fix=f"e.g. {key}={default}")
-        if isinstance(default, int) and float(value) != int(value) and RANGES.get(key, (0,) * 5)[4]:
-            raise UserError(f"{key} must be a whole number, got {value!r}", where=key)
+    elif _is_number(default) and not _is_number(value):
+        raise UserError(f"{key} must be a number, got {value!r}", where=key, fix=f"e.g. {key}={default}")
 
 
 def _check_range(key: str, value: Any) -> None:
@@ -122,10 +118,12 @@ def _check_range(key: str, value: Any) -> None:
     if whole and float(value) != int(value):
         bad = True
     if bad:
-        lo = "" if low is None else ("[" if low_inc else "(") + f"{low:g}"
-        hi = "" if high is None else f"{high:g}" + ("]" if high_inc else ")")
-        span = f"{lo}, {hi}" if low is not None and high is not None else (f">= {low:g}" if low_inc else f"> {low:g}") \
-            if high is None else f"<= {high:g}"
+        if low is not None and high is not None:
+            span = f"{'[' if low_inc else '('}{low:g}, {high:g}{']' if high_inc else ')'}"
+        elif low is not None:
+            span = f"{'>=' if low_inc else '>'} {low:g}"
+        else:
+            span = f"{'<=' if high_inc else '<'} {high:g}"
         raise UserError(f"{key} must be {'a whole number ' if whole else ''}{span}, got {value!r}", where=key)
 
 
@@ -160,7 +158,7 @@ def check_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any],
                 hit = difflib.get_close_matches(name, list(leaves), n=1, cutoff=0.6)
                 close = [leaves[hit[0]]] if hit else []
             parent = key.rpartition(".")[0] or "the top level"
-            raise UserError(f"unknown key {key!r}: {parent} has no {key.rpartition('.')[2]!r}", where=key,
+            raise UserError(f"unknown key {key!r}: {parent} has no {name!r}", where=key,
                             fix=(f"Did you mean {close[0]}? " if close else "")
                             + (f"Keys there: {', '.join(k.rpartition('.')[2] for k in known)}" if known else ""))
         _check_type(key, default, value)

@@ -312,8 +312,8 @@ def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type,
     if tgt != 0 and lots == 0:
         blocks[B_BELOW_LOT] += 1
     target = clamp_target(np.sign(tgt) * lots * lot, lot, abs(value(ep, dec.mid)), fx, rp, blocks)
-    working, _ = _working(orders, acct)
-    price, kind = order_type(1.0, dec.bid, dec.ask, ep.tick)
+    working = dec.working  # computed for the strategy this decision; nothing has moved the orders since
+    _, kind = order_type(1.0, dec.bid, dec.ask, ep.tick)  # the kind says how to net, before the side is known
     diff = target - acct.pos - working if kind == MARKET else target - acct.pos
     if abs(diff) < lot * 0.5:
         if kind != MARKET and abs(working) > 1e-12:
