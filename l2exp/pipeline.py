@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from l2exp.config import instantiate
 from l2exp.summary import console, print_table, write_summary
+from l2exp.tracking import log as tlog
 from l2exp.tracking.runs import EXPERIMENT_ENV, PARENT_ENV, tracked_run
 
 
@@ -43,7 +44,7 @@ def _step_cfg(cfg: DictConfig, block: str) -> DictConfig:
 
 def _child(cfg: DictConfig, name: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> str:
     with tracked_run(cfg, "pipeline", run_name=name, tags={"l2exp.step": name, **(tags or {})}) as run:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        tlog.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
         return run.info.run_id
 
 
@@ -65,8 +66,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     exp_id = experiment(cfg, "pipeline")
     steps: dict[str, Any] = {}
     with mlflow.start_run(run_name=f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1]}") as parent:
-        mlflow.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tlog.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
+        tlog.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         os.environ[PARENT_ENV] = parent.info.run_id
         os.environ[EXPERIMENT_ENV] = "pipeline"
         try:
@@ -117,7 +118,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
         finally:
             os.environ.pop(PARENT_ENV, None)
             os.environ.pop(EXPERIMENT_ENV, None)
-        mlflow.log_text(json.dumps(steps, indent=1, default=str), "steps.json")
+        tlog.log_text(json.dumps(steps, indent=1, default=str), "steps.json")
         parent_id = parent.info.run_id
     summary = {"mode": "pipeline", "parent_run_id": parent_id, "steps": steps, "tracking_uri": uri,
                "seconds": round(time.perf_counter() - t0, 1)}

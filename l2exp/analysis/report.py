@@ -22,6 +22,7 @@ from omegaconf import DictConfig  # noqa: E402
 from l2exp.analysis.interactive import interactive_book_html  # noqa: E402
 from l2exp.analysis.plots import book_heatmap, depth_profile, figure_png, spread_imbalance  # noqa: E402
 from l2exp.errors import UserError  # noqa: E402
+from l2exp.tracking import log as tlog
 
 
 def analyse_model(cfg: DictConfig) -> dict[str, Any]:
@@ -185,10 +186,10 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
     if "backtest" in what:
         html, info = backtest_report(cfg)
         with tracked_run(cfg, "analyze", run_name=f"report {len(info['runs'])} backtest run(s)") as run:
-            mlflow.log_text(html, "report.html")
+            tlog.log_text(html, "report.html")
             for path, page in info.pop("interactive").items():  # zoomable views, one per run
-                mlflow.log_text(page, path)
-            mlflow.log_text(json.dumps(info, indent=1, default=str), "report.json")
+                tlog.log_text(page, path)
+            tlog.log_text(json.dumps(info, indent=1, default=str), "report.json")
             out["report_run_id"] = run.info.run_id
         out["backtest_runs"] = info["runs"]
     print_table("analyze", [("model run (analysis/, shap/)", out.get("model", {}).get("model_run_id", "-")),

@@ -22,6 +22,7 @@ from l2exp.backtest.results import BacktestResult
 from l2exp.backtest.run import backtest_book
 from l2exp.backtest.strategies import Strategy
 from l2exp.risk.params import RiskParams
+from l2exp.tracking import log as tlog
 
 
 @dataclass
@@ -308,8 +309,6 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     """The suite on ``data=`` (one symbol), the configured risk profile and execution."""
     import json
 
-    import mlflow
-
     from l2exp.backtest.run import _params, instrument_of
     from l2exp.backtest.signals import model_signal
     from l2exp.config import instantiate
@@ -376,10 +375,10 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     table = pd.DataFrame(rows)
     tags = {"l2exp.symbol": symbol, "l2exp.risk": str(cfg.risk.name), "l2exp.stress_passed": str(passed)}
     with tracked_run(cfg, "stress", run_name=f"stress {cfg.data.name} {symbol} risk={cfg.risk.name}", tags=tags) as run:
-        mlflow.log_text(table.to_csv(index=False), "stress_results.csv")
-        mlflow.log_text(_html(table, symbol, str(cfg.risk.name), passed), "stress_results.html")
-        mlflow.log_text(json.dumps(results, indent=1, default=str), "stress_results.json")
-        mlflow.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
+        tlog.log_text(table.to_csv(index=False), "stress_results.csv")
+        tlog.log_text(_html(table, symbol, str(cfg.risk.name), passed), "stress_results.html")
+        tlog.log_text(json.dumps(results, indent=1, default=str), "stress_results.json")
+        tlog.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
         run_id = run.info.run_id
     summary = {"mode": "stress", "run_id": run_id, "symbol": symbol, "risk": str(cfg.risk.name), "passed": passed,
                "base_size": st.base_size, "max_position": rk.limits.max_position, "size_scale": scale,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +24,7 @@ from l2exp.backtest.trades import load_trades
 from l2exp.errors import UserError
 from l2exp.risk.params import RiskParams
 from l2exp.schema import SIDE_FIELDS, level_columns
+from l2exp.tracking import log as tlog
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -180,9 +180,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
             "l2exp.contract": inst.contract}
     with tracked_run(cfg, "backtest", run_name=f"backtest {symbol} {source} risk={cfg.risk.name}", tags=tags) as run:
         log_dataset(store, book, str(cfg.data.name), ft.data_digest, context="backtest")
-        mlflow.log_metrics({k: float(v) for k, v in m.items() if np.isfinite(v)})
-        mlflow.log_metrics({f"risk_block_{k}": float(v) for k, v in res.blocks.items()})
-        mlflow.log_metrics({"n_events": float(len(book) + len(trades)), "trades_coverage": coverage,
+        tlog.log_metrics({k: float(v) for k, v in m.items() if np.isfinite(v)})
+        tlog.log_metrics({f"risk_block_{k}": float(v) for k, v in res.blocks.items()})
+        tlog.log_metrics({"n_events": float(len(book) + len(trades)), "trades_coverage": coverage,
                             "in_sample_rows": float(in_sample), "model_test_start_ts": float(sig.start_ts)})
         with tempfile.TemporaryDirectory() as tmp:
             res.fills.to_parquet(Path(tmp) / "fills.parquet")
@@ -191,9 +191,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
                           "equity": res.equity}).to_parquet(Path(tmp) / "positions.parquet")
             by_session.to_csv(Path(tmp) / "pnl_by_session.csv", index=False)
             by_day.to_csv(Path(tmp) / "pnl_by_day.csv", index=False)
-            mlflow.log_artifacts(tmp, "tables")
-        mlflow.log_figure(equity_figure(res), "plots/equity_drawdown.png")
-        mlflow.log_figure(fills_figure(book, res, int(cfg.levels)), "plots/fills_over_book.png")
+            tlog.log_artifacts(tmp, "tables")
+        tlog.log_figure(equity_figure(res), "plots/equity_drawdown.png")
+        tlog.log_figure(fills_figure(book, res, int(cfg.levels)), "plots/fills_over_book.png")
         run_id = run.info.run_id
         exp = experiment_name(run.info.experiment_id)
     summary = {"mode": "backtest", "run_id": run_id, "experiment": exp, "model_uri": uri,

@@ -51,6 +51,7 @@ from l2exp.models.selection import (
 )
 from l2exp.split import Fold
 from l2exp.summary import console, print_table, write_summary
+from l2exp.tracking import log as tlog
 from l2exp.tracking.lineage import log_dataset
 from l2exp.tracking.registry import log_model
 from l2exp.tracking.runs import tracked_run
@@ -228,8 +229,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     with tracked_run(cfg, "train", run_name=run_name, tags=tags) as run:
         lineage = log_dataset(prep.store, prep.ft.book, str(cfg.data.name), prep.ft.data_digest,
                               extra={"rows_usable": len(X)})
-        mlflow.log_metrics({k: float(v) for k, v in prep.counts.items()})
-        mlflow.log_text(json.dumps(fs.describe(), indent=1, default=str), "features.json")
+        tlog.log_metrics({k: float(v) for k, v in prep.counts.items()})
+        tlog.log_text(json.dumps(fs.describe(), indent=1, default=str), "features.json")
         fold_rows: list[dict[str, Any]] = []
         oos: list[pd.DataFrame] = []
         model: L2Model | None = None
@@ -266,40 +267,41 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             fold_rows.append(row)
         assert model is not None
         table = pd.DataFrame(fold_rows)
-        mlflow.log_text(table.to_csv(index=False), "fold_metrics.csv")
+        tlog.log_text(table.to_csv(index=False), "fold_metrics.csv")
         numeric = table.drop(columns=["fold"]).mean(numeric_only=True)
         metrics = {k: float(v) for k, v in numeric.items()}
         block = _block_rows(spec, prep.ts)
         for seg in ("val", "test"):
             metrics.update(_significance(seg_losses[seg], seg, sel_name, block))
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        tlog.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         if len(fold_rows) > 1:
+            # per-fold curves under their own keys: on the same key, MLflow's "latest" value (the one
+            # runs are compared and promoted on) would be the last fold's, not the mean over folds
             for i, r in enumerate(fold_rows):
-                mlflow.log_metrics({k: float(v) for k, v in r.items() if k.startswith(("test_", "val_"))
-                                    and isinstance(v, float) and np.isfinite(v)}, step=i)
+                tlog.log_metrics({f"fold_{k}": float(v) for k, v in r.items() if k.startswith(("test_", "val_"))
+                                  and isinstance(v, float) and np.isfinite(v)}, step=i)
         with tempfile.TemporaryDirectory() as tmp:
             pd.concat(oos, ignore_index=True).to_parquet(Path(tmp) / "predictions.parquet")
-            mlflow.log_artifact(str(Path(tmp) / "predictions.parquet"), "oos")
+            tlog.log_artifact(str(Path(tmp) / "predictions.parquet"), "oos")
         if task != "regression":
             fig = confusion_figure(np.concatenate(all_y), np.concatenate(all_pred), classes,
                                    f"{model_label} on test ({len(fold_rows)} fold(s))")
-            mlflow.log_figure(fig, "plots/confusion_matrix.png")
+            tlog.log_figure(fig, "plots/confusion_matrix.png")
         imp = model.feature_importance()
-        mlflow.log_figure(importance_figure(imp, f"{model_label} feature importance (last fold)"),
+        tlog.log_figure(importance_figure(imp, f"{model_label} feature importance (last fold)"),
                           "plots/feature_importance.png")
-        mlflow.log_text(imp.to_csv(), "feature_importance.csv")
+        tlog.log_text(imp.to_csv(), "feature_importance.csv")
         segments = _segments(prep, prep.folds[-1])
         sel_value = metrics.get(sel_metric, float("nan"))
         sel_base = metrics.get(f"baseline_best_{sel_metric}", float("nan"))
         beat = bool(metrics.get("val_beats_baseline", 0.0))
-        mlflow.log_metric("beats_baseline", float(beat))
+        tlog.log_metric("beats_baseline", float(beat))
         meta = {"feature_set": fs.describe(), "levels": int(cfg.levels), "labels": spec.describe(), "task": task,
                 "flavor": model.flavor, "data": str(cfg.data.name), "data_digest": prep.ft.data_digest,
                 "train_run_id": run.info.run_id, "segments": segments, "permuted_labels": permute,
                 "session_gap_ms": fs.params.reset_gap_ms}
-        info = log_model(model, X.iloc[prep.folds[-1].train].head(200), meta, model_name)
-        version = str(info.registered_model_version)
-        mlflow.set_tags({"l2exp.model_version": version, "l2exp.test_start_ts": str(segments["test_start_ts"])})
+        version = log_model(model, X.iloc[prep.folds[-1].train].head(200), meta, model_name) or tlog.PENDING
+        tlog.set_tags({"l2exp.model_version": version, "l2exp.test_start_ts": str(segments["test_start_ts"])})
         run_id = run.info.run_id
         uri = mlflow.get_tracking_uri()
     undefined = sorted(k for k, v in metrics.items() if k.startswith(("val_", "test_")) and not np.isfinite(v))

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +32,7 @@ from l2exp.data.validate import PLAUSIBLE, REASONS, Validator, check_row
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, output_dir, print_table, write_summary
+from l2exp.tracking import log as tlog
 
 
 class RingBuffer:
@@ -254,7 +254,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             counts["decisions"] += 1
             decisions.add(tick.ts, sig, broker.position, equity, lat / 1e3)
             if counts["decisions"] % int(sim.log_every) == 0:
-                mlflow.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
+                tlog.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
                                     "fills": broker.n_fills()}, step=counts["decisions"])
         sys.setswitchinterval(switch)
         feed.close()
@@ -263,7 +263,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         fills.to_parquet(out / "fills.parquet")
         orders.to_parquet(out / "orders.parquet")
-        mlflow.log_artifacts(str(out), "sim")
+        tlog.log_artifacts(str(out), "sim")
         blocks = broker.blocks_dict()
         counts["stale_skips"] += blocks.get("stale_book", 0)
         lat = lat_ns[: min(n_lat, len(lat_ns))].astype(float) / 1e6
@@ -284,7 +284,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "risk_blocks": blocks,
             "ring_size": len(ring), "seconds": round(time.perf_counter() - t_start, 2),
         }
-        mlflow.log_metrics({k: float(v) for k, v in summary.items()
+        tlog.log_metrics({k: float(v) for k, v in summary.items()
                             if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
     print_table(f"sim ({summary['feed']}, paper broker): {symbol}, stopped: {summary['stop']}", [
         (k, f"{v:,.4f}" if isinstance(v, float) else v) for k, v in summary.items()

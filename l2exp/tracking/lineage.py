@@ -3,13 +3,12 @@ how many rejects -- logged as a dataset input of the run (visible in the UI's Da
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from l2exp.data.stores.base import L2Store
+from l2exp.tracking import log as tlog
 
 
 def log_dataset(store: L2Store, book: pd.DataFrame, name: str, digest: str, context: str = "training",
@@ -23,10 +22,7 @@ def log_dataset(store: L2Store, book: pd.DataFrame, name: str, digest: str, cont
             "data.end": str(pd.Timestamp(int(book.timestamp.max()), tz="UTC")) if len(book) else "",
             "data.files": ",".join(m["path"].rsplit("/", 1)[-1] for m in manifests)[:4000],
             **(extra or {})}
-    sample = book.head(1000)
-    with warnings.catch_warnings():  # the int64 timestamp column triggers a schema hint meant for model inputs
-        warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(sample, source=store.location(), name=name, digest=digest[:36])
-    mlflow.log_input(ds, context=context, tags={k: str(v)[:250] for k, v in info.items()})
-    mlflow.set_tags({k: str(v)[:5000] for k, v in info.items()})
+    tlog.log_input(book.head(1000), source=store.location(), name=name, digest=digest[:36], context=context,
+                   tags={k: str(v)[:250] for k, v in info.items()})
+    tlog.set_tags({k: str(v)[:5000] for k, v in info.items()})
     return info

@@ -28,14 +28,17 @@ from l2exp.models.base import L2Model, expand_proba
 PIP_REQUIREMENTS = {"lightgbm": ["lightgbm", "pandas", "numpy"], "catboost": ["catboost", "pandas", "numpy"]}
 
 
-def log_model(model: L2Model, X_example: pd.DataFrame, metadata: dict[str, Any], registered_name: str) -> Any:
-    flavor = getattr(mlflow, model.flavor)
+def log_model(model: L2Model, X_example: pd.DataFrame, metadata: dict[str, Any], registered_name: str) -> str | None:
+    """Log and register the native model; returns the registered version (None while the tracking
+    server is not answering: the saved model waits in the run's journal for ``mode=relog``)."""
+    from l2exp.tracking import log as tlog
+
     out = model.predict_proba(X_example) if model.task != "regression" else model.predict(X_example)
     warnings.filterwarnings("ignore", message=".*Inferred schema contains integer.*")
-    return flavor.log_model(model.native(), name="model", signature=infer_signature(X_example, out),
-                            input_example=X_example.head(5), registered_model_name=registered_name,
-                            pip_requirements=PIP_REQUIREMENTS[model.flavor],  # skips ~4 s of inference
-                            metadata={"l2exp": metadata}, await_registration_for=60)
+    return tlog.log_model(model.flavor, model.native(), registered_name, signature=infer_signature(X_example, out),
+                          input_example=X_example.head(5),
+                          pip_requirements=PIP_REQUIREMENTS[model.flavor],  # skips ~4 s of inference
+                          metadata={"l2exp": metadata})
 
 
 @dataclass

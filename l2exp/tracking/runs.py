@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from l2exp.config import PROJECT_ROOT
 from l2exp.errors import UserError
 from l2exp.summary import output_dir
+from l2exp.tracking import journal as jr
+from l2exp.tracking import log as tlog
 from l2exp.tracking.setup import configure, experiment, is_outage
 
 PARENT_ENV = "L2EXP_PARENT_RUN_ID"
@@ -53,38 +55,91 @@ def overrides() -> list[str]:
 @contextlib.contextmanager
 def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    configure(cfg)
-    experiment(cfg, os.environ.get(EXPERIMENT_ENV, mode))
+    """A run whose every call is journaled (:mod:`l2exp.tracking.journal`) under ``<output dir>/tracking``.
+
+    If the server stops answering mid-run, the run still computes to its end (its calls go to the
+    journal only), then stops with one message (exit 2) naming ``mode=relog`` to send what is missing.
+    The server not answering *before* the run exists stops the run before any work."""
+    uri = configure(cfg)
+    exp_name = f"{cfg.tracking.experiment_prefix}-{os.environ.get(EXPERIMENT_ENV, mode)}"
     parent = os.environ.get(PARENT_ENV)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     try:
-        with _run(cfg, mode, resolved, run_name, parent, tags) as run:
-            yield run
+        experiment(cfg, os.environ.get(EXPERIMENT_ENV, mode))
+        run = mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent))
     except Exception as exc:
         if not is_outage(exc):
             raise
-        raise UserError(
-            f"the tracking server {mlflow.get_tracking_uri()} stopped answering during the {mode} run "
-            f"({type(exc).__name__}): what the run logged after that point is lost, and the run is not marked "
-            f"finished there (its config is in {output_dir()}/.hydra)",
-            where="tracking.uri / MLFLOW_TRACKING_URI",
-            fix=f"When the server is back, run the same command again (runs are deterministic for a seed); "
-                f"the incomplete run can be deleted in the UI. Bounds: tracking.http.timeout_s / max_retries "
-                f"(now {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT')} s x "
-                f"{os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries per request)") from None
-
-
-@contextlib.contextmanager
-def _run(cfg: DictConfig, mode: str, resolved: dict, run_name: str | None, parent: str | None,
-         tags: dict[str, str] | None) -> Iterator[mlflow.ActiveRun]:
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent)) as run:
-        mlflow.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
-                         **(tags or {})})
+        raise _lost(mode, exc, None) from None
+    root = output_dir() / "tracking"
+    if (root / jr.STATE).exists():  # one process, several runs (pipeline steps): one journal each
+        root = output_dir() / f"tracking-{run.info.run_id}"
+    journal = jr.Journal(root, jr.JournalState(run.info.run_id, exp_name, run.info.run_name, parent, uri))
+    jr.push(journal)
+    status = "FAILED"
+    try:
+        tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
+                       **(tags or {})})
         params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
         items = list(params.items())
         for i in range(0, len(items), 100):
-            mlflow.log_params(dict(items[i:i + 100]))
-        mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
-        mlflow.log_text(OmegaConf.to_yaml(overrides()), "overrides.yaml")
+            tlog.log_params(dict(items[i:i + 100]))
+        tlog.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+        tlog.log_text(OmegaConf.to_yaml(overrides()), "overrides.yaml")
         yield run
+        status = "FINISHED"
+        journal.finish()
+    except Exception as exc:
+        if not is_outage(exc):  # a read outside the journal (run URL, registry lookup) met the dead server
+            raise
+        if journal.online:
+            journal.go_offline(journal.seq + 1, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    finally:
+        jr.pop()
+        _end(journal, status)
+    if not journal.online:
+        raise _lost(mode, None, journal)
+
+
+def _end(journal: jr.Journal, status: str) -> None:
+    """End the active run; offline, without waiting on the dead server (one try, no retries)."""
+    if journal.online:
+        try:
+            mlflow.end_run(status)
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            journal.go_offline(journal.seq + 1, f"end of run: {type(exc).__name__}")
+            return
+    saved = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        mlflow.end_run(status)  # pops the run locally before asking the server
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+        else:
+            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = saved
+
+
+def _lost(mode: str, exc: BaseException | None, journal: jr.Journal | None) -> UserError:
+    uri = mlflow.get_tracking_uri()
+    bounds = (f"tracking.http.timeout_s / max_retries (now {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT')} s x "
+              f"{os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries per request)")
+    if journal is None:
+        return UserError(f"the tracking server {uri} stopped answering before the {mode} run could start "
+                         f"({type(exc).__name__}); nothing was run", where="tracking.uri / MLFLOW_TRACKING_URI",
+                         fix=f"When the server is back, run the same command again. Bounds: {bounds}")
+    state = journal.state
+    done = "the run finished its work" if state.finished else "the run failed after that"
+    return UserError(
+        f"the tracking server {uri} stopped answering during the {mode} run {state.run_id} ({state.offline_reason}); "
+        f"{done}, and everything it would have logged from then on is kept on disk in {journal.root}",
+        where="tracking.uri / MLFLOW_TRACKING_URI",
+        fix=f"When the server is back: l2exp mode=relog mode.run_id={state.run_id}   (sends what is missing into "
+            f"the same run, or a new one if the server lost it; same workdir). Bounds: {bounds}")

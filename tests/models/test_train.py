@@ -63,8 +63,15 @@ def test_walk_forward_reports_each_fold(workdir):
     s = run_train(train_cfg(workdir, "split=walk_forward", "split.n_folds=2", "model.n_estimators=30"))
     assert s["folds"] == 2
     c = client_for(workdir)
-    hist = c.get_metric_history(s["run_id"], "test_accuracy")
-    assert len(hist) == 3  # the mean, then one point per fold (steps 0, 1)
+    assert len(c.get_metric_history(s["run_id"], "test_accuracy")) == 1  # the mean over folds, once
+    folds = c.get_metric_history(s["run_id"], "fold_test_accuracy")
+    assert sorted(m.step for m in folds) == [0, 1]
+    # what runs are compared and promoted on (the run's latest value) is the mean, not the last fold
+    run = c.get_run(s["run_id"])
+    for key in ("val_log_loss", "test_accuracy"):
+        section = s["val_metrics"] if key.startswith("val_") else s["test_metrics"]
+        assert run.data.metrics[key] == pytest.approx(section[key])
+    assert run.data.metrics["test_accuracy"] == pytest.approx(sum(m.value for m in folds) / 2)
     csv = mlflow.artifacts.load_text(f"runs:/{s['run_id']}/fold_metrics.csv")
     assert csv.count("fold") >= 3
 

@@ -1,10 +1,14 @@
 """Tracking outages: a real ``mlflow server`` on 127.0.0.1, killed in the middle of a training run --
-l2exp returns within 60 s with one message (no traceback, no minutes of retries); an unreachable
-server stops a run before it does any work."""
+l2exp returns within 60 s with one message (no traceback, no minutes of retries) naming the journal
+it kept; with the server back, ``mode=relog`` completes the same run (metrics, artifacts, the model
+registered with its real version) and it can be promoted. An unreachable server stops a run before
+it does any work."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,8 +21,8 @@ from tests.conftest import run_cli
 from tests.sim.fake_exchange import _free_port
 
 
-def start_server(workdir) -> tuple[subprocess.Popen, str]:  # noqa: ANN001
-    port = _free_port()
+def start_server(workdir, port: int | None = None) -> tuple[subprocess.Popen, str]:  # noqa: ANN001
+    port = port or _free_port()
     uri = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{workdir}/server.db",
@@ -69,6 +73,40 @@ def test_server_killed_mid_run_returns_within_60s_with_one_message(workdir):
     assert took < 60, took
     assert proc.returncode == 2, (proc.returncode, err[-3000:])
     assert "stopped answering" in err and "Traceback" not in err, err[-3000:]
+    flat = " ".join(err.split())  # rich wraps the message
+    found = re.search(r"mode=relog mode\.run_id=(\w+)", flat)
+    assert found, flat[-2000:]
+    journals = [p.parent for p in (workdir / "outputs").rglob("state.json")
+                if json.loads(p.read_text())["run_id"] == found.group(1)]
+    assert len(journals) == 1 and str(journals[0]) in flat, flat[-2000:]
+    state = json.loads((journals[0] / "state.json").read_text())
+    assert state["finished"] and state["offline_from"], state
+
+    server, uri = start_server(workdir, int(uri.rsplit(":", 1)[1]))  # the same server back, same database
+    try:
+        relog = run_cli(["mode=relog", "tracking=server", f"mode.run_id={state['run_id']}"], workdir,
+                        env={"MLFLOW_TRACKING_URI": uri})
+        assert relog.returncode == 0, relog.stderr[-3000:]
+        run = requests.get(f"{uri}/api/2.0/mlflow/runs/get", params={"run_id": state["run_id"]}, timeout=5).json()
+        info, data = run["run"]["info"], run["run"]["data"]
+        assert info["status"] == "FINISHED"
+        metrics = {m["key"] for m in data["metrics"]}
+        assert {"val_log_loss", "test_log_loss", "beats_baseline"} <= metrics, metrics
+        tags = {t["key"]: t["value"] for t in data["tags"]}
+        version = tags["l2exp.model_version"]
+        assert version.isdigit(), tags
+        arts = requests.get(f"{uri}/api/2.0/mlflow/artifacts/list", params={"run_id": state["run_id"]},
+                            timeout=5).json()
+        assert {"config.yaml", "oos", "plots", "feature_importance.csv"} <= {f["path"] for f in arts["files"]}
+        again = run_cli(["mode=relog", "tracking=server", f"mode.run_id={state['run_id']}"], workdir,
+                        env={"MLFLOW_TRACKING_URI": uri})
+        assert again.returncode == 2 and "already re-logged" in again.stderr
+        promote = run_cli(["mode=promote", "tracking=server", "mode.require_beat_baseline=false"], workdir,
+                          env={"MLFLOW_TRACKING_URI": uri})
+        assert promote.returncode == 0, promote.stderr[-3000:]
+        assert f"version {version}" in " ".join(promote.stdout.split())
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_unreachable_server_stops_before_any_work(workdir):
