@@ -29,6 +29,10 @@ def load_trades(spec: dict[str, Any] | None, symbol: str | None) -> pd.DataFrame
     empty = pd.DataFrame({"ts": np.zeros(0, np.int64), "price": [], "size": [], "side": []})
     if not spec or not spec.get("path"):
         return empty
+    if spec.get("_target_"):  # a decoder of the data's own files (e.g. a websocket capture's trade stream)
+        from l2exp.config import instantiate
+
+        return instantiate(spec).load(symbol)
     path = str(spec["path"])
     if not Path(path).exists():
         raise UserError(f"trades file not found: {path}", where="data.trades.path",

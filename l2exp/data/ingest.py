@@ -24,6 +24,7 @@ from l2exp.config import instantiate
 from l2exp.data.source import DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import REASONS, ValidationState, Validator
+from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, print_table, write_summary
 
@@ -41,6 +42,7 @@ class IngestStats:
     last_ts: int | None = None
     symbols: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    book: Counter = field(default_factory=Counter)  # incremental sources: deltas_in, sequence_gaps...
 
     def add(self, other: IngestStats) -> None:
         self.rows_in += other.rows_in
@@ -50,6 +52,7 @@ class IngestStats:
         self.by_reason.update(other.by_reason)
         self.missing_level_rows += other.missing_level_rows
         self.symbols.update(other.symbols)
+        self.book.update(other.book)
         for ts in (other.first_ts, other.last_ts):
             if ts is not None:
                 self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
@@ -59,13 +62,23 @@ class IngestStats:
         return {"rows_in": self.rows_in, "accepted": self.accepted, "rejected": self.rejected,
                 "inserted": self.inserted, "rejected_by_reason": dict(self.by_reason),
                 "missing_level_rows": self.missing_level_rows, "first_ts": self.first_ts,
-                "last_ts": self.last_ts, "symbols": dict(self.symbols)}
+                "last_ts": self.last_ts, "symbols": dict(self.symbols), **({"book": book_summary(self.book)}
+                                                                               if self.book else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IngestStats:
         return cls(rows_in=d["rows_in"], accepted=d["accepted"], rejected=d["rejected"], inserted=0,
                    by_reason=Counter(d["rejected_by_reason"]), missing_level_rows=d["missing_level_rows"],
-                   first_ts=d["first_ts"], last_ts=d["last_ts"], symbols=Counter(d["symbols"]))
+                   first_ts=d["first_ts"], last_ts=d["last_ts"], symbols=Counter(d["symbols"]),
+                   book=Counter({k: v for k, v in d.get("book", {}).items() if isinstance(v, int)}))
+
+
+def book_summary(c: Counter) -> dict[str, Any]:
+    """The book builder's counters, with ``top_of_book_match`` = matching / checked venue ticks."""
+    out: dict[str, Any] = dict(c)
+    if c.get("ticker_checks"):
+        out["top_of_book_match"] = c["ticker_matches"] / c["ticker_checks"]
+    return out
 
 
 def _rejects_table(chunk: BookChunk, idx: np.ndarray, reasons: np.ndarray, lines: np.ndarray,
@@ -78,13 +91,14 @@ def _rejects_table(chunk: BookChunk, idx: np.ndarray, reasons: np.ndarray, lines
     return t.cast(rejects_schema(levels))
 
 
-def _malformed_table(bad_rows: list[tuple[int, str]], path: str, levels: int) -> pa.Table:
+def _malformed_table(bad_rows: list[tuple[int, str, str]], path: str, levels: int) -> pa.Table:
+    """Rejects that never became a book row: ``(line, reason, detail)``."""
     schema = rejects_schema(levels)
     cols = {f.name: pa.nulls(len(bad_rows), f.type) for f in schema}
     cols["source_file"] = pa.array([path] * len(bad_rows), pa.string())
     cols["line"] = pa.array([b[0] for b in bad_rows], pa.int64())
-    cols["reason"] = pa.array(["unparseable"] * len(bad_rows), pa.string())
-    cols["detail"] = pa.array([f"malformed line: {b[1][:200]}" for b in bad_rows], pa.string())
+    cols["reason"] = pa.array([b[1] for b in bad_rows], pa.string())
+    cols["detail"] = pa.array([b[2][:300] for b in bad_rows], pa.string())
     return pa.table(cols, schema=schema)
 
 
@@ -110,7 +124,19 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
             st.examples.setdefault("unparseable", []).extend(
                 f"line {ln}: {tx[:80]!r}" for ln, tx in raw.bad_rows[:examples])
             if writer is not None:
-                writer.write_rejects(_malformed_table(raw.bad_rows, path, levels))
+                writer.write_rejects(_malformed_table([(ln, "unparseable", f"malformed line: {tx[:200]}")
+                                                       for ln, tx in raw.bad_rows], path, levels))
+        if raw.rejects:  # messages a book builder could not use (sequence gaps, no snapshot yet)
+            st.rows_in += len(raw.rejects)
+            st.rejected += len(raw.rejects)
+            for ln, why, text in raw.rejects:
+                st.by_reason[why] += 1
+                ex = st.examples.setdefault(why, [])
+                if len(ex) < examples:
+                    ex.append(f"line {ln}: {text[:160]}")
+            if writer is not None:
+                writer.write_rejects(_malformed_table(raw.rejects, path, levels))
+        st.book.update(raw.stats)
         if n == 0:
             continue
         reason, keys = validator.check(chunk, unparseable)
@@ -198,18 +224,41 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     summary = {
         "mode": "ingest" if write else "validate", "data": str(cfg.data.name), "levels": int(cfg.levels),
         "source_levels": int(cfg.data.levels), "rows_in": total.rows_in, "accepted": total.accepted,
-        "rejected": total.rejected, "rejected_by_reason": {r: total.by_reason.get(r, 0) for r in REASONS
-                                                            if total.by_reason.get(r, 0)},
+        "rejected": total.rejected,
+        "rejected_by_reason": {r: total.by_reason[r] for r in [*REASONS, *sorted(set(total.by_reason) - set(REASONS))]
+                               if total.by_reason.get(r, 0)},
         "inserted": total.inserted, "missing_level_rows": total.missing_level_rows,
         "symbols": dict(total.symbols), "first_ts": total.first_ts, "last_ts": total.last_ts,
         "seconds": round(seconds, 3), "rows_per_s": round(total.rows_in / seconds) if seconds else None,
         "files": total.files, "store": store.location() if store is not None else None,
         "store_rows": store.count() if store is not None else None,
         "reject_examples": total.examples,
+        **({"book": book_summary(total.book)} if total.book else {}),
     }
     _report(summary)
     write_summary(summary)
+    if total.rows_in and not total.accepted:
+        raise _nothing_accepted(summary, source)
     return summary
+
+
+def _nothing_accepted(s: dict[str, Any], source: DataSource) -> UserError:
+    """Every row rejected is never a success: name the dominant reason and the likely cause."""
+    top, count = max(s["rejected_by_reason"].items(), key=lambda kv: kv[1])
+    ex = "; ".join(s["reject_examples"].get(top, [])[:2])
+    causes = {
+        "unparseable": "the files are not in the layout data={d} describes (another venue's format, or a wrong "
+                       "delimiter/column list)",
+        "no_snapshot": "the capture has no depth snapshot before its updates (nor a previous file it continues)",
+        "sequence_gap": "the update ids never chain: the wrong venue's sequence rule, or a capture with gaps",
+        "crossed_book": "bid and ask columns may be swapped in the mapping",
+        "unsorted_levels": "levels may be numbered in the other direction, or need mapping.sort_levels=true",
+    }
+    cause = causes.get(top, "see the reject examples").format(d=s["data"])
+    return UserError(f"no row of data={s['data']} was accepted: {count:,} of {s['rows_in']:,} rejected as {top!r} "
+                     f"(e.g. {ex})", where=f"data={s['data']} ({', '.join(str(f['path']) for f in s['files'][:3])})",
+                     fix=f"Likely cause: {cause}. Check data.path and the data config "
+                         f"(conf/data/{s['data']}.yaml); the rejects are kept in the store with file, line and reason.")
 
 
 def run_validate(cfg: DictConfig) -> dict[str, Any]:
@@ -225,10 +274,16 @@ def _report(s: dict[str, Any]) -> None:
     rows = [("data", s["data"]), ("files", len(s["files"]) if s["files"] else 0),
             ("rows_in", f"{s['rows_in']:,}"), ("accepted", f"{s['accepted']:,}"),
             ("rejected", f"{s['rejected']:,}")]
-    for reason in REASONS:
-        if reason in s["rejected_by_reason"]:
-            ex = "; ".join(s["reject_examples"].get(reason, [])[:2])
-            rows.append((f"  {reason}", f"{s['rejected_by_reason'][reason]:,}   e.g. {ex}"))
+    for reason, count in s["rejected_by_reason"].items():
+        ex = "; ".join(s["reject_examples"].get(reason, [])[:2])
+        rows.append((f"  {reason}", f"{count:,}   e.g. {ex}"))
+    if "book" in s:  # rebuilt from updates: what the builder did, and the venue's own top of book
+        b = s["book"]
+        rows.append(("book rebuilt from updates", ", ".join(
+            f"{k} {b.get(k, 0):,}" for k in ("deltas_in", "deltas_applied", "sequence_gaps", "snapshots_out"))))
+        if "top_of_book_match" in b:
+            rows.append(("top_of_book_match", f"{b['top_of_book_match']:.4f} of {b['ticker_checks']:,} venue ticks "
+                                              "with the same update id"))
     rows += [("levels (canonical/source)", f"{s['levels']}/{s['source_levels']}"),
              ("rows with missing levels", f"{s['missing_level_rows']:,}"),
              ("symbols", ", ".join(f"{k}: {v:,}" for k, v in s["symbols"].items())),
@@ -241,6 +296,4 @@ def _report(s: dict[str, Any]) -> None:
         if reused:
             rows.append(("files already ingested (skipped)", reused))
     print_table(f"{s['mode']}: rows_in = accepted + rejected", rows)
-    if s["accepted"] == 0:
-        console.print("[bold red]warning: no row was accepted -- nothing usable came out of this source.[/]")
 

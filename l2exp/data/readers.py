@@ -37,12 +37,17 @@ class RawChunk:
 
     ``lines`` gives the 1-based source line of every row in ``table``; ``bad_rows`` are rows that
     could not be split into columns at all (wrong field count, broken JSON) as ``(line, text)``.
+    Readers that rebuild books from updates add ``rejects`` (``(line, reason, detail)`` of messages
+    that produced no row: ``sequence_gap``, ``no_snapshot``...) and ``stats`` (counters such as
+    ``deltas_in``, summed over the file).
     """
 
     table: pa.Table
     path: str
     lines: np.ndarray
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
 
 
 def expand_columns(spec: list[Any] | None, levels: int) -> list[str] | None:

@@ -54,6 +54,8 @@ class DataSource:
                     + f"\nOverride on the CLI: l2exp data={self.name} data.path=/path/to/file_or_glob",
                 )
             out.extend(hits)
+        if hasattr(self.reader, "files"):  # readers whose book carries from one file into the next
+            self.reader.files = out
         return out
 
     def digest(self, path: str) -> str:

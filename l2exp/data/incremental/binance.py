@@ -1,0 +1,385 @@
+"""Binance depth-stream captures (spot, USD-M, COIN-M) rebuilt into canonical snapshots.
+
+A capture is text (gzip or plain), one websocket message per line, behind a receive-time prefix
+(``<ns> <json>`` here; other recorders write ``<float seconds>: <json>`` -- ``receive_time`` in
+YAML). Depth updates carry ``U`` (first update id), ``u`` (last) and, on futures, ``pu`` (the
+previous message's ``u``); a REST snapshot line carries ``lastUpdateId``. Field names and stream
+names are YAML (``fields``, ``streams``); the *sequence rule* is the class (``_target_``):
+
+* :class:`FuturesDepth` (USD-M, COIN-M): drop updates with ``u < lastUpdateId``; the first applied
+  one has ``U <= lastUpdateId <= u``; then every ``pu`` equals the previous ``u``.
+* :class:`SpotDepth`: drop ``u <= lastUpdateId``; first ``U <= lastUpdateId + 1 <= u``; then
+  ``U`` = previous ``u`` + 1.
+
+Updates that arrive before the snapshot line and are still needed by it (``u`` past
+``lastUpdateId``) are applied after it, as Binance documents. A broken sequence marks the book
+invalid: nothing is emitted, every update until the next snapshot is a reject with reason
+``sequence_gap`` (line, expected vs got). The book carries across consecutive files of one source
+(the second day of a capture has no snapshot): when a file is asked for before the file it
+continues, that file is replayed first, silently.
+
+Checked against the venue's own top of book: a ``bookTicker`` whose ``u`` equals the ``u`` of an
+applied depth message must show the rebuilt best bid/ask (``top_of_book_match``).
+
+Why a hand-written line loop and not pyarrow's JSON reader: messages of different streams share a
+file with different shapes (pyarrow infers one schema per block) and the sequence rule is stateful
+per message; the loop keeps only the current chunk of messages in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from l2exp.data.incremental.book import COUNTER_NAMES, BookState, build
+from l2exp.data.readers import RawChunk, Reader
+from l2exp.errors import UserError
+
+DEFAULT_FIELDS = {"first_id": "U", "last_id": "u", "prev_id": "pu", "event_time": "E", "bids": "b", "asks": "a",
+                  "snapshot_id": "lastUpdateId", "snapshot_bids": "bids", "snapshot_asks": "asks",
+                  "ticker_id": "u", "ticker_bid": "b", "ticker_ask": "a"}
+DEFAULT_STREAMS = {"depth": "@depth", "ticker": "@bookTicker", "trade": "@trade"}
+
+
+def open_text(path: str) -> Any:
+    return gzip.open(path, "rt", encoding="utf-8") if str(path).endswith(".gz") else open(path, encoding="utf-8")
+
+
+@dataclass
+class ReceiveTime:
+    """The line prefix: ``<time><separator><json>``; ``unit`` of the time (``ns`` or ``s``)."""
+
+    separator: str = " "
+    unit: str = "ns"
+
+    def split(self, line: str) -> tuple[int, str]:
+        head, sep, payload = line.partition(self.separator)
+        if not sep:
+            raise ValueError("no receive-time prefix")
+        return (int(head) if self.unit == "ns" else int(round(float(head) * 1e9))), payload
+
+
+@dataclass
+class _Sync:
+    """Sequence state carried across chunks and consecutive files."""
+
+    synced: bool = False
+    last_u: int = -1
+    snapshot_id: int | None = None  # set until the first update after a snapshot is applied
+    gap_line: str = ""
+    ever_synced: bool = False
+
+
+@dataclass
+class _Batch:
+    msg: list[int] = field(default_factory=list)
+    side: list[int] = field(default_factory=list)
+    price: list[str] = field(default_factory=list)
+    size: list[str] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    clear: list[bool] = field(default_factory=list)
+    emit: list[bool] = field(default_factory=list)
+    line: list[int] = field(default_factory=list)
+    last_u: list[int] = field(default_factory=list)
+
+    def add(self, ts: int, line: int, last_u: int, bids: list, asks: list, clear: bool, emit: bool) -> None:
+        m = len(self.ts)
+        self.ts.append(ts)
+        self.line.append(line)
+        self.last_u.append(last_u)
+        self.clear.append(clear)
+        self.emit.append(emit)
+        for levels, s in ((bids, 1), (asks, -1)):
+            k = len(levels)
+            if k:
+                self.msg.extend([m] * k)
+                self.side.extend([s] * k)
+                self.price.extend([lv[0] for lv in levels])
+                self.size.extend([lv[1] for lv in levels])
+
+
+class BinanceDepth(Reader):
+    """Base of the two sequence rules (see the module docstring); ``levels`` canonical levels out.
+
+    Args:
+        symbol / exchange: the canonical ``symbol`` and ``exchange`` of every row.
+        fields / streams: JSON field names and stream-name markers (Binance's by default).
+        receive_time: ``{separator, unit}`` of the line prefix.
+        sample_ms: 0 = one snapshot per depth message (exchange event time); else one per boundary.
+        max_depth: levels kept per side (memory bound; the REST snapshot has 1,000).
+    """
+
+    rule = ""
+
+    def __init__(self, levels: int, symbol: str, exchange: str, fields: dict[str, str] | None = None,
+                 streams: dict[str, str] | None = None, receive_time: dict[str, Any] | None = None,
+                 sample_ms: float = 0, max_depth: int = 5000, **_: Any) -> None:
+        super().__init__(levels)
+        self.symbol, self.exchange = symbol, exchange
+        self.f = {**DEFAULT_FIELDS, **(fields or {})}
+        self.streams = {**DEFAULT_STREAMS, **(streams or {})}
+        self.receive = ReceiveTime(**(receive_time or {}))
+        self.emit_every_ns = int(round(float(sample_ms) * 1e6))
+        self.max_depth = int(max_depth)
+        self.files: list[str] = []  # the source's files in order (set by DataSource): continuation
+        self._carried: dict[str, tuple[BookState, _Sync]] = {}  # end state of each file read
+
+    # -- the rule --------------------------------------------------------------------------------
+    def first_ok(self, U: int, u: int, snap: int) -> bool:
+        raise NotImplementedError
+
+    def stale(self, u: int, snap: int) -> bool:
+        raise NotImplementedError
+
+    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    # -- reading -----------------------------------------------------------------------------------
+    def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
+        state, sync = self._start(path)
+        yield from self._read(path, chunk_rows, state, sync, emit=True)
+
+    def _start(self, path: str) -> tuple[BookState, _Sync]:
+        """The book this file starts from: the previous file's end state when the source has one."""
+        idx = self.files.index(path) if path in self.files else -1
+        if idx > 0:
+            prev = self.files[idx - 1]
+            if prev not in self._carried:  # not read in this run (already in the store): replay it
+                state, sync = self._start(prev)
+                for _ in self._read(prev, 1 << 16, state, sync, emit=False):
+                    pass
+            state, sync = self._carried[prev]
+            return _copy_state(state), _Sync(**vars(sync))
+        return BookState(self.max_depth), _Sync()
+
+    def _read(self, path: str, chunk_rows: int, state: BookState, sync: _Sync, emit: bool) -> Iterator[RawChunk]:
+        f, streams = self.f, self.streams
+        batch, rejects = _Batch(), []
+        tickers: list[tuple[int, float, float]] = []
+        stats: Counter = Counter()
+        pending: list[tuple[int, int, dict[str, Any]]] = []  # (line, recv, data) while not synced
+        lineno = 0
+        try:
+            fh = open_text(path)
+            with fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        recv, payload = self.receive.split(line)
+                        obj = json.loads(payload)
+                    except (ValueError, json.JSONDecodeError) as exc:
+                        rejects.append((lineno, "unparseable", f"{exc}: {line[:120]!r}"))
+                        continue
+                    stream = obj.get("stream", "") if isinstance(obj, dict) else ""
+                    data = obj.get("data", obj) if isinstance(obj, dict) else obj
+                    if not isinstance(data, dict):
+                        rejects.append((lineno, "unparseable", f"not a JSON object: {line[:120]!r}"))
+                        continue
+                    if f["snapshot_id"] in data:
+                        stats["snapshots_in"] += 1
+                        stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
+                        self._snapshot(data, recv, lineno, sync, batch, rejects, pending, stats)
+                    elif streams["depth"] in stream or (not stream and f["first_id"] in data and f["bids"] in data):
+                        stats["depth_messages"] += 1
+                        stats["deltas_in"] += len(data.get(f["bids"], ())) + len(data.get(f["asks"], ()))
+                        if sync.synced:
+                            self._update(data, lineno, sync, batch, rejects, pending, stats)
+                        else:
+                            pending.append((lineno, recv, data))
+                    elif streams["ticker"] in stream:
+                        tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]),
+                                        float(data[f["ticker_ask"]])))
+                    elif streams["trade"] in stream:
+                        stats["trades_in"] += 1
+                    else:
+                        stats["other_messages"] += 1
+                    if len(batch.ts) >= chunk_rows:
+                        yield self._flush(path, batch, state, rejects, tickers, stats, emit)
+                        batch, rejects, tickers, stats = _Batch(), [], [], Counter()
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            from l2exp.data.readers import _corrupt
+
+            raise _corrupt(path, exc, lineno) from None
+        for line_, _recv, data in pending:  # never brought in sync in this file
+            why = "sequence_gap" if sync.ever_synced or sync.gap_line else "no_snapshot"
+            detail = (f"waiting for a snapshot after the gap at {sync.gap_line}" if why == "sequence_gap"
+                      else "no depth snapshot before this update (in this file or the file it continues)")
+            rejects.append((line_, why, detail))
+            stats["deltas_rejected"] += len(data.get(f["bids"], ())) + len(data.get(f["asks"], ()))
+        yield self._flush(path, batch, state, rejects, tickers, stats, emit)
+        self._carried[path] = (_copy_state(state), _Sync(**vars(sync)))
+
+    def _snapshot(self, data: dict[str, Any], recv: int, line: int, sync: _Sync, batch: _Batch,
+                  rejects: list, pending: list, stats: Counter) -> None:
+        f = self.f
+        snap = int(data[f["snapshot_id"]])
+        ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
+        batch.add(ts, line, snap, data[f["snapshot_bids"]], data[f["snapshot_asks"]], clear=True, emit=False)
+        sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
+        waiting, pending[:] = list(pending), []
+        for line_, _recv, d in waiting:
+            self._update(d, line_, sync, batch, rejects, pending, stats)
+
+    def _update(self, d: dict[str, Any], line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
+                stats: Counter) -> None:
+        f = self.f
+        if not sync.synced:
+            pending.append((line, 0, d))
+            return
+        U, u = int(d[f["first_id"]]), int(d[f["last_id"]])
+        n = len(d[f["bids"]]) + len(d[f["asks"]])
+        if sync.snapshot_id is not None:
+            snap = sync.snapshot_id
+            if self.stale(u, snap):
+                rejects.append((line, "before_snapshot", f"u={u} is older than the snapshot's lastUpdateId={snap}"))
+                stats["deltas_before_snapshot"] += n
+                return
+            if not self.first_ok(U, u, snap):
+                self._gap(line, f"first update after the snapshot (lastUpdateId={snap}) must bracket it; got "
+                                f"U={U}, u={u}", sync, rejects, stats, n)
+                return
+            sync.snapshot_id = None
+        else:
+            ok, why = self.follows(d, sync.last_u)
+            if not ok:
+                self._gap(line, why, sync, rejects, stats, n)
+                return
+        sync.last_u = u
+        batch.add(int(d[f["event_time"]]) * 1_000_000, line, u, d[f["bids"]], d[f["asks"]], clear=False, emit=True)
+
+    def _gap(self, line: int, why: str, sync: _Sync, rejects: list, stats: Counter, n: int) -> None:
+        rejects.append((line, "sequence_gap", why))
+        stats["sequence_gaps"] += 1
+        stats["deltas_rejected"] += n
+        sync.synced, sync.snapshot_id, sync.gap_line = False, None, f"line {line}"
+
+    def _flush(self, path: str, b: _Batch, state: BookState, rejects: list, tickers: list, stats: Counter,
+               emit: bool) -> RawChunk:
+        counts = np.zeros(len(COUNTER_NAMES), np.int64)
+        m = len(b.ts)
+        snaps, best = build(state, np.asarray(b.msg, np.int64), np.asarray(b.side, np.int8),
+                            np.asarray(b.price, dtype=np.float64), np.asarray(b.size, dtype=np.float64),
+                            np.asarray(b.ts, np.int64), np.asarray(b.clear, bool), np.ones(m, bool),
+                            np.asarray(b.emit, bool), self.levels, self.emit_every_ns, counts)
+        for name, c in zip(COUNTER_NAMES, counts, strict=True):
+            stats[name] += int(c)
+        if tickers:
+            t = np.asarray(tickers, dtype=np.float64)
+            last_u = np.asarray(b.last_u, np.int64)
+            order = np.argsort(last_u, kind="stable")
+            tu = t[:, 0].astype(np.int64)
+            pos = np.searchsorted(last_u[order], tu)
+            hit = (pos < m) & (last_u[order][np.minimum(pos, m - 1)] == tu) if m else np.zeros(len(tu), bool)
+            rows = order[pos[hit]]
+            stats["ticker_checks"] += int(hit.sum())
+            stats["ticker_matches"] += int(((best[rows, 0] == t[hit, 1]) & (best[rows, 1] == t[hit, 2])).sum())
+        if not emit:
+            return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
+        lines = np.asarray(b.line, np.int64)[snaps.msg]
+        cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts, pa.int64()),
+                                "symbol": pa.array(np.full(len(snaps.ts), self.symbol)),
+                                "exchange": pa.array(np.full(len(snaps.ts), self.exchange))}
+        for name, arr in (("bid_price", snaps.bid_px), ("bid_size", snaps.bid_sz), ("ask_price", snaps.ask_px),
+                          ("ask_size", snaps.ask_sz)):
+            for i in range(self.levels):
+                cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
+        return RawChunk(pa.table(cols), path, lines, rejects=rejects, stats=dict(stats))
+
+
+def _copy_state(s: BookState) -> BookState:
+    out = BookState(s.max_depth)
+    for name in ("bid_px", "bid_sz", "ask_px", "ask_sz", "n", "next_emit_ns"):
+        getattr(out, name)[:] = getattr(s, name)
+    return out
+
+
+class FuturesDepth(BinanceDepth):
+    """USD-M and COIN-M futures: ``pu`` chains messages."""
+
+    rule = "futures"
+
+    def first_ok(self, U: int, u: int, snap: int) -> bool:
+        return U <= snap <= u
+
+    def stale(self, u: int, snap: int) -> bool:
+        return u < snap
+
+    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+        key = self.f["prev_id"]
+        if key not in d:
+            raise UserError(f"depth updates have no {key!r} (previous update id): this is not a futures capture",
+                            where=f"data.reader ({type(self).__name__})",
+                            fix="Spot captures (U/u only) need the spot rule: data=binance_spot_btcusdt or "
+                                "data.reader._target_=l2exp.data.incremental.binance.SpotDepth")
+        pu = int(d[key])
+        return pu == last_u, f"expected {key}={last_u} (the previous update's u), got {key}={pu}"
+
+
+class SpotDepth(BinanceDepth):
+    """Spot: ``U`` = previous ``u`` + 1."""
+
+    rule = "spot"
+
+    def first_ok(self, U: int, u: int, snap: int) -> bool:
+        return U <= snap + 1 <= u
+
+    def stale(self, u: int, snap: int) -> bool:
+        return u <= snap
+
+    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+        if self.f["prev_id"] in d:
+            raise UserError(f"depth updates carry {self.f['prev_id']!r}: this is a futures capture read with the "
+                            "spot rule", where=f"data.reader ({type(self).__name__})",
+                            fix="Use data=binance_usdm_btcusdt / binance_cm_btcusd_perp or "
+                                "data.reader._target_=l2exp.data.incremental.binance.FuturesDepth")
+        U = int(d[self.f["first_id"]])
+        return last_u + 1 == U, f"expected U={last_u + 1} (the previous update's u + 1), got U={U}"
+
+
+class CaptureTrades:
+    """The ``@trade`` messages of the same capture files, for queue position in backtests
+    (``data.trades: {_target_: ...CaptureTrades, path: ...}``): columns ts (exchange trade time, ns),
+    price, size, side (+1 buyer-initiated: ``m`` = buyer is maker is false)."""
+
+    def __init__(self, path: str | list[str], stream: str = "@trade",
+                 receive_time: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.stream = stream
+        self.receive = ReceiveTime(**(receive_time or {}))
+
+    def load(self, symbol: str | None) -> pd.DataFrame:
+        import glob
+
+        patterns = self.path if isinstance(self.path, list) else [self.path]
+        files = sorted(f for p in patterns for f in glob.glob(str(p)))
+        if not files:
+            raise UserError(f"no trades file matches {self.path!r}", where="data.trades.path",
+                            fix="Fix the path, or set data.trades=null to backtest without trades.")
+        ts, px, qty, side = [], [], [], []
+        for path in files:
+            with open_text(path) as fh:
+                for line in fh:
+                    if self.stream not in line[:120]:
+                        continue
+                    _, payload = self.receive.split(line)
+                    d = json.loads(payload).get("data", {})
+                    if symbol is not None and d.get("s") not in (None, symbol):
+                        continue
+                    ts.append(int(d["T"]) * 1_000_000)
+                    px.append(d["p"])
+                    qty.append(d["q"])
+                    side.append(-1.0 if d["m"] else 1.0)
+        df = pd.DataFrame({"ts": np.asarray(ts, np.int64), "price": np.asarray(px, dtype=float),
+                           "size": np.asarray(qty, dtype=float), "side": np.asarray(side, dtype=float)})
+        df.attrs["skipped_rows"] = 0
+        return df.sort_values("ts", kind="stable").reset_index(drop=True)
+
