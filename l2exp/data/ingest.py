@@ -75,7 +75,7 @@ class IngestStats:
 
 def book_summary(c: Counter) -> dict[str, Any]:
     """The book builder's counters, with ``top_of_book_match`` = matching / checked venue ticks."""
-    out: dict[str, Any] = dict(c)
+    out: dict[str, Any] = {k: 0 for k in ("deltas_in", "deltas_applied", "sequence_gaps", "snapshots_out")} | dict(c)
     if c.get("ticker_checks"):
         out["top_of_book_match"] = c["ticker_matches"] / c["ticker_checks"]
     return out
@@ -252,6 +252,8 @@ def _nothing_accepted(s: dict[str, Any], source: DataSource) -> UserError:
         "no_snapshot": "the capture has no depth snapshot before its updates (nor a previous file it continues)",
         "sequence_gap": "the update ids never chain: the wrong venue's sequence rule, or a capture with gaps",
         "crossed_book": "bid and ask columns may be swapped in the mapping",
+        "empty_side": "one side of the book is empty in every row (a one-sided sample, or a mapping that reads "
+                      "only one side)",
         "unsorted_levels": "levels may be numbered in the other direction, or need mapping.sort_levels=true",
     }
     cause = causes.get(top, "see the reject examples").format(d=s["data"])

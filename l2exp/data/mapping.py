@@ -5,7 +5,9 @@ column of level ``{i}``:
 
 * plain names: ``bid_price: "b{i}"`` (BitMEX), ``bid_price: "bid_{i}_px"``;
 * nested arrays from JSON: ``bid_price: "bids[{i}][0]"`` (a list ``[price, qty]`` per level) or
-  ``bid_price: "bids[{i}].price"`` (a struct per level); levels are 1-based, inner indexes 0-based.
+  ``bid_price: "bids[{i}].price"`` (a struct per level); levels are 1-based, inner indexes 0-based;
+* flat columns whose names hold brackets (Tardis ``book_snapshot_25``: ``bids[0].price``):
+  ``literal_columns: true`` and ``level_base: 0`` (the source numbers its best level 0).
 
 plus the timestamp recipe, symbol/exchange (a column or a constant), a price/size scale,
 ``sort_levels`` (books kept in fixed slots, BitMEX orderBook25), ``empty_level_prices`` (placeholder
@@ -84,6 +86,8 @@ class LayoutMapping:
     sort_levels: bool = False
     empty_level_prices: list[float] = field(default_factory=list)
     empty_level_sizes: list[float] = field(default_factory=list)
+    level_base: int = 1  # the number the source gives its best level (Tardis book_snapshot_N: 0)
+    literal_columns: bool = False  # "bids[{i}].price" names a column, not a path into nested JSON
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], source_levels: int, levels: int) -> LayoutMapping:
@@ -100,7 +104,14 @@ class LayoutMapping:
 
     # -- which raw columns are needed -----------------------------------------------------------
     def field_column(self, fld: str, level: int) -> str:
-        return getattr(self, fld).format(i=level)
+        return self._name(getattr(self, fld), level)
+
+    def _name(self, pattern: str, level: int) -> str:
+        """Column of canonical level ``level`` (1 = best) in ``pattern``, numbered from ``level_base``."""
+        return pattern.format(i=level - 1 + self.level_base)
+
+    def _nested(self, pattern: str) -> re.Match[str] | None:
+        return None if self.literal_columns else _NESTED.match(pattern)
 
     def numeric_columns(self) -> set[str]:
         cols = {self.field_column(f, i) for f in SIDE_FIELDS for i in range(1, self.source_levels + 1)}
@@ -115,11 +126,11 @@ class LayoutMapping:
         cols: list[str] = []
         for f in SIDE_FIELDS:
             pattern = getattr(self, f)
-            m = _NESTED.match(pattern)
+            m = self._nested(pattern)
             if m:
                 cols.append(m.group("base"))
             else:
-                cols.extend(pattern.format(i=i) for i in range(1, self.source_levels + 1))
+                cols.extend(self._name(pattern, i) for i in range(1, self.source_levels + 1))
         cols.append(self.timestamp.column)
         if self.timestamp.plus:
             cols.append(self.timestamp.plus["column"])
@@ -136,9 +147,9 @@ class LayoutMapping:
         lines, yaml, covered = [], ["mapping:"], set()
         for f in SIDE_FIELDS:
             pattern = getattr(self, f)
-            if _NESTED.match(pattern):
+            if self._nested(pattern):
                 continue
-            need = [c for c in missing if c in {pattern.format(i=i) for i in range(1, self.source_levels + 1)}]
+            need = [c for c in missing if c in {self._name(pattern, i) for i in range(1, self.source_levels + 1)}]
             if not need:
                 continue
             covered.update(need)
@@ -213,7 +224,7 @@ class LayoutMapping:
                  cache: dict[str, np.ndarray], bad: np.ndarray, detail: dict[int, str]) -> np.ndarray:
         if ref in table.column_names:
             return _to_float(table.column(ref), ref, bad, detail)
-        m = _NESTED.match(pattern)
+        m = self._nested(pattern)
         if m is None:
             raise UserError(f"column {ref!r} missing", where="data.mapping")
         base = m.group("base")

@@ -142,6 +142,9 @@ class BinanceDepth(Reader):
     def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
         raise NotImplementedError
 
+    def check_venue(self, d: dict[str, Any]) -> None:
+        """Refuse another venue's messages (their ids follow another rule) before judging their sequence."""
+
     # -- reading -----------------------------------------------------------------------------------
     def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
         state, sync = self._start(path)
@@ -224,24 +227,33 @@ class BinanceDepth(Reader):
         snap = int(data[f["snapshot_id"]])
         ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
         batch.add(ts, line, snap, data[f["snapshot_bids"]], data[f["snapshot_asks"]], clear=True, emit=False)
+        # updates held while there was no valid book: after a gap they were skipped because of it
+        stale_reason = "sequence_gap" if sync.gap_line else "before_snapshot"
         sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
         waiting, pending[:] = list(pending), []
         for line_, _recv, d in waiting:
-            self._update(d, line_, sync, batch, rejects, pending, stats)
+            self._update(d, line_, sync, batch, rejects, pending, stats, stale_reason)
+        sync.gap_line = ""
 
     def _update(self, d: dict[str, Any], line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
-                stats: Counter) -> None:
+                stats: Counter, stale_reason: str = "before_snapshot") -> None:
         f = self.f
         if not sync.synced:
             pending.append((line, 0, d))
             return
+        self.check_venue(d)
         U, u = int(d[f["first_id"]]), int(d[f["last_id"]])
         n = len(d[f["bids"]]) + len(d[f["asks"]])
         if sync.snapshot_id is not None:
             snap = sync.snapshot_id
             if self.stale(u, snap):
-                rejects.append((line, "before_snapshot", f"u={u} is older than the snapshot's lastUpdateId={snap}"))
-                stats["deltas_before_snapshot"] += n
+                why = f"u={u} is older than the snapshot's lastUpdateId={snap}"
+                if stale_reason == "sequence_gap":
+                    why = f"skipped: no valid book since the gap at {sync.gap_line} ({why})"
+                    stats["deltas_rejected"] += n
+                else:
+                    stats["deltas_before_snapshot"] += n
+                rejects.append((line, stale_reason, why))
                 return
             if not self.first_ok(U, u, snap):
                 self._gap(line, f"first update after the snapshot (lastUpdateId={snap}) must bracket it; got "
@@ -313,13 +325,16 @@ class FuturesDepth(BinanceDepth):
     def stale(self, u: int, snap: int) -> bool:
         return u < snap
 
-    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+    def check_venue(self, d: dict[str, Any]) -> None:
         key = self.f["prev_id"]
         if key not in d:
             raise UserError(f"depth updates have no {key!r} (previous update id): this is not a futures capture",
                             where=f"data.reader ({type(self).__name__})",
                             fix="Spot captures (U/u only) need the spot rule: data=binance_spot_btcusdt or "
                                 "data.reader._target_=l2exp.data.incremental.binance.SpotDepth")
+
+    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+        key = self.f["prev_id"]
         pu = int(d[key])
         return pu == last_u, f"expected {key}={last_u} (the previous update's u), got {key}={pu}"
 
@@ -335,12 +350,14 @@ class SpotDepth(BinanceDepth):
     def stale(self, u: int, snap: int) -> bool:
         return u <= snap
 
-    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
-        if self.f["prev_id"] in d:
-            raise UserError(f"depth updates carry {self.f['prev_id']!r}: this is a futures capture read with the "
-                            "spot rule", where=f"data.reader ({type(self).__name__})",
+    def check_venue(self, d: dict[str, Any]) -> None:
+        if self.f.get("prev_id", "pu") in d:
+            raise UserError(f"depth updates carry {self.f.get('prev_id', 'pu')!r}: this is a futures capture read with "
+                            "the spot rule", where=f"data.reader ({type(self).__name__})",
                             fix="Use data=binance_usdm_btcusdt / binance_cm_btcusd_perp or "
                                 "data.reader._target_=l2exp.data.incremental.binance.FuturesDepth")
+
+    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
         U = int(d[self.f["first_id"]])
         return last_u + 1 == U, f"expected U={last_u + 1} (the previous update's u + 1), got U={U}"
 

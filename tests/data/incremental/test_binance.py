@@ -1,0 +1,138 @@
+"""Binance depth captures rebuilt into books: the real spot / USD-M / COIN-M captures (0 gaps, the
+venue's own top of book matched on every tick that names the same update id, the second day
+continuing the first), hand-built captures for the sequence rules, and the errors a user meets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from l2exp.data.ingest import run_ingest
+from l2exp.errors import UserError
+from l2exp.features.table import open_store
+from tests.conftest import SHARED, make_cfg, needs_shared
+
+
+def ingest(workdir: Path, data: str, *extra: str) -> dict:
+    return run_ingest(make_cfg(["mode=ingest", "mode.progress=false", f"data={data}", f"workdir={workdir}", *extra]))
+
+
+def explained(s: dict) -> None:
+    """Every reject is a message the venue's rules say to drop; the deltas add up."""
+    assert set(s["rejected_by_reason"]) <= {"before_snapshot"}, s["rejected_by_reason"]
+    b = s["book"]
+    assert b["sequence_gaps"] == 0 and b.get("crossed_books", 0) == 0
+    assert b["deltas_in"] == b["deltas_applied"] + b.get("deltas_before_snapshot", 0) + b.get("deltas_rejected", 0)
+    assert b["top_of_book_match"] == 1.0 and b["ticker_checks"] >= 100
+    assert s["accepted"] == b["snapshots_out"] and s["rows_in"] == s["accepted"] + s["rejected"]
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz")
+def test_usdm_capture_rebuilds_with_no_gap_and_matches_the_venue_top_of_book(workdir):
+    s = ingest(workdir, "binance_usdm_btcusdt")
+    explained(s)
+    assert s["accepted"] > 6000 and s["book"]["ticker_checks"] >= 120
+    book = open_store(make_cfg(["data=binance_usdm_btcusdt", f"workdir={workdir}"])).read()
+    assert (book.ask_price_1 > book.bid_price_1).all() and book.timestamp.is_monotonic_increasing
+    assert ((book.ask_price_1 - book.bid_price_1) / 0.1).round(6).min() >= 1  # on the 0.1 tick
+
+
+@needs_shared("binance_capture/spot_btcusdt_20240808.gz", "binance_capture/spot_btcusdt_20240809.gz")
+def test_spot_second_day_continues_the_first_also_when_ingested_in_a_later_run(workdir, tmp_path):
+    whole = ingest(workdir, "binance_spot_btcusdt")
+    explained(whole)
+    day2 = [f for f in whole["files"] if f["path"].endswith("20240809.gz")][0]
+    assert day2["accepted"] > 2500 and day2["rejected"] == 0  # no snapshot in it: the first day's book goes on
+    # the first day alone, then both: the second day's book is rebuilt by replaying the first
+    other = tmp_path / "later"
+    first = str(SHARED / "binance_capture/spot_btcusdt_20240808.gz")
+    ingest(other, "binance_spot_btcusdt", f"data.path={first}")
+    later = ingest(other, "binance_spot_btcusdt")
+    assert [f["reused"] for f in later["files"]] == [True, False]
+    a = open_store(make_cfg(["data=binance_spot_btcusdt", f"workdir={workdir}"])).read()
+    b = open_store(make_cfg(["data=binance_spot_btcusdt", f"workdir={other}"])).read()
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@needs_shared("binance_capture/cm_btcusd_perp_20240808.gz", "binance_capture/cm_btcusd_perp_20240809.gz")
+def test_coinm_capture_two_days(workdir):
+    s = ingest(workdir, "binance_cm_btcusd_perp")
+    explained(s)
+    assert s["symbols"] == {"BTCUSD_PERP": s["accepted"]} and s["accepted"] > 40000
+
+
+# -- hand-built captures --------------------------------------------------------------------------
+
+def write_capture(path: Path, messages: list[dict]) -> Path:
+    with gzip.open(path, "wt") as fh:
+        for i, m in enumerate(messages):
+            fh.write(f"{1_700_000_000_000_000_000 + i * 1_000_000} {json.dumps(m)}\n")
+    return path
+
+
+def snapshot(last_id: int, bid: float = 100.0, ask: float = 100.5) -> dict:
+    return {"lastUpdateId": last_id, "E": 1_700_000_000_000, "bids": [[str(bid), "1"], [str(bid - 0.5), "2"]],
+            "asks": [[str(ask), "1"], [str(ask + 0.5), "2"]]}
+
+
+def depth(U: int, u: int, pu: int | None, k: int, bid_size: str = "3") -> dict:
+    d = {"e": "depthUpdate", "E": 1_700_000_000_100 + k, "s": "BTCUSDT", "U": U, "u": u,
+         "b": [["100.0", bid_size]], "a": []}
+    if pu is not None:
+        d["pu"] = pu
+    return {"stream": "btcusdt@depth@0ms", "data": d}
+
+
+def test_a_gap_is_rejected_exactly_over_the_gap_and_the_next_snapshot_resumes(workdir, tmp_path):
+    msgs = [depth(90, 95, 89, 0),           # line 1: before the snapshot (u < lastUpdateId): dropped
+            depth(96, 101, 95, 1),          # line 2: arrives before the snapshot line but is needed by it
+            snapshot(100),                  # line 3
+            depth(102, 105, 101, 2),        # line 4: pu = previous u
+            depth(112, 115, 110, 3),        # line 5: pu 110 != 105 -> gap
+            depth(116, 118, 115, 4),        # line 6: still no book
+            snapshot(200, 101.0, 101.5),    # line 7: resync
+            depth(199, 203, 198, 5),        # line 8: brackets 200
+            depth(204, 206, 203, 6)]        # line 9
+    path = write_capture(tmp_path / "cap.gz", msgs)
+    s = ingest(workdir, "binance_usdm_btcusdt", f"data.path={path}", "data.trades=null")
+    assert s["rejected_by_reason"] == {"before_snapshot": 1, "sequence_gap": 2}
+    assert s["accepted"] == 4 and s["book"]["sequence_gaps"] == 1
+    store = open_store(make_cfg(["data=binance_usdm_btcusdt", f"workdir={workdir}", f"data.path={path}"]))
+    rej = store.read_rejects().sort_values("line")
+    assert rej.line.tolist() == [1, 5, 6] and rej.reason.tolist() == ["before_snapshot", "sequence_gap", "sequence_gap"]
+    assert "expected pu=105" in rej.detail.iloc[1] and "got pu=110" in rej.detail.iloc[1]
+    book = store.read()
+    assert book.bid_price_1.tolist() == [100.0, 100.0, 101.0, 101.0]  # lines 2, 4 then 8, 9
+    assert book.bid_size_1.tolist() == [3.0, 3.0, 1.0, 1.0]  # after resync the old book is gone
+
+
+def test_spot_rule_and_wrong_venue_decoders(workdir, tmp_path):
+    spot = [snapshot(100), {"stream": "btcusdt@depth@100ms", "data": {**depth(101, 104, None, 0)["data"]}},
+            {"stream": "btcusdt@depth@100ms", "data": {**depth(105, 107, None, 1)["data"]}}]
+    path = write_capture(tmp_path / "spot.gz", spot)
+    s = ingest(workdir / "a", "binance_spot_btcusdt", f"data.path={path}", "data.trades=null")
+    assert s["accepted"] == 2 and s["rejected"] == 0
+    with pytest.raises(UserError, match="not a futures capture"):
+        ingest(workdir / "b", "binance_usdm_btcusdt", f"data.path={path}", "data.trades=null")
+    fut = write_capture(tmp_path / "fut.gz", [snapshot(100), depth(99, 101, 98, 0), depth(102, 103, 101, 1)])
+    with pytest.raises(UserError, match="futures capture read with the spot rule"):
+        ingest(workdir / "c", "binance_spot_btcusdt", f"data.path={fut}", "data.trades=null")
+
+
+def test_no_snapshot_is_an_error_with_the_cause(workdir, tmp_path):
+    path = write_capture(tmp_path / "nosnap.gz", [depth(1, 5, 0, 0), depth(6, 9, 5, 1)])
+    with pytest.raises(UserError) as err:
+        ingest(workdir, "binance_usdm_btcusdt", f"data.path={path}", "data.trades=null")
+    assert "no_snapshot" in str(err.value) and "no depth snapshot" in err.value.fix
+
+
+@needs_shared("binance/BTCUSDT_depth10_20230109.jsonl.gz")
+def test_the_wrong_layout_is_an_error_not_a_success(workdir):
+    path = SHARED / "binance/BTCUSDT_depth10_20230109.jsonl.gz"
+    with pytest.raises(UserError) as err:
+        ingest(workdir, "bitmex_ob10", f"data.path={path}")
+    assert "'unparseable'" in str(err.value) and "layout" in err.value.fix
