@@ -121,3 +121,21 @@ def _strings_to_arrow(values: pd.Categorical | np.ndarray) -> pa.Array:
         cats = pa.array([str(c) for c in values.categories], pa.string())
         return pa.DictionaryArray.from_arrays(codes, cats).cast(pa.string())
     return pa.array(values, pa.string())
+
+
+# -- incremental data: the updates a book was rebuilt from, and the trades of the same capture ----------
+# Stored beside the snapshots by the same ingest (``store.read_side("deltas" | "trades")``).
+# flags: bit 0 snapshot row, bit 1 clears the book first (the first row of a snapshot), bit 2 last row of
+# its message. Sequence ids are the venue's (Binance U / u / pu), -1 where the venue has none.
+DELTA_SNAPSHOT, DELTA_CLEAR, DELTA_LAST = 1, 2, 4
+DELTA_SCHEMA = pa.schema([
+    ("exch_ts", pa.int64()), ("recv_ts", pa.int64()), ("symbol", pa.string()), ("exchange", pa.string()),
+    ("side", pa.int8()), ("price", pa.float64()), ("size", pa.float64()), ("flags", pa.uint8()),
+    ("first_id", pa.int64()), ("last_id", pa.int64()), ("prev_id", pa.int64()),
+])
+# side: +1 buyer-initiated (the aggressor bought: lifts the ask), -1 seller-initiated
+TRADE_SCHEMA = pa.schema([
+    ("ts", pa.int64()), ("recv_ts", pa.int64()), ("symbol", pa.string()), ("exchange", pa.string()),
+    ("price", pa.float64()), ("size", pa.float64()), ("side", pa.int8()), ("trade_id", pa.int64()),
+])
+SIDE_TABLES = {"deltas": DELTA_SCHEMA, "trades": TRADE_SCHEMA}

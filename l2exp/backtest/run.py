@@ -155,7 +155,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     decided = np.isfinite(signal)
     gap_ms = float(bundle.meta.get("session_gap_ms", bundle.feature_set.params.reset_gap_ms))
     trades = load_trades(OmegaConf.to_container(cfg.data.trades, resolve=True) if cfg.data.get("trades") else None,
-                         symbol)
+                         symbol, store)
     trades = trades[trades.ts >= int(ts[0])].reset_index(drop=True)
     coverage, uncovered = trades_coverage(ts, trades["ts"].to_numpy(np.int64), gap_ms)
     ex, st, rk = _params(cfg, symbol)

@@ -16,23 +16,24 @@ import pyarrow.compute as pc
 
 from l2exp.data.mapping import _STRIP, TimestampSpec, _iso_to_ns, _number_to_ns
 from l2exp.data.readers import CsvReader
+from l2exp.data.stores.base import L2Store
 from l2exp.errors import UserError
 from l2exp.summary import console
 
 
-def load_trades(spec: dict[str, Any] | None, symbol: str | None) -> pd.DataFrame:
+def load_trades(spec: dict[str, Any] | None, symbol: str | None, store: L2Store | None = None) -> pd.DataFrame:
     """Columns ts (int64 ns), price, size, side (+1 buyer-initiated, -1 seller-initiated).
 
     Read with the ingest :class:`~l2exp.data.readers.CsvReader`, so malformed lines (the BitMEX
     2020-03-10 trades file has one with 26,595 fields) are skipped *and reported*, never fatal or silent.
     """
     empty = pd.DataFrame({"ts": np.zeros(0, np.int64), "price": [], "size": [], "side": []})
-    if not spec or not spec.get("path"):
-        return empty
-    if spec.get("_target_"):  # a decoder of the data's own files (e.g. a websocket capture's trade stream)
+    if spec and spec.get("_target_"):  # e.g. StoreTrades: the trades ingested with the book
         from l2exp.config import instantiate
 
-        return instantiate(spec).load(symbol)
+        return instantiate(spec).load(symbol, store)
+    if not spec or not spec.get("path"):
+        return empty
     path = str(spec["path"])
     if not Path(path).exists():
         raise UserError(f"trades file not found: {path}", where="data.trades.path",
@@ -55,6 +56,25 @@ def load_trades(spec: dict[str, Any] | None, symbol: str | None) -> pd.DataFrame
     if spec.get("symbol") and symbol is not None:
         df = df[df["symbol"] == symbol]
     return df.drop(columns=["symbol"]).sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+class StoreTrades:
+    """``data.trades: {_target_: l2exp.backtest.trades.StoreTrades}``: the trades ingested from the same
+    source as the books (a websocket capture's trade stream; :data:`l2exp.schema.TRADE_SCHEMA`)."""
+
+    def load(self, symbol: str | None, store: L2Store | None) -> pd.DataFrame:
+        if store is None:
+            raise UserError("data.trades reads the store's trades, and no store was given", where="data.trades",
+                            fix="Backtests and replays pass their store; elsewhere use a trades file "
+                                "(data.trades.path).")
+        t = store.read_side("trades", [symbol] if symbol else None)
+        if len(t) == 0:
+            console.print(f"[bold yellow]the store {store.location()} holds no trades for {symbol}: queue position "
+                          "advances with displayed-size decreases only[/]")
+        df = pd.DataFrame({"ts": t["ts"].to_numpy(np.int64), "price": t["price"].to_numpy(float),
+                           "size": t["size"].to_numpy(float), "side": t["side"].to_numpy(float)})
+        df.attrs["skipped_rows"] = 0
+        return df.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def _map(table: Any, spec: dict[str, Any], ts_spec: TimestampSpec) -> pd.DataFrame:

@@ -137,6 +137,10 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
             if writer is not None:
                 writer.write_rejects(_malformed_table(raw.rejects, path, levels))
         st.book.update(raw.stats)
+        for kind, side_rows in raw.sides.items():  # the updates and trades the rows came from
+            st.book[f"{kind}_stored"] += side_rows.num_rows
+            if writer is not None:
+                writer.write_side(kind, side_rows)
         if n == 0:
             continue
         reason, keys = validator.check(chunk, unparseable)

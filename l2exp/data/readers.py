@@ -48,6 +48,7 @@ class RawChunk:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    sides: dict[str, pa.Table] = field(default_factory=dict)  # "deltas" / "trades" rows to store beside
 
 
 def expand_columns(spec: list[Any] | None, levels: int) -> list[str] | None:

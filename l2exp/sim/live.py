@@ -145,7 +145,7 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
         from l2exp.backtest.trades import load_trades
 
         trades = load_trades(OmegaConf.to_container(cfg.data.trades, resolve=True) if cfg.data.get("trades") else None,
-                             symbol)
+                             symbol, store)
         if decide_from_ts is not None:  # the prints the backtest of these rows uses
             trades = trades[trades.ts >= decide_from_ts].reset_index(drop=True)
         return ReplayFeed(book, levels, float(cfg.feed.speed), decide_from_ts, trades), symbol

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from l2exp.data.incremental.book import COUNTER_NAMES, BookState, build
@@ -46,6 +45,8 @@ from l2exp.errors import UserError
 DEFAULT_FIELDS = {"first_id": "U", "last_id": "u", "prev_id": "pu", "event_time": "E", "bids": "b", "asks": "a",
                   "snapshot_id": "lastUpdateId", "snapshot_bids": "bids", "snapshot_asks": "asks",
                   "ticker_id": "u", "ticker_bid": "b", "ticker_ask": "a"}
+# updates held before a build (a message averages ~70 on USD-M): bounds memory whatever chunk_rows says
+MAX_BATCH_DELTAS = 500_000
 DEFAULT_STREAMS = {"depth": "@depth", "ticker": "@bookTicker", "trade": "@trade"}
 
 
@@ -89,12 +90,20 @@ class _Batch:
     emit: list[bool] = field(default_factory=list)
     line: list[int] = field(default_factory=list)
     last_u: list[int] = field(default_factory=list)
+    first_u: list[int] = field(default_factory=list)
+    prev_u: list[int] = field(default_factory=list)
+    recv: list[int] = field(default_factory=list)
+    trades: list[tuple[int, int, str, str, int, int]] = field(default_factory=list)
 
-    def add(self, ts: int, line: int, last_u: int, bids: list, asks: list, clear: bool, emit: bool) -> None:
+    def add(self, ts: int, line: int, ids: tuple[int, int, int], recv: int, bids: list, asks: list, clear: bool,
+            emit: bool) -> None:
         m = len(self.ts)
         self.ts.append(ts)
         self.line.append(line)
-        self.last_u.append(last_u)
+        self.first_u.append(ids[0])
+        self.last_u.append(ids[1])
+        self.prev_u.append(ids[2])
+        self.recv.append(recv)
         self.clear.append(clear)
         self.emit.append(emit)
         for levels, s in ((bids, 1), (asks, -1)):
@@ -195,7 +204,7 @@ class BinanceDepth(Reader):
                         stats["depth_messages"] += 1
                         stats["deltas_in"] += len(data.get(f["bids"], ())) + len(data.get(f["asks"], ()))
                         if sync.synced:
-                            self._update(data, lineno, sync, batch, rejects, pending, stats)
+                            self._update(data, lineno, sync, batch, rejects, pending, stats, recv=recv)
                         else:
                             pending.append((lineno, recv, data))
                     elif streams["ticker"] in stream:
@@ -203,9 +212,11 @@ class BinanceDepth(Reader):
                                         float(data[f["ticker_ask"]])))
                     elif streams["trade"] in stream:
                         stats["trades_in"] += 1
+                        batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
+                                             -1 if data["m"] else 1, int(data.get("t", -1))))
                     else:
                         stats["other_messages"] += 1
-                    if len(batch.ts) >= chunk_rows:
+                    if len(batch.ts) >= chunk_rows or len(batch.msg) >= MAX_BATCH_DELTAS:
                         yield self._flush(path, batch, state, rejects, tickers, stats, emit)
                         batch, rejects, tickers, stats = _Batch(), [], [], Counter()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -226,20 +237,21 @@ class BinanceDepth(Reader):
         f = self.f
         snap = int(data[f["snapshot_id"]])
         ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
-        batch.add(ts, line, snap, data[f["snapshot_bids"]], data[f["snapshot_asks"]], clear=True, emit=False)
+        batch.add(ts, line, (-1, snap, -1), recv, data[f["snapshot_bids"]], data[f["snapshot_asks"]], clear=True,
+                  emit=False)
         # updates held while there was no valid book: after a gap they were skipped because of it
         stale_reason = "sequence_gap" if sync.gap_line else "before_snapshot"
         sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
         waiting, pending[:] = list(pending), []
-        for line_, _recv, d in waiting:
-            self._update(d, line_, sync, batch, rejects, pending, stats, stale_reason)
+        for line_, recv_, d in waiting:
+            self._update(d, line_, sync, batch, rejects, pending, stats, stale_reason, recv_)
         sync.gap_line = ""
 
     def _update(self, d: dict[str, Any], line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
-                stats: Counter, stale_reason: str = "before_snapshot") -> None:
+                stats: Counter, stale_reason: str = "before_snapshot", recv: int = 0) -> None:
         f = self.f
         if not sync.synced:
-            pending.append((line, 0, d))
+            pending.append((line, recv, d))
             return
         self.check_venue(d)
         U, u = int(d[f["first_id"]]), int(d[f["last_id"]])
@@ -266,7 +278,9 @@ class BinanceDepth(Reader):
                 self._gap(line, why, sync, rejects, stats, n)
                 return
         sync.last_u = u
-        batch.add(int(d[f["event_time"]]) * 1_000_000, line, u, d[f["bids"]], d[f["asks"]], clear=False, emit=True)
+        prev = int(d[f["prev_id"]]) if f["prev_id"] in d else -1
+        batch.add(int(d[f["event_time"]]) * 1_000_000, line, (U, u, prev), recv, d[f["bids"]], d[f["asks"]],
+                  clear=False, emit=True)
 
     def _gap(self, line: int, why: str, sync: _Sync, rejects: list, stats: Counter, n: int) -> None:
         rejects.append((line, "sequence_gap", why))
@@ -296,6 +310,7 @@ class BinanceDepth(Reader):
             stats["ticker_matches"] += int(((best[rows, 0] == t[hit, 1]) & (best[rows, 1] == t[hit, 2])).sum())
         if not emit:
             return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
+        sides = {"deltas": self._deltas(b), "trades": self._trades(b)}
         lines = np.asarray(b.line, np.int64)[snaps.msg]
         cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts, pa.int64()),
                                 "symbol": pa.array(np.full(len(snaps.ts), self.symbol)),
@@ -304,7 +319,42 @@ class BinanceDepth(Reader):
                           ("ask_size", snaps.ask_sz)):
             for i in range(self.levels):
                 cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
-        return RawChunk(pa.table(cols), path, lines, rejects=rejects, stats=dict(stats))
+        return RawChunk(pa.table(cols), path, lines, rejects=rejects, stats=dict(stats), sides=sides)
+
+    def _deltas(self, b: _Batch) -> pa.Table:
+        """The applied updates in the canonical delta schema (``l2exp.schema.DELTA_SCHEMA``)."""
+        from l2exp.schema import DELTA_CLEAR, DELTA_LAST, DELTA_SCHEMA, DELTA_SNAPSHOT
+
+        msg = np.asarray(b.msg, np.int64)
+        n = len(msg)
+        clear = np.asarray(b.clear, bool)[msg] if n else np.zeros(0, bool)
+        first = np.ones(n, bool)
+        first[1:] = msg[1:] != msg[:-1]
+        last = np.ones(n, bool)
+        last[:-1] = msg[1:] != msg[:-1]
+        flags = (clear * DELTA_SNAPSHOT + (clear & first) * DELTA_CLEAR + last * DELTA_LAST).astype(np.uint8)
+        per_msg = {k: np.asarray(v, np.int64) for k, v in (("exch_ts", b.ts), ("recv_ts", b.recv),
+                                                           ("first_id", b.first_u), ("last_id", b.last_u),
+                                                           ("prev_id", b.prev_u))}
+        cols = {k: v[msg] if n else v[:0] for k, v in per_msg.items()}
+        return pa.table({"exch_ts": cols["exch_ts"], "recv_ts": cols["recv_ts"],
+                         "symbol": pa.array(np.full(n, self.symbol)), "exchange": pa.array(np.full(n, self.exchange)),
+                         "side": np.asarray(b.side, np.int8), "price": np.asarray(b.price, dtype=np.float64),
+                         "size": np.asarray(b.size, dtype=np.float64), "flags": flags, "first_id": cols["first_id"],
+                         "last_id": cols["last_id"], "prev_id": cols["prev_id"]}, schema=DELTA_SCHEMA)
+
+    def _trades(self, b: _Batch) -> pa.Table:
+        from l2exp.schema import TRADE_SCHEMA
+
+        t = b.trades
+        n = len(t)
+        return pa.table({"ts": np.asarray([r[0] for r in t], np.int64),
+                         "recv_ts": np.asarray([r[1] for r in t], np.int64),
+                         "symbol": pa.array(np.full(n, self.symbol)), "exchange": pa.array(np.full(n, self.exchange)),
+                         "price": np.asarray([r[2] for r in t], dtype=np.float64),
+                         "size": np.asarray([r[3] for r in t], dtype=np.float64),
+                         "side": np.asarray([r[4] for r in t], np.int8),
+                         "trade_id": np.asarray([r[5] for r in t], np.int64)}, schema=TRADE_SCHEMA)
 
 
 def _copy_state(s: BookState) -> BookState:
@@ -360,43 +410,3 @@ class SpotDepth(BinanceDepth):
     def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
         U = int(d[self.f["first_id"]])
         return last_u + 1 == U, f"expected U={last_u + 1} (the previous update's u + 1), got U={U}"
-
-
-class CaptureTrades:
-    """The ``@trade`` messages of the same capture files, for queue position in backtests
-    (``data.trades: {_target_: ...CaptureTrades, path: ...}``): columns ts (exchange trade time, ns),
-    price, size, side (+1 buyer-initiated: ``m`` = buyer is maker is false)."""
-
-    def __init__(self, path: str | list[str], stream: str = "@trade",
-                 receive_time: dict[str, Any] | None = None) -> None:
-        self.path = path
-        self.stream = stream
-        self.receive = ReceiveTime(**(receive_time or {}))
-
-    def load(self, symbol: str | None) -> pd.DataFrame:
-        import glob
-
-        patterns = self.path if isinstance(self.path, list) else [self.path]
-        files = sorted(f for p in patterns for f in glob.glob(str(p)))
-        if not files:
-            raise UserError(f"no trades file matches {self.path!r}", where="data.trades.path",
-                            fix="Fix the path, or set data.trades=null to backtest without trades.")
-        ts, px, qty, side = [], [], [], []
-        for path in files:
-            with open_text(path) as fh:
-                for line in fh:
-                    if self.stream not in line[:120]:
-                        continue
-                    _, payload = self.receive.split(line)
-                    d = json.loads(payload).get("data", {})
-                    if symbol is not None and d.get("s") not in (None, symbol):
-                        continue
-                    ts.append(int(d["T"]) * 1_000_000)
-                    px.append(d["p"])
-                    qty.append(d["q"])
-                    side.append(-1.0 if d["m"] else 1.0)
-        df = pd.DataFrame({"ts": np.asarray(ts, np.int64), "price": np.asarray(px, dtype=float),
-                           "size": np.asarray(qty, dtype=float), "side": np.asarray(side, dtype=float)})
-        df.attrs["skipped_rows"] = 0
-        return df.sort_values("ts", kind="stable").reset_index(drop=True)
-

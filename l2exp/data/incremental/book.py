@@ -23,6 +23,7 @@ in the rejects with its line) -- a rebuilt book must never silently differ from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -220,3 +221,27 @@ def build(state: BookState, msg: np.ndarray, side: np.ndarray, price: np.ndarray
                          int(emit_every_ns), state.bid_px, state.bid_sz, state.ask_px, state.ask_sz, state.n,
                          state.next_emit_ns, int(levels), counts, best)
     return Snapshots(*out), best
+
+
+def replay(deltas: Any, levels: int, emit_snapshots: bool = True, sample_ms: float = 0, max_depth: int = 5000,
+           ) -> tuple[Snapshots, dict[str, int]]:
+    """Rebuild snapshots from stored canonical deltas (:data:`l2exp.schema.DELTA_SCHEMA`, one symbol, in
+    applied order): message boundaries from the last-of-message flag, book clears from the clear
+    flag. ``emit_snapshots=False`` skips the row after a snapshot message (Binance's REST snapshot
+    has no exchange time on spot). Research use: the same book at other depths or sampling rates."""
+    from l2exp.schema import DELTA_CLEAR, DELTA_LAST, DELTA_SNAPSHOT
+
+    flags = np.asarray(deltas["flags"], np.uint8)
+    last = (flags & DELTA_LAST) > 0
+    msg = np.concatenate([[0], np.cumsum(last[:-1])]).astype(np.int64) if len(flags) else np.zeros(0, np.int64)
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
+    ts = np.asarray(deltas["exch_ts"], np.int64)[ends]
+    clear = (flags[starts] & DELTA_CLEAR) > 0
+    snap = (flags[starts] & DELTA_SNAPSHOT) > 0
+    counts = np.zeros(len(COUNTER_NAMES), np.int64)
+    snaps, _ = build(BookState(max_depth), msg, np.asarray(deltas["side"]), np.asarray(deltas["price"]),
+                     np.asarray(deltas["size"]), ts, clear, np.ones(len(ends), bool),
+                     np.ones(len(ends), bool) if emit_snapshots else ~snap, levels,
+                     int(round(sample_ms * 1e6)), counts)
+    return snaps, dict(zip(COUNTER_NAMES, counts.tolist(), strict=True))

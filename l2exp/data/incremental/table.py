@@ -140,7 +140,8 @@ class DeltaTable(Reader):
         carry.prev_snapshot = bool(msg_snap[-1])
         ts = np.maximum.reduceat(_int(t.column(c["exchange_time"])), starts) * self.unit_ns
         side_txt = pc.utf8_trim_whitespace(t.column(c["side"]).cast(pa.string())).to_numpy(zero_copy_only=False)
-        side = np.where(side_txt == self.sides["bid"], 1, np.where(side_txt == self.sides["ask"], -1, 0)).astype(np.int8)
+        side = np.where(side_txt == self.sides["bid"], 1, np.where(side_txt == self.sides["ask"], -1, 0))
+        side = side.astype(np.int8)
         price = _float(t.column(c["price"]))
         size = _float(t.column(c["size"]))
         bad_row = (side == 0) | ~np.isfinite(price) | ~np.isfinite(size)
@@ -166,8 +167,40 @@ class DeltaTable(Reader):
         for name, v in zip(COUNTER_NAMES, counts, strict=True):
             stats[name] += int(v)
         stats["snapshots_in"] += int(clear.sum())
+        used = keep & apply[msg]
+        deltas = self._deltas(t, used, msg, starts, ts, msg_snap, clear, side, price, size)
         yield RawChunk(self._table(t, snaps, starts), path, line0 + starts[snaps.msg], rejects=rejects,
-                       stats=dict(stats))
+                       stats=dict(stats), sides={"deltas": deltas})
+
+    def _deltas(self, t: pa.Table, used: np.ndarray, msg: np.ndarray, starts: np.ndarray, ts: np.ndarray,
+                msg_snap: np.ndarray, clear: np.ndarray, side: np.ndarray, price: np.ndarray,
+                size: np.ndarray) -> pa.Table:
+        """The applied rows in the canonical delta schema (no sequence ids in a Tardis table: -1)."""
+        from l2exp.schema import DELTA_CLEAR, DELTA_LAST, DELTA_SCHEMA, DELTA_SNAPSHOT
+
+        n = len(msg)
+        first = np.zeros(n, bool)
+        first[starts] = True
+        last = np.zeros(n, bool)
+        last[np.append(starts[1:] - 1, n - 1)] = True
+        m = msg
+        flags = (msg_snap[m] * DELTA_SNAPSHOT + (clear[m] & first) * DELTA_CLEAR + last * DELTA_LAST).astype(np.uint8)
+        c = self.cols
+        exch = _int(t.column(c["exchange_time"])) * self.unit_ns
+        recv = (_int(t.column(c["receive_time"])) * self.unit_ns if c.get("receive_time") in t.column_names
+                else exch)
+        idx = np.flatnonzero(used)
+        strings = {}
+        for role, const in (("symbol", self.symbol), ("exchange", self.exchange)):
+            if const is not None or c.get(role) not in t.column_names:
+                strings[role] = pa.array(np.full(len(idx), const or ""))
+            else:
+                strings[role] = t.column(c[role]).cast(pa.string()).take(pa.array(idx))
+        none = np.full(len(idx), -1, np.int64)
+        return pa.table({"exch_ts": exch[idx], "recv_ts": recv[idx], "symbol": strings["symbol"],
+                         "exchange": strings["exchange"], "side": side[idx], "price": price[idx], "size": size[idx],
+                         "flags": flags[idx], "first_id": none, "last_id": none, "prev_id": none},
+                        schema=DELTA_SCHEMA)
 
     def _table(self, t: pa.Table, snaps: Any, starts: np.ndarray) -> pa.Table:
         rows = starts[snaps.msg]

@@ -50,6 +50,11 @@ class IngestWriter(ABC):
     def write_rejects(self, rejects: pa.Table) -> None:
         """Write rejected rows: canonical columns (may be null) + source_file, line, reason, detail."""
 
+    def write_side(self, kind: str, table: pa.Table) -> None:
+        """Rows of a side table (``deltas`` / ``trades``, :data:`l2exp.schema.SIDE_TABLES`) from this
+        source file, committed with it (and dropped with it)."""
+        raise NotImplementedError(f"{type(self).__name__} stores no {kind}")
+
     @abstractmethod
     def commit(self, manifest: dict[str, Any]) -> None: ...
 
@@ -121,6 +126,13 @@ class L2Store(ABC):
 
     @abstractmethod
     def read_rejects(self) -> pd.DataFrame: ...
+
+    def read_side(self, kind: str, symbols: list[str] | None = None, start_ns: int | None = None,
+                  end_ns: int | None = None) -> pd.DataFrame:
+        """A side table's committed rows (time-ordered per symbol); empty when the source has none."""
+        from l2exp.schema import SIDE_TABLES
+
+        return SIDE_TABLES[kind].empty_table().to_pandas()
 
     @abstractmethod
     def count(self) -> int: ...

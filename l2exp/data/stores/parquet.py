@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from l2exp.data.stores.base import IngestWriter, Issue, L2Store, rejects_schema
 from l2exp.errors import UserError
-from l2exp.schema import arrow_schema
+from l2exp.schema import SIDE_TABLES, arrow_schema
 
 _PARTITIONING = ds.partitioning(pa.schema([("symbol", pa.string()), ("date", pa.string())]), flavor="hive")
 MAX_DIR_CHARS = 200  # "symbol=" + this stays under the 255-byte name limit of common file systems
@@ -73,6 +73,7 @@ class _ParquetWriter(IngestWriter):
         self.stage.mkdir(parents=True)
         self.writers: dict[tuple[str, str], pq.ParquetWriter] = {}
         self.rejects: pq.ParquetWriter | None = None
+        self.sides: dict[str, pq.ParquetWriter] = {}
         self.file_schema = arrow_schema(store.levels).remove(1)  # symbol lives in the partition path
         self.file_schema = self.file_schema.append(pa.field("row_key", pa.int64()))
         self.known_keys: dict[tuple[str, str], np.ndarray] = {}  # per partition: content keys already stored
@@ -139,11 +140,24 @@ class _ParquetWriter(IngestWriter):
                                             rejects_schema(self.store.levels), write_page_checksum=True)
         self.rejects.write_table(rejects.cast(rejects_schema(self.store.levels)))
 
-    def commit(self, manifest: dict[str, Any]) -> None:
-        for w in self.writers.values():
+    def write_side(self, kind: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        schema = SIDE_TABLES[kind]
+        if kind not in self.sides:
+            (self.stage / f"_{kind}").mkdir(exist_ok=True)
+            self.sides[kind] = pq.ParquetWriter(self.stage / f"_{kind}" / f"{self.digest[:20]}.parquet", schema,
+                                                compression="zstd", write_page_checksum=True)
+        self.sides[kind].write_table(table.select(schema.names).cast(schema))
+
+    def _close(self) -> None:
+        for w in [*self.writers.values(), *self.sides.values()]:
             w.close()
         if self.rejects is not None:
             self.rejects.close()
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        self._close()
         root = self.store.root
         staged = sorted([*self.stage.rglob("*.parquet"), *self.stage.glob("symbol=*/_symbol.txt")])
         manifest = {**manifest, "files": {str(f.relative_to(self.stage)): {"bytes": f.stat().st_size,
@@ -161,10 +175,7 @@ class _ParquetWriter(IngestWriter):
         shutil.rmtree(self.stage, ignore_errors=True)
 
     def abort(self) -> None:
-        for w in self.writers.values():
-            w.close()
-        if self.rejects is not None:
-            self.rejects.close()
+        self._close()
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
@@ -258,6 +269,29 @@ class ParquetStore(L2Store):
             return rejects_schema(self.levels).empty_table().to_pandas()
         return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
 
+    def read_side(self, kind: str, symbols: list[str] | None = None, start_ns: int | None = None,
+                  end_ns: int | None = None) -> pd.DataFrame:
+        """Rows in the order they were applied: source files in path order (consecutive captures), each
+        file's rows as written (a buffered update applied after its snapshot keeps that place, though
+        its event time is earlier), per symbol."""
+        schema = SIDE_TABLES[kind]
+        by_prefix = {d[:20]: m.get("path", "") for d, m in self._committed().items()}
+        found = [f for f in (self.root / f"_{kind}").glob("*.parquet") if f.stem in by_prefix]
+        files = [str(f) for f in sorted(found, key=lambda f: (by_prefix[f.stem], f.stem))]
+        if not files:
+            return schema.empty_table().to_pandas()
+        ts = schema.names[0]
+        flt = None
+        for f in ([pc.field("symbol").isin(symbols)] if symbols else []) + (
+                [pc.field(ts) >= start_ns] if start_ns is not None else []) + (
+                [pc.field(ts) < end_ns] if end_ns is not None else []):
+            flt = f if flt is None else flt & f
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            page_checksum_verification=True))
+        with self._readable():
+            table = ds.dataset(files, schema=schema, format=fmt).to_table(filter=flt, use_threads=False)
+        return table.to_pandas().sort_values("symbol", kind="stable").reset_index(drop=True)
+
     def count(self) -> int:
         data = self._dataset()
         with self._readable():
@@ -339,7 +373,8 @@ class ParquetStore(L2Store):
         n = 0
         for d in digests:
             for part in [*self.root.glob(f"symbol=*/date=*/part-{d[:20]}.parquet"),
-                         self.root / "_rejects" / f"{d[:20]}.parquet", self.root / "_manifest" / f"{d}.json"]:
+                         *(self.root / f"_{kind}" / f"{d[:20]}.parquet" for kind in ("rejects", *SIDE_TABLES)),
+                         self.root / "_manifest" / f"{d}.json"]:
                 if part.exists():
                     part.unlink()
                     n += 1
@@ -355,11 +390,13 @@ class ParquetStore(L2Store):
 
     def _part_files(self) -> list[Path]:
         """Every data and rejects part in the dataset (staging excluded)."""
-        return [*self.root.glob("symbol=*/date=*/*.parquet"), *self.root.glob("_rejects/*.parquet")]
+        return [*self.root.glob("symbol=*/date=*/*.parquet"),
+                *(f for kind in ("rejects", *SIDE_TABLES) for f in self.root.glob(f"_{kind}/*.parquet"))]
 
 
 def _source_prefix(part: Path) -> str:
-    """The source digest prefix a part is named by (``part-<p>.parquet``, ``_rejects/<p>.parquet``)."""
+    """The source digest prefix a part is named by (``part-<p>.parquet``, ``_rejects/<p>.parquet``,
+    ``_deltas/<p>.parquet``, ``_trades/<p>.parquet``)."""
     return part.stem.removeprefix("part-")
 
 

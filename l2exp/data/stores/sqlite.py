@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from l2exp.data.stores.base import REJECT_META, IngestWriter, Issue, L2Store
 from l2exp.errors import UserError
-from l2exp.schema import canonical_columns
+from l2exp.schema import SIDE_TABLES, canonical_columns
 
 
 class _SqliteWriter(IngestWriter):
@@ -32,6 +32,8 @@ class _SqliteWriter(IngestWriter):
         with store.con:  # begun: rows may arrive before the manifest does
             store.con.execute("INSERT OR REPLACE INTO l2_ingest_files (digest, path, manifest) VALUES (?,?,NULL)",
                               (digest, path))
+            for kind in SIDE_TABLES:  # side rows carry their source: a redo starts from none
+                store.con.execute(f"DELETE FROM l2_{kind} WHERE source=?", (digest,))
 
     def write(self, accepted: pa.Table, keys: Any) -> int:
         if accepted.num_rows == 0:
@@ -57,6 +59,16 @@ class _SqliteWriter(IngestWriter):
             self.store.con.executemany(
                 "INSERT OR IGNORE INTO l2_rejects (source_file, line, reason, detail, timestamp, symbol, book) "
                 "VALUES (?,?,?,?,?,?,?)", rows)
+
+    def write_side(self, kind: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        names = SIDE_TABLES[kind].names
+        cols = [table.column(c).to_pylist() for c in names]
+        with self.store.con:
+            self.store.con.executemany(f"INSERT INTO l2_{kind} ({','.join(names)}, source) VALUES "
+                                       f"({','.join('?' * (len(names) + 1))})",
+                                       zip(*cols, [self.digest] * table.num_rows, strict=True))
 
     def commit(self, manifest: dict[str, Any]) -> None:
         with self.store.con:
@@ -106,6 +118,11 @@ class SqliteStore(L2Store):
                              "UNIQUE(source_file, line, reason))")
             self.con.execute("CREATE TABLE IF NOT EXISTS l2_ingest_files (digest TEXT PRIMARY KEY, path TEXT, "
                              "manifest TEXT)")
+            for kind, schema in SIDE_TABLES.items():
+                types = {pa.int64(): "INTEGER", pa.int8(): "INTEGER", pa.uint8(): "INTEGER", pa.float64(): "REAL"}
+                defs = ", ".join(f"{f.name} {types.get(f.type, 'TEXT')}" for f in schema)
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS l2_{kind} ({defs}, source TEXT NOT NULL)")
+                self.con.execute(f"CREATE INDEX IF NOT EXISTS l2_{kind}_sym_ts ON l2_{kind}(symbol, {schema.names[0]})")
 
     def location(self) -> str:
         return f"{self.path} (table {self.table})"
@@ -139,6 +156,27 @@ class SqliteStore(L2Store):
 
     def read_rejects(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM l2_rejects ORDER BY source_file, line", self.con)
+
+    def read_side(self, kind: str, symbols: list[str] | None = None, start_ns: int | None = None,
+                  end_ns: int | None = None) -> pd.DataFrame:
+        """Only rows of committed sources (a begun file's rows wait for its manifest), in the order they
+        were applied (see :meth:`ParquetStore.read_side`)."""
+        schema = SIDE_TABLES[kind]
+        ts = schema.names[0]
+        where = ["source IN (SELECT digest FROM l2_ingest_files WHERE manifest IS NOT NULL)"]
+        args: list[Any] = []
+        if symbols:
+            where.append(f"symbol IN ({','.join('?' * len(symbols))})")
+            args += list(symbols)
+        if start_ns is not None:
+            where.append(f"{ts} >= ?")
+            args.append(start_ns)
+        if end_ns is not None:
+            where.append(f"{ts} < ?")
+            args.append(end_ns)
+        df = pd.read_sql_query(f"SELECT {','.join(schema.names)} FROM l2_{kind} WHERE {' AND '.join(where)} "
+                               "ORDER BY symbol, rowid", self.con, params=args)  # as applied
+        return pa.Table.from_pandas(df, schema=schema, preserve_index=False).to_pandas()
 
     def count(self) -> int:
         return int(self.con.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])

@@ -8,6 +8,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,3 +137,48 @@ def test_the_wrong_layout_is_an_error_not_a_success(workdir):
     with pytest.raises(UserError) as err:
         ingest(workdir, "bitmex_ob10", f"data.path={path}")
     assert "'unparseable'" in str(err.value) and "layout" in err.value.fix
+
+
+@needs_shared("binance_capture/spot_btcusdt_20240808.gz", "binance_capture/spot_btcusdt_20240809.gz")
+@pytest.mark.parametrize("store", ["parquet", "sqlite"])
+def test_deltas_and_trades_are_stored_with_the_book_and_replay_to_it(workdir, store):
+    s = ingest(workdir, "binance_spot_btcusdt", f"store={store}")
+    b = s["book"]
+    assert b["deltas_stored"] == b["deltas_applied"] and b["trades_stored"] == b["trades_in"] > 1000
+    cfg = make_cfg(["data=binance_spot_btcusdt", f"workdir={workdir}", f"store={store}"])
+    st = open_store(cfg)
+    deltas, trades = st.read_side("deltas"), st.read_side("trades")
+    assert len(deltas) == b["deltas_stored"] and len(trades) == b["trades_stored"]
+    assert trades.ts.is_monotonic_increasing and set(trades.side) == {-1, 1}
+    from l2exp.data.incremental.book import replay
+
+    snaps, _ = replay(deltas, levels=10, emit_snapshots=False)
+    book = st.read()
+    np.testing.assert_array_equal(snaps.ts, book.timestamp.to_numpy())
+    np.testing.assert_array_equal(snaps.bid_px[:, 0], book.bid_price_1.to_numpy())
+    np.testing.assert_array_equal(snaps.ask_sz[:, 9], book.ask_size_10.to_numpy())
+    again = ingest(workdir, "binance_spot_btcusdt", f"store={store}")  # idempotent: nothing twice
+    assert all(f["reused"] for f in again["files"]) and len(open_store(cfg).read_side("deltas")) == len(deltas)
+
+
+@pytest.mark.parametrize("store", ["parquet", "sqlite"])
+def test_side_rows_of_an_unfinished_file_are_never_read_and_a_redo_stores_them_once(workdir, store):
+    import pyarrow as pa
+
+    from l2exp.config import instantiate
+    from l2exp.schema import TRADE_SCHEMA
+
+    st = instantiate(make_cfg([f"workdir={workdir}", f"store={store}"]).store)
+    rows = pa.table({"ts": [1, 2], "recv_ts": [1, 2], "symbol": ["S", "S"], "exchange": ["x", "x"],
+                     "price": [1.0, 2.0], "size": [1.0, 1.0], "side": pa.array([1, -1], pa.int8()),
+                     "trade_id": [7, 8]}, schema=TRADE_SCHEMA)
+    w = st.begin("d" * 32, "f.gz")
+    w.write_side("trades", rows)  # a writer killed here: nothing committed
+    if store == "parquet":
+        w.abort()
+    assert len(st.read_side("trades")) == 0
+    w = st.begin("d" * 32, "f.gz")  # the redo
+    w.write_side("trades", rows)
+    w.commit({"path": "f.gz", "digest": "d" * 32, "stats": {}})
+    got = st.read_side("trades")
+    assert got.trade_id.tolist() == [7, 8]
