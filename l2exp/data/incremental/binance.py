@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -79,12 +80,49 @@ class _Sync:
     ever_synced: bool = False
 
 
+class _Depth(NamedTuple):
+    """One depth update: ids, event time (ms) and its levels as text (``p q p q ...`` or JSON pairs)."""
+
+    U: int
+    u: int
+    pu: int | None
+    E: int
+    bids: str
+    nb: int
+    asks: str
+    na: int
+
+
+_NUMBERS = str.maketrans('[]",', "    ")  # JSON pairs of quoted numbers -> whitespace-separated numbers
+
+
+def _list_text(payload: str, key: str) -> tuple[str | None, int]:
+    """The text of the JSON list of [price, qty] pairs after ``key`` (e.g. ``"b":[``) and its length,
+    without building Python objects per level; (None, 0) when the layout is not the expected one."""
+    i = payload.find(key)
+    if i < 0:
+        return None, 0
+    i += len(key)
+    if payload.startswith("]", i):
+        return "", 0
+    j = payload.find("]]", i)
+    if j < 0:
+        return None, 0
+    text = payload[i:j + 1]
+    return text, text.count("[")
+
+
+def _pairs_text(levels: list) -> str:
+    return " ".join(f"{lv[0]} {lv[1]}" for lv in levels)
+
+
 @dataclass
 class _Batch:
-    msg: list[int] = field(default_factory=list)
-    side: list[int] = field(default_factory=list)
-    price: list[str] = field(default_factory=list)
-    size: list[str] = field(default_factory=list)
+    """Messages to apply, columnar: their levels stay text until one C-level parse at flush."""
+
+    texts: list[str] = field(default_factory=list)  # per message: bids text, asks text
+    nb: list[int] = field(default_factory=list)
+    na: list[int] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)
     clear: list[bool] = field(default_factory=list)
     emit: list[bool] = field(default_factory=list)
@@ -94,10 +132,10 @@ class _Batch:
     prev_u: list[int] = field(default_factory=list)
     recv: list[int] = field(default_factory=list)
     trades: list[tuple[int, int, str, str, int, int]] = field(default_factory=list)
+    deltas: int = 0
 
-    def add(self, ts: int, line: int, ids: tuple[int, int, int], recv: int, bids: list, asks: list, clear: bool,
+    def add(self, ts: int, line: int, ids: tuple[int, int, int], recv: int, d: _Depth, clear: bool,
             emit: bool) -> None:
-        m = len(self.ts)
         self.ts.append(ts)
         self.line.append(line)
         self.first_u.append(ids[0])
@@ -106,13 +144,25 @@ class _Batch:
         self.recv.append(recv)
         self.clear.append(clear)
         self.emit.append(emit)
-        for levels, s in ((bids, 1), (asks, -1)):
-            k = len(levels)
-            if k:
-                self.msg.extend([m] * k)
-                self.side.extend([s] * k)
-                self.price.extend([lv[0] for lv in levels])
-                self.size.extend([lv[1] for lv in levels])
+        self.texts.append(d.bids)
+        self.texts.append(d.asks)
+        self.nb.append(d.nb)
+        self.na.append(d.na)
+        self.deltas += d.nb + d.na
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(msg, side, price, size) of every level update, in message order (bids then asks)."""
+        m = len(self.ts)
+        nb, na = np.asarray(self.nb, np.int64), np.asarray(self.na, np.int64)
+        per = np.empty(2 * m, np.int64)
+        per[0::2], per[1::2] = nb, na
+        side = np.repeat(np.tile(np.array([1, -1], np.int8), m), per)
+        msg = np.repeat(np.arange(m, dtype=np.int64), nb + na)
+        text = " ".join(self.texts).translate(_NUMBERS)
+        values = np.fromstring(text, dtype=np.float64, sep=" ") if len(msg) else np.zeros(0)
+        if values.size != 2 * len(msg):
+            raise ValueError(f"{values.size} numbers for {len(msg)} levels")
+        return msg, side, values[0::2], values[1::2]
 
 
 class BinanceDepth(Reader):
@@ -139,6 +189,9 @@ class BinanceDepth(Reader):
         self.emit_every_ns = int(round(float(sample_ms) * 1e6))
         self.max_depth = int(max_depth)
         self.files: list[str] = []  # the source's files in order (set by DataSource): continuation
+        self._ids = {k: re.compile(rf'"{re.escape(self.f[k])}":(-?\d+)')
+                     for k in ("first_id", "last_id", "prev_id", "event_time")}
+        self._keys = (f'"{self.f["bids"]}":[', f'"{self.f["asks"]}":[')
         self._carried: dict[str, tuple[BookState, _Sync]] = {}  # end state of each file read
 
     # -- the rule --------------------------------------------------------------------------------
@@ -148,10 +201,10 @@ class BinanceDepth(Reader):
     def stale(self, u: int, snap: int) -> bool:
         raise NotImplementedError
 
-    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+    def follows(self, d: _Depth, last_u: int) -> tuple[bool, str]:
         raise NotImplementedError
 
-    def check_venue(self, d: dict[str, Any]) -> None:
+    def check_venue(self, d: _Depth) -> None:
         """Refuse another venue's messages (their ids follow another rule) before judging their sequence."""
 
     # -- reading -----------------------------------------------------------------------------------
@@ -173,7 +226,7 @@ class BinanceDepth(Reader):
         return BookState(self.max_depth), _Sync()
 
     def _read(self, path: str, chunk_rows: int, state: BookState, sync: _Sync, emit: bool) -> Iterator[RawChunk]:
-        f, streams = self.f, self.streams
+        streams = self.streams
         batch, rejects = _Batch(), []
         tickers: list[tuple[int, float, float]] = []
         stats: Counter = Counter()
@@ -187,58 +240,84 @@ class BinanceDepth(Reader):
                         continue
                     try:
                         recv, payload = self.receive.split(line)
-                        obj = json.loads(payload)
-                    except (ValueError, json.JSONDecodeError) as exc:
+                    except ValueError as exc:
                         rejects.append((lineno, "unparseable", f"{exc}: {line[:120]!r}"))
                         continue
-                    stream = obj.get("stream", "") if isinstance(obj, dict) else ""
-                    data = obj.get("data", obj) if isinstance(obj, dict) else obj
-                    if not isinstance(data, dict):
-                        rejects.append((lineno, "unparseable", f"not a JSON object: {line[:120]!r}"))
-                        continue
-                    if f["snapshot_id"] in data:
-                        stats["snapshots_in"] += 1
-                        stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
-                        self._snapshot(data, recv, lineno, sync, batch, rejects, pending, stats)
-                    elif streams["depth"] in stream or (not stream and f["first_id"] in data and f["bids"] in data):
+                    head = payload[:80]
+                    if streams["depth"] in head:  # the hot path: no JSON objects per level
+                        d = self._depth(payload)
+                        if d is None:
+                            rejects.append((lineno, "unparseable", f"depth message: {line[:120]!r}"))
+                            continue
                         stats["depth_messages"] += 1
-                        stats["deltas_in"] += len(data.get(f["bids"], ())) + len(data.get(f["asks"], ()))
+                        stats["deltas_in"] += d.nb + d.na
                         if sync.synced:
-                            self._update(data, lineno, sync, batch, rejects, pending, stats, recv=recv)
+                            self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
                         else:
-                            pending.append((lineno, recv, data))
-                    elif streams["ticker"] in stream:
-                        tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]),
-                                        float(data[f["ticker_ask"]])))
-                    elif streams["trade"] in stream:
-                        stats["trades_in"] += 1
-                        batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
-                                             -1 if data["m"] else 1, int(data.get("t", -1))))
+                            pending.append((lineno, recv, d))
                     else:
-                        stats["other_messages"] += 1
-                    if len(batch.ts) >= chunk_rows or len(batch.msg) >= MAX_BATCH_DELTAS:
+                        self._other(payload, recv, lineno, sync, batch, rejects, pending, stats, tickers)
+                    if len(batch.ts) >= chunk_rows or batch.deltas >= MAX_BATCH_DELTAS:
                         yield self._flush(path, batch, state, rejects, tickers, stats, emit)
                         batch, rejects, tickers, stats = _Batch(), [], [], Counter()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             from l2exp.data.readers import _corrupt
 
             raise _corrupt(path, exc, lineno) from None
-        for line_, _recv, data in pending:  # never brought in sync in this file
+        for line_, _recv, d in pending:  # never brought in sync in this file
             why = "sequence_gap" if sync.ever_synced or sync.gap_line else "no_snapshot"
             detail = (f"waiting for a snapshot after the gap at {sync.gap_line}" if why == "sequence_gap"
                       else "no depth snapshot before this update (in this file or the file it continues)")
             rejects.append((line_, why, detail))
-            stats["deltas_rejected"] += len(data.get(f["bids"], ())) + len(data.get(f["asks"], ()))
+            stats["deltas_rejected"] += d.nb + d.na
         yield self._flush(path, batch, state, rejects, tickers, stats, emit)
         self._carried[path] = (_copy_state(state), _Sync(**vars(sync)))
+
+    def _other(self, payload: str, recv: int, lineno: int, sync: _Sync, batch: _Batch, rejects: list,
+               pending: list, stats: Counter, tickers: list) -> None:
+        """A line that is not a wrapped depth update: the REST snapshot, an unwrapped update, a ticker,
+        a trade (JSON-parsed: few, or small)."""
+        f, streams = self.f, self.streams
+        try:
+            obj = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            rejects.append((lineno, "unparseable", f"{exc}: {payload[:120]!r}"))
+            return
+        stream = obj.get("stream", "") if isinstance(obj, dict) else ""
+        data = obj.get("data", obj) if isinstance(obj, dict) else obj
+        if not isinstance(data, dict):
+            rejects.append((lineno, "unparseable", f"not a JSON object: {payload[:120]!r}"))
+            return
+        if f["snapshot_id"] in data:
+            stats["snapshots_in"] += 1
+            stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
+            self._snapshot(data, recv, lineno, sync, batch, rejects, pending, stats)
+        elif not stream and f["first_id"] in data and f["bids"] in data:  # an unwrapped depth update
+            d = self._depth_of(data)
+            stats["depth_messages"] += 1
+            stats["deltas_in"] += d.nb + d.na
+            if sync.synced:
+                self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
+            else:
+                pending.append((lineno, recv, d))
+        elif streams["ticker"] in stream:
+            tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]),
+                            float(data[f["ticker_ask"]])))
+        elif streams["trade"] in stream:
+            stats["trades_in"] += 1
+            batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
+                                 -1 if data["m"] else 1, int(data.get("t", -1))))
+        else:
+            stats["other_messages"] += 1
 
     def _snapshot(self, data: dict[str, Any], recv: int, line: int, sync: _Sync, batch: _Batch,
                   rejects: list, pending: list, stats: Counter) -> None:
         f = self.f
         snap = int(data[f["snapshot_id"]])
         ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
-        batch.add(ts, line, (-1, snap, -1), recv, data[f["snapshot_bids"]], data[f["snapshot_asks"]], clear=True,
-                  emit=False)
+        bids, asks = data[f["snapshot_bids"]], data[f["snapshot_asks"]]
+        batch.add(ts, line, (-1, snap, -1), recv, _Depth(-1, snap, None, 0, _pairs_text(bids), len(bids),
+                                                         _pairs_text(asks), len(asks)), clear=True, emit=False)
         # updates held while there was no valid book: after a gap they were skipped because of it
         stale_reason = "sequence_gap" if sync.gap_line else "before_snapshot"
         sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
@@ -247,15 +326,36 @@ class BinanceDepth(Reader):
             self._update(d, line_, sync, batch, rejects, pending, stats, stale_reason, recv_)
         sync.gap_line = ""
 
-    def _update(self, d: dict[str, Any], line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
-                stats: Counter, stale_reason: str = "before_snapshot", recv: int = 0) -> None:
+    def _depth(self, payload: str) -> _Depth | None:
+        """A depth message read by string search (ids by regex, levels as text); JSON as the fallback."""
+        found = [r.search(payload) for r in self._ids.values()]
+        bids, nb = _list_text(payload, self._keys[0])
+        asks, na = _list_text(payload, self._keys[1])
+        if found[0] is None or found[1] is None or found[3] is None or bids is None or asks is None:
+            try:
+                obj = json.loads(payload)
+                data = obj.get("data", obj)
+                return self._depth_of(data)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None
+        pu = int(found[2].group(1)) if found[2] is not None else None
+        return _Depth(int(found[0].group(1)), int(found[1].group(1)), pu, int(found[3].group(1)), bids, nb, asks, na)
+
+    def _depth_of(self, data: dict[str, Any]) -> _Depth:
         f = self.f
+        bids, asks = data[f["bids"]], data[f["asks"]]
+        pu = int(data[f["prev_id"]]) if f["prev_id"] in data else None
+        return _Depth(int(data[f["first_id"]]), int(data[f["last_id"]]), pu, int(data[f["event_time"]]),
+                      _pairs_text(bids), len(bids), _pairs_text(asks), len(asks))
+
+    def _update(self, d: _Depth, line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
+                stats: Counter, stale_reason: str = "before_snapshot", recv: int = 0) -> None:
         if not sync.synced:
             pending.append((line, recv, d))
             return
         self.check_venue(d)
-        U, u = int(d[f["first_id"]]), int(d[f["last_id"]])
-        n = len(d[f["bids"]]) + len(d[f["asks"]])
+        U, u = d.U, d.u
+        n = d.nb + d.na
         if sync.snapshot_id is not None:
             snap = sync.snapshot_id
             if self.stale(u, snap):
@@ -278,9 +378,7 @@ class BinanceDepth(Reader):
                 self._gap(line, why, sync, rejects, stats, n)
                 return
         sync.last_u = u
-        prev = int(d[f["prev_id"]]) if f["prev_id"] in d else -1
-        batch.add(int(d[f["event_time"]]) * 1_000_000, line, (U, u, prev), recv, d[f["bids"]], d[f["asks"]],
-                  clear=False, emit=True)
+        batch.add(d.E * 1_000_000, line, (U, u, -1 if d.pu is None else d.pu), recv, d, clear=False, emit=True)
 
     def _gap(self, line: int, why: str, sync: _Sync, rejects: list, stats: Counter, n: int) -> None:
         rejects.append((line, "sequence_gap", why))
@@ -292,10 +390,15 @@ class BinanceDepth(Reader):
                emit: bool) -> RawChunk:
         counts = np.zeros(len(COUNTER_NAMES), np.int64)
         m = len(b.ts)
-        snaps, best = build(state, np.asarray(b.msg, np.int64), np.asarray(b.side, np.int8),
-                            np.asarray(b.price, dtype=np.float64), np.asarray(b.size, dtype=np.float64),
-                            np.asarray(b.ts, np.int64), np.asarray(b.clear, bool), np.ones(m, bool),
-                            np.asarray(b.emit, bool), self.levels, self.emit_every_ns, counts)
+        try:
+            msg, side, price, size = b.columns()
+        except ValueError as exc:
+            raise UserError(f"{path}: depth levels that are not [price, quantity] pairs of numbers ({exc})",
+                            where=f"{path}, lines {b.line[0] if b.line else '?'}..{b.line[-1] if b.line else '?'}",
+                            fix="Check that the file is a Binance depth capture (data.reader.fields names "
+                                "its bids/asks).") from None
+        snaps, best = build(state, msg, side, price, size, np.asarray(b.ts, np.int64), np.asarray(b.clear, bool),
+                            np.ones(m, bool), np.asarray(b.emit, bool), self.levels, self.emit_every_ns, counts)
         for name, c in zip(COUNTER_NAMES, counts, strict=True):
             stats[name] += int(c)
         if tickers:
@@ -310,22 +413,21 @@ class BinanceDepth(Reader):
             stats["ticker_matches"] += int(((best[rows, 0] == t[hit, 1]) & (best[rows, 1] == t[hit, 2])).sum())
         if not emit:
             return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
-        sides = {"deltas": self._deltas(b), "trades": self._trades(b)}
+        sides = {"deltas": self._deltas(b, msg, side, price, size), "trades": self._trades(b)}
         lines = np.asarray(b.line, np.int64)[snaps.msg]
         cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts, pa.int64()),
-                                "symbol": pa.array(np.full(len(snaps.ts), self.symbol)),
-                                "exchange": pa.array(np.full(len(snaps.ts), self.exchange))}
+                                "symbol": pa.repeat(pa.scalar(self.symbol), len(snaps.ts)),
+                                "exchange": pa.repeat(pa.scalar(self.exchange), len(snaps.ts))}
         for name, arr in (("bid_price", snaps.bid_px), ("bid_size", snaps.bid_sz), ("ask_price", snaps.ask_px),
                           ("ask_size", snaps.ask_sz)):
             for i in range(self.levels):
                 cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
         return RawChunk(pa.table(cols), path, lines, rejects=rejects, stats=dict(stats), sides=sides)
 
-    def _deltas(self, b: _Batch) -> pa.Table:
+    def _deltas(self, b: _Batch, msg: np.ndarray, side: np.ndarray, price: np.ndarray, size: np.ndarray) -> pa.Table:
         """The applied updates in the canonical delta schema (``l2exp.schema.DELTA_SCHEMA``)."""
         from l2exp.schema import DELTA_CLEAR, DELTA_LAST, DELTA_SCHEMA, DELTA_SNAPSHOT
 
-        msg = np.asarray(b.msg, np.int64)
         n = len(msg)
         clear = np.asarray(b.clear, bool)[msg] if n else np.zeros(0, bool)
         first = np.ones(n, bool)
@@ -338,9 +440,9 @@ class BinanceDepth(Reader):
                                                            ("prev_id", b.prev_u))}
         cols = {k: v[msg] if n else v[:0] for k, v in per_msg.items()}
         return pa.table({"exch_ts": cols["exch_ts"], "recv_ts": cols["recv_ts"],
-                         "symbol": pa.array(np.full(n, self.symbol)), "exchange": pa.array(np.full(n, self.exchange)),
-                         "side": np.asarray(b.side, np.int8), "price": np.asarray(b.price, dtype=np.float64),
-                         "size": np.asarray(b.size, dtype=np.float64), "flags": flags, "first_id": cols["first_id"],
+                         "symbol": pa.repeat(pa.scalar(self.symbol), n),
+                         "exchange": pa.repeat(pa.scalar(self.exchange), n),
+                         "side": side, "price": price, "size": size, "flags": flags, "first_id": cols["first_id"],
                          "last_id": cols["last_id"], "prev_id": cols["prev_id"]}, schema=DELTA_SCHEMA)
 
     def _trades(self, b: _Batch) -> pa.Table:
@@ -350,7 +452,8 @@ class BinanceDepth(Reader):
         n = len(t)
         return pa.table({"ts": np.asarray([r[0] for r in t], np.int64),
                          "recv_ts": np.asarray([r[1] for r in t], np.int64),
-                         "symbol": pa.array(np.full(n, self.symbol)), "exchange": pa.array(np.full(n, self.exchange)),
+                         "symbol": pa.repeat(pa.scalar(self.symbol), n),
+                         "exchange": pa.repeat(pa.scalar(self.exchange), n),
                          "price": np.asarray([r[2] for r in t], dtype=np.float64),
                          "size": np.asarray([r[3] for r in t], dtype=np.float64),
                          "side": np.asarray([r[4] for r in t], np.int8),
@@ -375,17 +478,17 @@ class FuturesDepth(BinanceDepth):
     def stale(self, u: int, snap: int) -> bool:
         return u < snap
 
-    def check_venue(self, d: dict[str, Any]) -> None:
+    def check_venue(self, d: _Depth) -> None:
         key = self.f["prev_id"]
-        if key not in d:
+        if d.pu is None:
             raise UserError(f"depth updates have no {key!r} (previous update id): this is not a futures capture",
                             where=f"data.reader ({type(self).__name__})",
                             fix="Spot captures (U/u only) need the spot rule: data=binance_spot_btcusdt or "
                                 "data.reader._target_=l2exp.data.incremental.binance.SpotDepth")
 
-    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
+    def follows(self, d: _Depth, last_u: int) -> tuple[bool, str]:
         key = self.f["prev_id"]
-        pu = int(d[key])
+        pu = d.pu
         return pu == last_u, f"expected {key}={last_u} (the previous update's u), got {key}={pu}"
 
 
@@ -400,13 +503,13 @@ class SpotDepth(BinanceDepth):
     def stale(self, u: int, snap: int) -> bool:
         return u <= snap
 
-    def check_venue(self, d: dict[str, Any]) -> None:
-        if self.f.get("prev_id", "pu") in d:
+    def check_venue(self, d: _Depth) -> None:
+        if d.pu is not None:
             raise UserError(f"depth updates carry {self.f.get('prev_id', 'pu')!r}: this is a futures capture read with "
                             "the spot rule", where=f"data.reader ({type(self).__name__})",
                             fix="Use data=binance_usdm_btcusdt / binance_cm_btcusd_perp or "
                                 "data.reader._target_=l2exp.data.incremental.binance.FuturesDepth")
 
-    def follows(self, d: dict[str, Any], last_u: int) -> tuple[bool, str]:
-        U = int(d[self.f["first_id"]])
+    def follows(self, d: _Depth, last_u: int) -> tuple[bool, str]:
+        U = d.U
         return last_u + 1 == U, f"expected U={last_u + 1} (the previous update's u + 1), got U={U}"

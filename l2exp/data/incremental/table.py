@@ -193,7 +193,7 @@ class DeltaTable(Reader):
         strings = {}
         for role, const in (("symbol", self.symbol), ("exchange", self.exchange)):
             if const is not None or c.get(role) not in t.column_names:
-                strings[role] = pa.array(np.full(len(idx), const or ""))
+                strings[role] = pa.repeat(pa.scalar(const or ""), len(idx))
             else:
                 strings[role] = t.column(c[role]).cast(pa.string()).take(pa.array(idx))
         none = np.full(len(idx), -1, np.int64)
@@ -207,7 +207,7 @@ class DeltaTable(Reader):
         cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts, pa.int64())}
         for role, const in (("symbol", self.symbol), ("exchange", self.exchange)):
             if const is not None or self.cols.get(role) not in t.column_names:
-                cols[role] = pa.array(np.full(len(rows), const or ""))
+                cols[role] = pa.repeat(pa.scalar(const or ""), len(rows))
             else:
                 cols[role] = t.column(self.cols[role]).cast(pa.string()).take(pa.array(rows))
         for name, arr in (("bid_price", snaps.bid_px), ("bid_size", snaps.bid_sz), ("ask_price", snaps.ask_px),
