@@ -41,7 +41,7 @@ def load_trades(spec: dict[str, Any] | None, symbol: str | None, store: L2Store 
                             "(queue position then advances with displayed-size decreases only).")
     ts_spec = TimestampSpec(**dict(spec["timestamp"]))
     numeric = {spec["price"], spec["size"]} | ({ts_spec.plus["column"]} if ts_spec.plus else set())
-    reader = CsvReader(levels=1, columns=list(spec["columns"]))
+    reader = CsvReader(levels=1, columns=list(spec["columns"]) if spec.get("columns") else None)  # None: a header
     frames, bad = [], 0
     for chunk in reader.iter_chunks(path, 1_000_000, numeric):
         bad += len(chunk.bad_rows)

@@ -86,6 +86,16 @@ def _corrupt(path: str, exc: Exception, rows: int) -> UserError:
     )
 
 
+def check_delimiter(header: str, delimiter: str, path: str) -> None:
+    """A header that is one column under ``delimiter`` but several under another: the wrong delimiter."""
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|") if d != delimiter}
+    best = max(counts, key=lambda d: counts[d])
+    if counts[best] >= 1:
+        raise UserError(f"the header of {Path(path).name} is one column when split on {delimiter!r}, "
+                        f"{counts[best] + 1} when split on {best!r}", where=f"{path}, line 1",
+                        fix=f"Set the delimiter the header suggests: data.reader.delimiter={best!r}")
+
+
 class Reader:
     """Base class: ``iter_chunks(path, chunk_rows)``; ``numeric`` names columns expected numeric."""
 
@@ -151,7 +161,10 @@ class CsvReader(Reader):
         with pa.input_stream(path, compression="detect") as fh:
             head = fh.read(1 << 16)
         first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
-        return [c.strip().strip('"') for c in first.split(self.delimiter)], 1
+        names = [c.strip().strip('"') for c in first.split(self.delimiter)]
+        if len(names) == 1:
+            check_delimiter(first, self.delimiter, path)
+        return names, 1
 
     # -- the two parsing modes ------------------------------------------------------------------
     def _fast(self, path: str, names: list[str], header: int, numeric: set[str],

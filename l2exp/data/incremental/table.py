@@ -96,13 +96,14 @@ class DeltaTable(Reader):
             yield from self._messages(path, carry.table, state, carry, last=True)
 
     def _layout_error(self, path: str, why: Any) -> UserError:
+        from l2exp.data.readers import check_delimiter
+
         with open(path, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().strip()
-        guess = max((";", "\t", "|", ","), key=header.count)
-        hint = (f" The header looks {guess!r}-delimited: data.reader.delimiter={guess!r}."
-                if guess != self.delimiter and header.count(guess) > header.count(self.delimiter) else "")
+        if self.delimiter not in header:
+            check_delimiter(header, self.delimiter, path)  # raises when another delimiter splits it
         return UserError(f"{path} is not the delta table data.reader describes: {why}", where=f"{path}, line 1",
-                         fix=f"Map the columns in data.reader.columns (roles {sorted(TARDIS_COLUMNS)}).{hint}")
+                         fix=f"Map the columns in data.reader.columns (roles {sorted(TARDIS_COLUMNS)}).")
 
     def _messages(self, path: str, t: pa.Table, state: BookState, carry: _Carry, last: bool) -> Iterator[RawChunk]:
         n = t.num_rows

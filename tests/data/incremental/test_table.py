@@ -107,3 +107,27 @@ def test_wrong_delimiter_names_the_one_the_header_suggests(tmp_path):
     with pytest.raises(UserError) as err:
         rebuild(path)
     assert "delimiter=';'" in err.value.fix
+
+
+def test_a_snapshot_csv_with_the_wrong_delimiter_names_the_right_one(workdir, tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("timestamp;symbol;exchange;bid_price_1;bid_size_1;ask_price_1;ask_size_1\n"
+                    "1700000000000000000;S;x;1;1;2;1\n")
+    with pytest.raises(UserError) as err:
+        run_ingest(make_cfg(["mode=validate", "mode.progress=false", "data=canonical_csv", f"data.path={path}",
+                             "levels=1", "data.levels=1", f"workdir={workdir}"]), write=False)
+    assert "data.reader.delimiter=';'" in err.value.fix
+
+
+@needs_shared("tardis/bitmex_trades_XBTUSD.csv")
+def test_tardis_trades_map_by_yaml():
+    from l2exp.backtest.trades import load_trades
+
+    spec = {"path": str(SHARED / "tardis/bitmex_trades_XBTUSD.csv"), "timestamp": {"column": "timestamp", "unit": "us"},
+            "price": "price", "size": "amount", "side": {"column": "side", "buy": "buy"}, "symbol": "symbol"}
+    t = load_trades(spec, "XBTUSD")
+    raw = (SHARED / "tardis/bitmex_trades_XBTUSD.csv").read_text().splitlines()[1:]
+    assert len(t) == len(raw) == 10
+    first = raw[0].split(",")
+    assert t.ts.iloc[0] == int(first[2]) * 1000 and t.price.iloc[0] == float(first[6])
+    assert t.side.iloc[0] == (1.0 if first[5] == "buy" else -1.0) and t.side.isin([1.0, -1.0]).all()
