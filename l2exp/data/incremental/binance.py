@@ -249,12 +249,7 @@ class BinanceDepth(Reader):
                         if d is None:
                             rejects.append((lineno, "unparseable", f"depth message: {line[:120]!r}"))
                             continue
-                        stats["depth_messages"] += 1
-                        stats["deltas_in"] += d.nb + d.na
-                        if sync.synced:
-                            self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
-                        else:
-                            pending.append((lineno, recv, d))
+                        self._arrived(d, lineno, recv, sync, batch, rejects, pending, stats)
                     else:
                         self._other(payload, recv, lineno, sync, batch, rejects, pending, stats, tickers)
                     if len(batch.ts) >= chunk_rows or batch.deltas >= MAX_BATCH_DELTAS:
@@ -293,13 +288,7 @@ class BinanceDepth(Reader):
             stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
             self._snapshot(data, recv, lineno, sync, batch, rejects, pending, stats)
         elif not stream and f["first_id"] in data and f["bids"] in data:  # an unwrapped depth update
-            d = self._depth_of(data)
-            stats["depth_messages"] += 1
-            stats["deltas_in"] += d.nb + d.na
-            if sync.synced:
-                self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
-            else:
-                pending.append((lineno, recv, d))
+            self._arrived(self._depth_of(data), lineno, recv, sync, batch, rejects, pending, stats)
         elif streams["ticker"] in stream:
             tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]),
                             float(data[f["ticker_ask"]])))
@@ -309,6 +298,13 @@ class BinanceDepth(Reader):
                                  -1 if data["m"] else 1, int(data.get("t", -1))))
         else:
             stats["other_messages"] += 1
+
+    def _arrived(self, d: _Depth, lineno: int, recv: int, sync: _Sync, batch: _Batch, rejects: list,
+                 pending: list, stats: Counter) -> None:
+        """A depth update as read: counted, then applied, or held until a snapshot (:meth:`_update`)."""
+        stats["depth_messages"] += 1
+        stats["deltas_in"] += d.nb + d.na
+        self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
 
     def _snapshot(self, data: dict[str, Any], recv: int, line: int, sync: _Sync, batch: _Batch,
                   rejects: list, pending: list, stats: Counter) -> None:

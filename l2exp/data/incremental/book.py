@@ -119,26 +119,25 @@ def _set_level(px: np.ndarray, sz: np.ndarray, n: int, price: float, size: float
     return n + 1
 
 
+@nb.njit(cache=True, inline="always")
+def _copy_side(px: np.ndarray, sz: np.ndarray, n: int, row: int, out_p: np.ndarray, out_s: np.ndarray) -> None:
+    """Top levels of one side (stored best last) into one output row, best first; NaN past its depth."""
+    for k in range(out_p.shape[1]):
+        if k < n:
+            out_p[row, k] = px[n - 1 - k]
+            out_s[row, k] = sz[n - 1 - k]
+        else:
+            out_p[row, k] = np.nan
+            out_s[row, k] = np.nan
+
+
 @nb.njit(cache=True)
 def _emit(bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_sz: np.ndarray, n: np.ndarray,
           row: int, out_bp: np.ndarray, out_bs: np.ndarray, out_ap: np.ndarray, out_as: np.ndarray,
           counts: np.ndarray) -> None:
-    levels = out_bp.shape[1]
-    nb_, na_ = n[0], n[1]
-    for k in range(levels):
-        if k < nb_:
-            out_bp[row, k] = bid_px[nb_ - 1 - k]
-            out_bs[row, k] = bid_sz[nb_ - 1 - k]
-        else:
-            out_bp[row, k] = np.nan
-            out_bs[row, k] = np.nan
-        if k < na_:
-            out_ap[row, k] = ask_px[na_ - 1 - k]
-            out_as[row, k] = ask_sz[na_ - 1 - k]
-        else:
-            out_ap[row, k] = np.nan
-            out_as[row, k] = np.nan
-    if nb_ > 0 and na_ > 0 and bid_px[nb_ - 1] >= ask_px[na_ - 1]:
+    _copy_side(bid_px, bid_sz, n[0], row, out_bp, out_bs)
+    _copy_side(ask_px, ask_sz, n[1], row, out_ap, out_as)
+    if n[0] > 0 and n[1] > 0 and bid_px[n[0] - 1] >= ask_px[n[1] - 1]:
         counts[CROSSED] += 1
     counts[EMITTED] += 1
 
