@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check l2exp tests bench
 # two workers (the CI machine's cores), slow whole-mode tests handed out first (tests/conftest.py)
-.venv/bin/python -m pytest -q -p no:cacheprovider -n "${L2EXP_TEST_WORKERS:-2}" --dist load "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${L2EXP_TEST_WORKERS:-2}" --dist load --durations=15 "$@"

@@ -43,6 +43,7 @@ class _Carry:
     line0: int = 2  # source line of its first row
     started: bool = False  # a snapshot has been applied
     prev_snapshot: bool = False  # the previous message was part of a snapshot run
+    symbol: str | None = None  # the one symbol the file's book is for
 
 
 class DeltaTable(Reader):
@@ -110,6 +111,13 @@ class DeltaTable(Reader):
         if n == 0:
             return
         c = self.cols
+        if self.symbol is None and c.get("symbol") in t.column_names:
+            symbols = pc.unique(t.column(c["symbol"])).to_pylist()
+            if len(symbols) > 1 or (carry.symbol is not None and symbols and symbols[0] != carry.symbol):
+                raise UserError(f"{path} holds several symbols ({sorted(set(symbols) | {carry.symbol} - {None})[:5]}): "
+                                "one delta table rebuilds one book", where=f"{path}, column {c['symbol']}",
+                                fix="Split the file per symbol (Tardis files are per symbol), or filter it first.")
+            carry.symbol = symbols[0] if symbols else carry.symbol
         key = _int(t.column(c[self.message]))
         snap = (_bool(t.column(c["snapshot"])) if c.get("snapshot") in t.column_names else np.zeros(n, bool))
         new = np.ones(n, bool)

@@ -131,3 +131,10 @@ def test_tardis_trades_map_by_yaml():
     first = raw[0].split(",")
     assert t.ts.iloc[0] == int(first[2]) * 1000 and t.price.iloc[0] == float(first[6])
     assert t.side.iloc[0] == (1.0 if first[5] == "buy" else -1.0) and t.side.isin([1.0, -1.0]).all()
+
+
+def test_a_delta_table_of_several_symbols_is_refused(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text(HEADER + "x,A,1,1,true,bid,10,1\n" "x,B,2,2,true,ask,11,1\n")
+    with pytest.raises(UserError, match="several symbols"):
+        rebuild(path)
