@@ -136,12 +136,13 @@ def check_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any],
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     groups = {g for g in choices if not g.startswith("hydra")}
-    base = compose([f"{g}={o}" for g, o in choices.items() if g in groups and o is not None])
     parsed = OverridesParser.create().parse_overrides(overrides)
-    for ov in parsed:
+    values = [ov for ov in parsed if not (ov.key_or_group in groups or ov.key_or_group.startswith("hydra")
+                                          or ov.is_delete())]
+    # the base composition costs ~0.4 s: only when some value (not a group choice) is to be checked
+    base = compose([f"{g}={o}" for g, o in choices.items() if g in groups and o is not None]) if values else None
+    for ov in values:
         key = ov.key_or_group
-        if key in groups or key.startswith("hydra") or ov.is_delete():
-            continue
         if any(key == p.rstrip(".") or key.startswith(p if p.endswith(".") else p + ".") for p in OPEN):
             continue
         default = _select(base, key)

@@ -10,11 +10,10 @@ import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from mlflow import MlflowClient
 from omegaconf import DictConfig
 
-from l2exp.tracking.runs import PARENT_ENV, git_commit, overrides
-from l2exp.tracking.setup import configure, experiment
+PARENT_ENV = "L2EXP_PARENT_RUN_ID"  # (l2exp.tracking.runs imports it from here: Hydra builds this
+# callback for every run, and MLflow's import costs ~2 s that a validate or ingest run does not need)
 
 
 class MlflowMultirunParent(Callback):
@@ -24,6 +23,11 @@ class MlflowMultirunParent(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if "tracking" not in config or not config.mode.get("tracked", False):
             return
+        from mlflow import MlflowClient
+
+        from l2exp.tracking.runs import git_commit, overrides
+        from l2exp.tracking.setup import configure, experiment
+
         configure(config)
         exp_id = experiment(config, str(config.mode.name))
         client = MlflowClient()
@@ -37,6 +41,8 @@ class MlflowMultirunParent(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run_id:
+            from mlflow import MlflowClient
+
             MlflowClient().set_terminated(self.run_id)
             os.environ.pop(PARENT_ENV, None)
             print(f"MLflow sweep parent run: {self.run_id}")

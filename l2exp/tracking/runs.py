@@ -16,9 +16,9 @@ from l2exp.errors import UserError
 from l2exp.summary import output_dir
 from l2exp.tracking import journal as jr
 from l2exp.tracking import log as tlog
+from l2exp.tracking.callbacks import PARENT_ENV  # noqa: E402, F401  (defined where Hydra loads it)
 from l2exp.tracking.setup import configure, experiment, is_outage
 
-PARENT_ENV = "L2EXP_PARENT_RUN_ID"
 # set by mode=pipeline: every step logs into the pipeline experiment, nested under its parent run
 EXPERIMENT_ENV = "L2EXP_EXPERIMENT_MODE"
 
