@@ -59,7 +59,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.features.table import build_feature_table
     from l2exp.models.train import run_train
     from l2exp.tracking.registry import run_promote
-    from l2exp.tracking.setup import configure, experiment, ui_hint
+    from l2exp.tracking.setup import configure, experiment, run_url, ui_hint
 
     t0 = time.perf_counter()
     uri = configure(cfg)
@@ -135,7 +135,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
                     f"{steps['promote']['metric']} = {steps['promote']['value']:.4g})"),
         ("backtest (out of sample)", f"{bt['n_snapshots']:,} snapshots from the model's test start: pnl net "
                                      f"{bt['pnl_net']:.2f}, sharpe {_sharpe(bt)}, {bt['n_fills']} fills{killed}"),
-        ("look at", f"experiment {cfg.tracking.experiment_prefix}-pipeline: {ui_hint(uri)}"),
+        ("look at", f"{run_url(parent_id)}"),
+        ("compare", f"experiment {cfg.tracking.experiment_prefix}-pipeline: {ui_hint(uri)}"),
     ])
     write_summary(summary)
     return summary

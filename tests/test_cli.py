@@ -6,6 +6,7 @@ import gzip
 
 import pytest
 
+from l2exp.config import PROJECT_ROOT
 from tests.conftest import SHARED, last_summary, needs_shared, run_cli
 
 
@@ -134,3 +135,14 @@ def test_synthetic_default_ingests_with_both_stores(tmp_path):
         assert proc.returncode == 0, proc.stderr
         s = last_summary(tmp_path)
         assert s["rows_in"] == s["accepted"] == 20_000 and s["data"] == "synthetic"
+
+
+def test_help_names_the_app_and_says_what_every_mode_does(tmp_path):
+    proc = run_cli(["--help"], tmp_path)
+    assert proc.returncode == 0 and "powered by Hydra" not in proc.stdout
+    assert proc.stdout.startswith("l2exp -- experiments on Level-2 order books") and "README.md" in proc.stdout
+    modes = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "mode").glob("*.yaml"))
+    section = proc.stdout.split("== Modes")[1].split("== Configuration")[0]
+    described = {line.split()[0] for line in section.splitlines()[1:]
+                 if line.startswith("  ") and line.split()}
+    assert set(modes) == described, set(modes) ^ described

@@ -176,7 +176,7 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.runs import tracked_run
-    from l2exp.tracking.setup import configure, ui_hint
+    from l2exp.tracking.setup import configure, run_url, ui_hint
 
     uri = configure(cfg)
     what = list(cfg.mode.what)
@@ -195,6 +195,8 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
     print_table("analyze", [("model run (analysis/, shap/)", out.get("model", {}).get("model_run_id", "-")),
                             ("report run (report.html)", out.get("report_run_id", "-")),
                             ("top features", ", ".join(out.get("model", {}).get("top_features", [])[:5]))])
+    if out.get("report_run_id"):
+        console.print(f"report: {run_url(out['report_run_id'])}")
     console.print(f"open them: {ui_hint(uri)}")
     write_summary(out)
     return out
