@@ -17,6 +17,12 @@ HTTP_ENV = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "max_retries": "MLFLOW_H
             "backoff_jitter": "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"}
 
 
+# MLflow 3's UI opens an experiment of unknown kind on its GenAI overview (traces, token usage); this
+# tag (the UI's own ExperimentKind value) opens l2exp's experiments on the runs table of model training.
+KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {KIND_TAG: "custom_model_development"}
+
+
 def configure(cfg: DictConfig) -> str:
     """Point MLflow at the configured store; returns the tracking URI.
 
@@ -73,9 +79,11 @@ def experiment(cfg: DictConfig, mode: str) -> str:
     if exp is None:
         root = cfg.tracking.get("artifact_root")
         location = Path(str(root)).resolve().joinpath(name).as_uri() if root else None
-        exp_id = mlflow.create_experiment(name, artifact_location=location)
+        exp_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
+        if exp.tags.get(KIND_TAG) != EXPERIMENT_TAGS[KIND_TAG]:  # made by an older l2exp
+            mlflow.MlflowClient().set_experiment_tag(exp_id, KIND_TAG, EXPERIMENT_TAGS[KIND_TAG])
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

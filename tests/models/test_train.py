@@ -59,6 +59,12 @@ def test_same_config_reproduces_metrics(workdir):
     assert a["test_metrics"] == b["test_metrics"]
 
 
+def test_experiments_open_as_model_training_in_the_ui(workdir):
+    run_train(train_cfg(workdir, "model.n_estimators=10"))
+    exp = client_for(workdir).get_experiment_by_name("l2exp-train")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_walk_forward_reports_each_fold(workdir):
     s = run_train(train_cfg(workdir, "split=walk_forward", "split.n_folds=2", "model.n_estimators=30"))
     assert s["folds"] == 2
