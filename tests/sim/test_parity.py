@@ -58,3 +58,18 @@ def test_replay_sim_equals_backtest_on_bitmex_with_trade_prints(workdir):
     pd.testing.assert_frame_equal(sf, bf)
     assert sim["pnl_net"] == pytest.approx(bt["pnl_net"], rel=1e-12, abs=1e-15)
     assert np.isfinite(bt["pnl_net_quote"]) and abs(bt["pnl_net"]) < 1.0  # XBT, not USD x price
+
+
+@needs_shared("binance_capture/cm_btcusd_perp_20240808.gz", "binance_capture/cm_btcusd_perp_20240809.gz")
+def test_replay_sim_equals_backtest_on_a_rebuilt_coinm_book_with_its_stored_trades(workdir):
+    """Books rebuilt from the COIN-M depth capture, the capture's own trades read from the store by both,
+    BTCUSD_PERP as the inverse 100-USD contract it is (PnL in BTC)."""
+    common = ["data=binance_cm_btcusd_perp", "features=minimal"]
+    run_train(make_cfg(["mode=train", f"workdir={workdir}", *common, "model.n_estimators=40", "mode.progress=false"]))
+    run_promote(make_cfg(["mode=promote", f"workdir={workdir}", "data=binance_cm_btcusd_perp",
+                          "mode.require_beat_baseline=false"]))
+    bt, bf, sim, sf = both(workdir, common)
+    assert bt["n_trades"] > 1000 and sim["trades"] == bt["n_trades"]
+    assert len(bf) > 5 and bt["settle_currency"] == sim["settle_currency"] == "BTC" and bt["contract"] == "inverse"
+    pd.testing.assert_frame_equal(sf, bf)
+    assert sim["pnl_net"] == pytest.approx(bt["pnl_net"], rel=1e-12, abs=1e-15)
