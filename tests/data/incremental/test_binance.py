@@ -182,3 +182,18 @@ def test_side_rows_of_an_unfinished_file_are_never_read_and_a_redo_stores_them_o
     w.commit({"path": "f.gz", "digest": "d" * 32, "stats": {}})
     got = st.read_side("trades")
     assert got.trade_id.tolist() == [7, 8]
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz")
+def test_time_sampled_books_are_the_book_as_it_stood_at_each_boundary(workdir, tmp_path):
+    ingest(workdir, "binance_usdm_btcusdt")
+    ingest(tmp_path / "sampled", "binance_usdm_btcusdt", "data.reader.sample_ms=100")
+    per_msg = open_store(make_cfg(["data=binance_usdm_btcusdt", f"workdir={workdir}"])).read()
+    sampled = open_store(make_cfg(["data=binance_usdm_btcusdt", f"workdir={tmp_path / 'sampled'}"])).read()
+    ts = sampled.timestamp.to_numpy()
+    assert (ts % 100_000_000 == 0).all() and (np.diff(ts) == 100_000_000).all() and len(sampled) > 3000
+    # each boundary shows the book after the last message stamped before it (never one at or after it)
+    src = np.searchsorted(per_msg.timestamp.to_numpy(), ts, side="left") - 1
+    ok = src >= 0
+    for col in ("bid_price_1", "ask_price_1", "bid_size_3", "ask_size_10"):
+        np.testing.assert_array_equal(sampled[col].to_numpy()[ok], per_msg[col].to_numpy()[src[ok]])
