@@ -267,6 +267,8 @@ class BinanceDepth(Reader):
             stats["deltas_rejected"] += d.nb + d.na
         yield self._flush(path, batch, state, rejects, tickers, stats, emit)
         self._carried[path] = (_copy_state(state), _Sync(**vars(sync)))
+        while len(self._carried) > 2:  # only the file just read can be continued: memory flat in files
+            self._carried.pop(next(iter(self._carried)))
 
     def _other(self, payload: str, recv: int, lineno: int, sync: _Sync, batch: _Batch, rejects: list,
                pending: list, stats: Counter, tickers: list) -> None:
