@@ -103,6 +103,8 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, Strategy, Ri
     risk = OmegaConf.to_container(cfg.risk, resolve=True)
     rk = from_config(RiskParams, risk, "risk", extra_allowed=("name",))  # type: ignore[arg-type]
     rk.validate()
+    # gates.min_depth is in lots, so one profile means the same on a 1-USD contract and on 0.001 BTC
+    rk.gates.min_depth *= float(lot)
     return ex, st, rk
 
 

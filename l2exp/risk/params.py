@@ -48,7 +48,8 @@ class KillSwitch:
 class Gates:
     """:mod:`l2exp.risk.gates`: no new orders on a spread wider than max_spread_bps, less than
     min_depth at either touch, max_orders_per_s reached, or a feed gap / frozen top of book longer
-    than stale_ms."""
+    than stale_ms. In config ``min_depth`` is in lots (``execution.lot_size``: 1 contract on BitMEX,
+    0.001 BTC on Binance BTCUSDT); the modes convert it to instrument units before the engine runs."""
 
     max_spread_bps: float = 20.0
     min_depth: float = 0.0

@@ -24,6 +24,7 @@ def test_usdm_capture_pipeline_end_to_end(workdir):
     bt = s["backtest"]
     assert bt["n_snapshots"] > 1000 and bt["in_sample_rows"] == 0
     assert bt["trades_coverage"] > 0.9  # the capture's own @trade stream
+    assert bt["n_fills"] > 0  # risk gates in lots: 10 lots of 0.001 BTC, not 10 BTC, at the touch
 
 
 @pytest.mark.slow
