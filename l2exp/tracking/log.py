@@ -13,6 +13,7 @@ the live run and ``mode=relog`` send exactly the same thing.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -90,10 +91,10 @@ def _call(call: str, args: dict[str, Any], write: Callable[[Path], None] | None 
     sender = send or (lambda files: SENDERS[call](args, files))
     journal = jr.active()
     if journal is None:
-        with _scratch() as files:
+        with tempfile.TemporaryDirectory() as tmp:
             if write:
-                write(files)
-            return sender(files)
+                write(Path(tmp))
+            return sender(Path(tmp))
     seq = journal.next_seq()
     files = journal.files_dir(seq)
     if write:
@@ -112,19 +113,6 @@ def _call(call: str, args: dict[str, Any], write: Callable[[Path], None] | None 
         console.print(f"[bold red]the tracking server {mlflow.get_tracking_uri()} stopped answering[/] "
                       f"({type(exc).__name__}); the run goes on and keeps everything in {journal.root}")
         return None
-
-
-class _scratch:
-    """A temporary files directory for calls made outside a journaled run."""
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self._tmp = tempfile.TemporaryDirectory()
-        return Path(self._tmp.name)
-
-    def __exit__(self, *exc: object) -> None:
-        self._tmp.cleanup()
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
