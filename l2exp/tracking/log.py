@@ -57,7 +57,7 @@ def _send_input(args: dict[str, Any], files: Path) -> None:
     with warnings.catch_warnings():  # the int64 timestamp column triggers a schema hint meant for model inputs
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(sample, source=args["source"], name=args["name"], digest=args["digest"])
-    mlflow.log_input(ds, context=args["context"], tags=args["tags"])
+        mlflow.log_input(ds, context=args["context"], tags=args["tags"])  # the schema is inferred here
 
 
 def _send_model(args: dict[str, Any], files: Path, native: Any = None) -> str | None:

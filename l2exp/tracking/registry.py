@@ -34,8 +34,10 @@ def log_model(model: L2Model, X_example: pd.DataFrame, metadata: dict[str, Any],
     from l2exp.tracking import log as tlog
 
     out = model.predict_proba(X_example) if model.task != "regression" else model.predict(X_example)
-    warnings.filterwarnings("ignore", message=".*Inferred schema contains integer.*")
-    return tlog.log_model(model.flavor, model.native(), registered_name, signature=infer_signature(X_example, out),
+    with warnings.catch_warnings():  # "integer columns cannot hold missing values": a hint for serving inputs
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(X_example, out)
+    return tlog.log_model(model.flavor, model.native(), registered_name, signature=signature,
                           input_example=X_example.head(5),
                           pip_requirements=PIP_REQUIREMENTS[model.flavor],  # skips ~4 s of inference
                           metadata={"l2exp": metadata})
