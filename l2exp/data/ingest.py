@@ -242,11 +242,11 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     _report(summary)
     write_summary(summary)
     if total.rows_in and not total.accepted:
-        raise _nothing_accepted(summary, source)
+        raise _nothing_accepted(summary)
     return summary
 
 
-def _nothing_accepted(s: dict[str, Any], source: DataSource) -> UserError:
+def _nothing_accepted(s: dict[str, Any]) -> UserError:
     """Every row rejected is never a success: name the dominant reason and the likely cause."""
     top, count = max(s["rejected_by_reason"].items(), key=lambda kv: kv[1])
     ex = "; ".join(s["reject_examples"].get(top, [])[:2])

@@ -55,19 +55,6 @@ class BookState:
         self.n = np.zeros(2, np.int64)
         self.next_emit_ns = np.zeros(1, np.int64)
 
-    def clear(self) -> None:
-        self.n[:] = 0
-
-    def top(self, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bid_px, bid_sz, ask_px, ask_sz) of the top ``levels``, best first (NaN where a side is shorter)."""
-        out = [np.full(levels, np.nan) for _ in range(4)]
-        for j, (px, sz, n) in enumerate(((self.bid_px, self.bid_sz, int(self.n[0])),
-                                         (self.ask_px, self.ask_sz, int(self.n[1])))):
-            k = min(n, levels)
-            out[2 * j][:k] = px[n - k:n][::-1]
-            out[2 * j + 1][:k] = sz[n - k:n][::-1]
-        return out[0], out[1], out[2], out[3]
-
 
 @nb.njit(cache=True, inline="always")
 def _find(px: np.ndarray, n: int, price: float, ascending: bool) -> int:
