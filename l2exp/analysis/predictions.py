@@ -1,68 +1,60 @@
 """Prediction analysis of a registered model on its test rows: calibration, confusion per horizon,
 accuracy by spread / volatility / imbalance bucket, signal decay over horizons (rank IC), rolling
-accuracy. Every figure returned as (name, matplotlib figure)."""
+accuracy, predicted signal vs realised move. Returned as (section, Plotly figures) for one
+interactive page (``analysis/predictions.html``) and the figures' numbers as metrics."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from scipy.stats import spearmanr
+from sklearn.metrics import confusion_matrix
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-
-from l2exp.analysis.plots import confusion_figure  # noqa: E402
-from l2exp.labels import LabelSpec  # noqa: E402
+from l2exp.analysis import charts
+from l2exp.labels import LabelSpec
 
 
 def analyse(book: pd.DataFrame, features: pd.DataFrame, proba: np.ndarray, spec: LabelSpec,
-            classes: list[str]) -> tuple[list[tuple[str, plt.Figure]], dict[str, float]]:
-    figs: list[tuple[str, plt.Figure]] = []
+            classes: list[str]) -> tuple[list[tuple[str, list[go.Figure]]], dict[str, float]]:
+    sections: list[tuple[str, list[go.Figure]]] = []
     metrics: dict[str, float] = {}
     lab = spec.compute(book)
     ok = lab.valid
     y = lab.y[ok].astype(int)
     p = proba[ok]
     pred = p.argmax(1)
-    # calibration of P(up) (last class)
+    # calibration of P(last class): mean predicted probability vs observed frequency per decile
     up = p[:, -1]
     hit = (y == len(classes) - 1).astype(float)
-    bins = np.clip((up * 10).astype(int), 0, 9)
-    cal = pd.DataFrame({"bin": bins, "p": up, "y": hit}).groupby("bin").mean()
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.plot(cal.p, cal.y, "o-")
-    ax.set_xlabel(f"predicted P({classes[-1]})")
-    ax.set_ylabel("observed frequency")
-    ax.set_title("calibration", fontsize=9)
-    fig.tight_layout()
-    figs.append(("calibration.png", fig))
-    # confusion per horizon
+    cal = pd.DataFrame({"bin": np.clip((up * 10).astype(int), 0, 9), "p": up, "y": hit}).groupby("bin").mean()
+    sections.append(("calibration", [charts.line_chart(cal.p, {"model": cal.y}, "calibration (deciles of P)",
+                                                       f"predicted P({classes[-1]})", "observed frequency",
+                                                       diagonal=True)]))
+    # confusion per horizon: the label's horizon, a fifth of it and four times it
+    figs = []
     for h in (spec.horizon / 5, spec.horizon, spec.horizon * 4):
         s2 = LabelSpec(h if spec.unit == "ms" else max(1, round(h)), spec.unit, spec.kind, spec.threshold,
                        spec.threshold_unit)
         l2 = s2.compute(book)
         m = l2.valid
-        figs.append((f"confusion_h{h:g}.png", confusion_figure(l2.y[m].astype(int), proba[m].argmax(1), classes,
-                                                               f"horizon {h:g} {spec.unit}")))
+        cm = confusion_matrix(l2.y[m].astype(int), proba[m].argmax(1), labels=list(range(len(classes))))
+        figs.append(charts.confusion_chart(cm, classes, f"horizon {h:g} {spec.unit}"))
         metrics[f"accuracy_h{h:g}"] = float((l2.y[m] == proba[m].argmax(1)).mean())
-    # accuracy by regime bucket
+    sections.append(("confusion per horizon", figs))
+    # accuracy by regime bucket (quintiles; label = lower edge)
     mid = (book.bid_price_1 + book.ask_price_1).to_numpy() / 2
     spread = (book.ask_price_1 - book.bid_price_1).to_numpy() / mid * 1e4
     vol = pd.Series(np.log(mid)).diff().abs().rolling(200, min_periods=20).mean().to_numpy() * 1e4
     imb = ((book.bid_size_1 - book.ask_size_1) / (book.bid_size_1 + book.ask_size_1)).to_numpy()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, (name, v) in zip(axes, (("spread (bps)", spread), ("volatility (bps)", vol),
-                                    ("imbalance_1", imb)), strict=True):
+    panels = {}
+    for name, v in (("spread (bps)", spread), ("volatility (bps)", vol), ("imbalance_1", imb)):
         q = pd.qcut(pd.Series(v[ok]), 5, duplicates="drop")
         acc = pd.Series(pred == y).groupby(q.to_numpy(), observed=True).mean()
-        ax.bar(range(len(acc)), acc.to_numpy(), color="#3b75af")
-        ax.set_xticks(range(len(acc)), [f"{iv.left:.2g}" for iv in acc.index], fontsize=7)
-        ax.set_xlabel(f"{name} quintile (lower edge)")
-        ax.set_ylabel("accuracy")
-    fig.tight_layout()
-    figs.append(("accuracy_by_bucket.png", fig))
+        acc.index = [f"{iv.left:.3g}" for iv in acc.index]
+        panels[f"{name} quintile"] = acc
+    sections.append(("accuracy by regime", [charts.bars_by_bucket(panels, "accuracy by regime quintile (lower edge)",
+                                                                  "accuracy")]))
     # signal decay: rank IC of P(up) - P(down) against the future move at several horizons, per symbol
     # (count-weighted mean): pooled across instruments it would reward knowing which symbol drifted
     signal = proba[:, -1] - proba[:, 0]
@@ -78,29 +70,15 @@ def analyse(book: pd.DataFrame, features: pd.DataFrame, proba: np.ndarray, spec:
                 vals.append(spearmanr(signal[m], r.y[m]).statistic)
                 weights.append(m.sum())
         ics.append(float(np.average(vals, weights=weights)) if vals else np.nan)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(hs, ics, "o-")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"horizon ({spec.unit})")
-    ax.set_ylabel("rank IC")
-    ax.set_title("signal decay", fontsize=9)
-    fig.tight_layout()
-    figs.append(("signal_decay.png", fig))
     metrics.update({f"ic_h{h}": float(v) for h, v in zip(hs, ics, strict=True)})
-    # rolling accuracy
     roll = pd.Series((pred == y).astype(float)).rolling(max(50, len(y) // 50), min_periods=10).mean()
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.plot(pd.to_datetime(book.timestamp.to_numpy()[ok]), roll.to_numpy(), lw=0.7)
-    ax.set_xlabel("time")
-    ax.set_ylabel("rolling accuracy")
-    fig.tight_layout()
-    figs.append(("rolling_accuracy.png", fig))
-    # predicted probability vs realised move
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.scatter(signal[ok][:: max(1, ok.sum() // 3000)], lab.future_ret_bps[ok][:: max(1, ok.sum() // 3000)], s=3,
-               alpha=0.4)
-    ax.set_xlabel("P(up) - P(down)")
-    ax.set_ylabel("realised move (bps)")
-    fig.tight_layout()
-    figs.append(("probability_vs_move.png", fig))
-    return figs, metrics
+    i = charts.even_index(len(roll), charts.LINES)
+    step = max(1, int(ok.sum()) // 3000)
+    sections.append(("signal", [
+        charts.line_chart(hs, {"rank IC": ics}, "signal decay: rank IC of P(up) - P(down) vs the future move",
+                          f"horizon ({spec.unit})", "rank IC", log_x=True),
+        charts.line_chart(charts.ms(book.timestamp.to_numpy()[ok][i]), {"rolling accuracy": roll.to_numpy()[i]},
+                          "rolling accuracy", "time (UTC)", "accuracy", date_x=True),
+        charts.scatter_chart(signal[ok][::step], lab.future_ret_bps[ok][::step], "predicted signal vs realised move",
+                             "P(up) - P(down)", "realised move (bps)")]))
+    return sections, metrics

@@ -5,22 +5,19 @@ as one self-contained HTML artifact, so a researcher looks at pictures in the ML
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from l2exp.analysis.interactive import interactive_book_html  # noqa: E402
-from l2exp.analysis.plots import book_heatmap, depth_profile, figure_png, spread_imbalance  # noqa: E402
+from l2exp.analysis.backtest_page import BacktestView, comparison_page  # noqa: E402
+from l2exp.analysis.pages import page  # noqa: E402
 from l2exp.errors import UserError  # noqa: E402
 from l2exp.tracking import log as tlog
 
@@ -48,18 +45,21 @@ def analyse_model(cfg: DictConfig) -> dict[str, Any]:
     X = ft.features.iloc[test].reset_index(drop=True)
     client = MlflowClient()
     logged = []
+    title = f"{a.model_uri} (run {bundle.run_id}) on its test rows"
+    sub = f"{len(book):,} rows from {pd.Timestamp(int(book.timestamp.iloc[0]), tz='UTC')}; data={cfg.data.name}"
     if bundle.task != "regression":
-        figs, metrics = analyse(book, X, bundle.predict_proba(X), bundle.labels, bundle.classes)
-        for name, fig in figs:
-            client.log_figure(bundle.run_id, fig, f"analysis/{name}")
-            plt.close(fig)
-            logged.append(f"analysis/{name}")
+        sections, metrics = analyse(book, X, bundle.predict_proba(X), bundle.labels, bundle.classes)
+        client.log_text(bundle.run_id, page(f"predictions: {title}", sections, sub), "analysis/predictions.html")
+        logged.append("analysis/predictions.html")
         for k, v in metrics.items():
             if np.isfinite(v):
                 client.log_metric(bundle.run_id, f"analysis_{k}", v)
     sample = X.sample(min(int(a.shap_sample), len(X)), random_state=int(cfg.seed))
-    figs, imp = shap_figures(bundle.native, sample, bundle.feature_set.families())
-    for name, fig in figs:
+    sections, previews, imp = shap_figures(bundle.native, sample, bundle.feature_set.families())
+    client.log_text(bundle.run_id, page(f"SHAP: {title}", sections, f"{len(sample):,} sampled rows; {sub}"),
+                    "shap/shap.html")
+    logged.append("shap/shap.html")
+    for name, fig in previews:
         client.log_figure(bundle.run_id, fig, f"shap/{name}")
         plt.close(fig)
         logged.append(f"shap/{name}")
@@ -96,81 +96,21 @@ def find_runs(cfg: DictConfig) -> list[Any]:
     return runs
 
 
-def _attribution(pos: pd.DataFrame, book: pd.DataFrame | None) -> dict[str, pd.Series]:
-    eq = pos.set_index(pd.to_datetime(pos.ts)).equity
-    d = eq.diff().fillna(0.0)
-    out = {"by hour (UTC)": d.groupby(d.index.hour).sum()}
-    mid = pos.mid.to_numpy()
-    vol = pd.Series(np.log(mid)).diff().abs().rolling(200, min_periods=10).mean().to_numpy() * 1e4
-    out["by volatility quintile"] = pd.Series(d.to_numpy()).groupby(
-        pd.qcut(pd.Series(vol).fillna(0), 5, labels=False, duplicates="drop").to_numpy()).sum()
-    if book is not None and len(book) == len(pos):
-        spread = ((book.ask_price_1 - book.bid_price_1) / ((book.ask_price_1 + book.bid_price_1) / 2) * 1e4)
-        out["by spread quintile"] = pd.Series(d.to_numpy()).groupby(
-            pd.qcut(spread.reset_index(drop=True), 5, labels=False, duplicates="drop").to_numpy()).sum()
-    return out
-
-
 def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
+    """The comparison page of the runs ``find_runs`` selects, rebuilt from their logged tables."""
     from l2exp.features.table import open_store
 
     runs = find_runs(cfg)
-    rows, sections, equity = [], [], {}
-    interactive: dict[str, str] = {}
+    views = [BacktestView.from_run(r) for r in runs]
     store = open_store(cfg)
-    for r in runs:
-        rid = r.info.run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            local = mlflow.artifacts.download_artifacts(f"runs:/{rid}/tables", dst_path=tmp)
-            fills = pd.read_parquet(Path(local) / "fills.parquet")
-            pos = pd.read_parquet(Path(local) / "positions.parquet")
-        symbol = r.data.tags.get("l2exp.symbol")
-        book = store.read(symbols=[symbol]) if symbol else None
-        m = r.data.metrics
-        slip = fills.side * (fills.price - fills.mid) / fills.mid * 1e4 if len(fills) else pd.Series(dtype=float)
-        rows.append({"run": rid[:8], "name": r.info.run_name, "risk": r.data.tags.get("l2exp.risk"),
-                     "pnl_net": m.get("pnl_net"), "fees": m.get("fees"), "sharpe": m.get("sharpe"),
-                     "max_drawdown": m.get("max_drawdown"), "fills": m.get("n_fills"), "orders": m.get("n_orders"),
-                     "maker_share": float(fills.maker.mean()) if len(fills) else np.nan,
-                     "slippage_bps_mean": float(slip.mean()) if len(slip) else np.nan,
-                     "slippage_bps_p95": float(slip.quantile(0.95)) if len(slip) else np.nan,
-                     **{k.replace("risk_block_", "block_"): v for k, v in m.items()
-                        if k.startswith("risk_block_") and v}})
-        equity[f"{rid[:8]} {r.data.tags.get('l2exp.risk', '')}"] = pos.set_index(pd.to_datetime(pos.ts)).equity
-        attr = _attribution(pos, book)
-        fig, axes = plt.subplots(1, len(attr), figsize=(4 * len(attr), 3))
-        for ax, (name, ser) in zip(np.atleast_1d(axes), attr.items(), strict=True):
-            ax.bar(ser.index.astype(str), ser.to_numpy(), color=np.where(ser.to_numpy() >= 0, "#2a6f2a", "#b33"))
-            ax.set_title(f"PnL {name}", fontsize=8)
-            ax.tick_params(labelsize=7)
-        fig.tight_layout()
-        parts = [f"<h3>run {rid} ({r.info.run_name})</h3>", f"<img src='data:image/png;base64,{figure_png(fig)}'>"]
-        if book is not None and len(book):
-            heat = book_heatmap(book, int(cfg.levels), fills, title=f"{symbol}: book and fills")
-            parts.append(f"<img src='data:image/png;base64,{figure_png(heat)}'>")
-            interactive[f"interactive/book_{rid[:8]}.html"] = interactive_book_html(
-                book, fills, title=f"{symbol}: book and fills (run {rid[:8]})")
-        sections.append("\n".join(parts))
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    for name, ser in equity.items():
-        ax.plot(ser.index, ser.to_numpy(), lw=0.8, label=name)
-    ax.set_xlabel("time")
-    ax.set_ylabel("equity (quote)")
-    ax.legend(fontsize=7)
-    table = pd.DataFrame(rows)
-    sym0 = runs[0].data.tags.get("l2exp.symbol")
-    book0 = store.read(symbols=[sym0]) if sym0 else None
-    extra = ""
-    if book0 is not None and len(book0):
-        extra = (f"<img src='data:image/png;base64,{figure_png(depth_profile(book0, int(cfg.levels)))}'>"
-                 f"<img src='data:image/png;base64,{figure_png(spread_imbalance(book0))}'>")
-    html = ("<html><head><meta charset='utf-8'><title>l2exp backtest report</title><style>body{font-family:sans-serif}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}</style></head>"
-            f"<body><h2>Backtest report: {len(runs)} run(s), data={cfg.data.name}</h2>"
-            f"{table.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
-            f"<h3>equity</h3><img src='data:image/png;base64,{figure_png(fig)}'>{extra}"
-            + "".join(sections) + "</body></html>")
-    return html, {"runs": [r.info.run_id for r in runs], "table": rows, "interactive": interactive}
+    books = {}
+    for sym in dict.fromkeys(v.symbol for v in views):
+        book = store.read(symbols=[sym])
+        if len(book):
+            books[sym] = book
+    html = comparison_page(views, books, int(cfg.levels), f"backtest comparison: {len(runs)} run(s), "
+                                                          f"data={cfg.data.name}")
+    return html, {"runs": [r.info.run_id for r in runs], "table": [v.headline() for v in views]}
 
 
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
@@ -187,8 +127,6 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
         html, info = backtest_report(cfg)
         with tracked_run(cfg, "analyze", run_name=f"report {len(info['runs'])} backtest run(s)") as run:
             tlog.log_text(html, "report.html")
-            for path, page in info.pop("interactive").items():  # zoomable views, one per run
-                tlog.log_text(page, path)
             tlog.log_text(json.dumps(info, indent=1, default=str), "report.json")
             out["report_run_id"] = run.info.run_id
         out["backtest_runs"] = info["runs"]

@@ -114,6 +114,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
+    from l2exp.analysis.backtest_page import BacktestView, run_page
     from l2exp.analysis.plots import equity_figure, fills_figure
     from l2exp.backtest.signals import first_out_of_sample, from_model, from_oos_run
     from l2exp.backtest.trades import trades_coverage
@@ -197,6 +198,16 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         tlog.log_figure(equity_figure(res), "plots/equity_drawdown.png")
         tlog.log_figure(fills_figure(book, res, int(cfg.levels)), "plots/fills_over_book.png")
         run_id = run.info.run_id
+        view = BacktestView(
+            name=f"{run_id[:8]} {cfg.risk.name}", symbol=symbol, settle=inst.settle, ts=res.ts, equity=res.equity,
+            position=res.position, fills=res.fills, blocks=res.blocks, by_session=by_session, metrics=m,
+            facts=[("run", run_id), ("model", f"{uri} (run {bundle.run_id})"),
+                   ("signal", f"{source}; out of sample from {pd.Timestamp(sig.start_ts, tz='UTC')}, "
+                              f"in-sample rows {in_sample}"),
+                   ("instrument", f"{symbol}: {inst.contract}, multiplier {inst.multiplier:g}, settles in "
+                                  f"{inst.settle}"),
+                   ("risk profile", str(cfg.risk.name)), ("trade prints cover", f"{coverage:.1%} of the time")])
+        tlog.log_text(run_page(view, book, int(cfg.levels), f"backtest {symbol}: {uri}"), "report.html")
         exp = experiment_name(run.info.experiment_id)
     summary = {"mode": "backtest", "run_id": run_id, "experiment": exp, "model_uri": uri,
                "model_version": bundle.version, "model_run_id": bundle.run_id, "symbol": symbol, "signal": source,
