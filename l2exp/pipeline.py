@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from typing import Any
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from l2exp.config import instantiate
 from l2exp.summary import console, print_table, write_summary
 from l2exp.tracking import log as tlog
-from l2exp.tracking.runs import EXPERIMENT_ENV, PARENT_ENV, tracked_run
+from l2exp.tracking.runs import EXPERIMENT_ENV, PARENT_ENV, named, tracked_run
 
 
 def train_key(cfg: DictConfig, data_digest: str) -> str:
@@ -53,19 +54,40 @@ def _sharpe(bt: dict[str, Any]) -> str:
     return f"{s:.2f}" if s == s else f"undefined ({bt['sharpe_periods']} one-minute intervals)"
 
 
+def _headline_on_parent(client: MlflowClient, train_run_id: str, backtest: dict[str, Any]) -> None:
+    """Copy what pipelines are compared on -- the model's selection, test and baseline metrics and what it
+    is (model, features), the backtest's money -- onto the parent run, so the runs table of the experiment
+    compares pipelines row by row without expanding each one. The backtest trades the *champion*: its
+    money goes on this row only when the champion is this pipeline's model (else the row would pair one
+    model's validation loss with another model's PnL); the tag ``l2exp.backtested`` says which it was."""
+    from l2exp.tracking.setup import VIEW_METRICS, VIEW_TAGS
+
+    train = client.get_run(train_run_id).data
+    own = str(backtest["model_run_id"]) == train_run_id
+    money = {k: float(backtest[k]) for k in VIEW_METRICS if own and backtest.get(k) is not None
+             and math.isfinite(float(backtest[k]))}
+    tlog.log_metrics({k: float(v) for k, v in train.metrics.items() if k in VIEW_METRICS} | money)
+    tlog.set_tags({k: v for k, v in train.tags.items() if k in VIEW_TAGS} |
+                  {"l2exp.train_run_id": train_run_id, "l2exp.backtest_run_id": str(backtest["run_id"]),
+                   "l2exp.backtested": "this pipeline's model" if own else
+                   f"the champion, version {backtest['model_version']} (run {backtest['model_run_id']}), not this "
+                   "pipeline's model"})
+
+
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.run import run_backtest
     from l2exp.data.ingest import run_ingest
     from l2exp.features.table import build_feature_table
     from l2exp.models.train import run_train
     from l2exp.tracking.registry import run_promote
-    from l2exp.tracking.setup import configure, experiment, run_url, ui_hint
+    from l2exp.tracking.setup import configure, experiment, experiment_url, print_links, run_url
 
     t0 = time.perf_counter()
     uri = configure(cfg)
     exp_id = experiment(cfg, "pipeline")
     steps: dict[str, Any] = {}
-    with mlflow.start_run(run_name=f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1]}") as parent:
+    name = f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1].removesuffix('Model')}"
+    with mlflow.start_run(run_name=named(name)) as parent:
         tlog.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
         tlog.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         os.environ[PARENT_ENV] = parent.info.run_id
@@ -111,10 +133,12 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
             steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
             console.rule("[bold]5/5 backtest")
             bt = run_backtest(_step_cfg(cfg, "backtest"))
-            keep = ("run_id", "experiment", "pnl_net", "fees", "sharpe", "sharpe_periods", "max_drawdown", "n_fills",
+            keep = ("run_id", "experiment", "model_run_id", "model_version", "pnl_net", "fees", "sharpe",
+                    "sharpe_periods", "max_drawdown", "n_fills",
                     "kill_switch_ts", "model_test_start_ts", "first_decision_ts", "in_sample_rows", "n_snapshots",
                     "trades_coverage")
             steps["backtest"] = {k: bt[k] for k in keep}
+            _headline_on_parent(client, steps["train"]["run_id"], bt)
         finally:
             os.environ.pop(PARENT_ENV, None)
             os.environ.pop(EXPERIMENT_ENV, None)
@@ -135,8 +159,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
                     f"{steps['promote']['metric']} = {steps['promote']['value']:.4g})"),
         ("backtest (out of sample)", f"{bt['n_snapshots']:,} snapshots from the model's test start: pnl net "
                                      f"{bt['pnl_net']:.2f}, sharpe {_sharpe(bt)}, {bt['n_fills']} fills{killed}"),
-        ("look at", f"{run_url(parent_id)}"),
-        ("compare", f"experiment {cfg.tracking.experiment_prefix}-pipeline: {ui_hint(uri)}"),
     ])
+    print_links([("compare runs", experiment_url(exp_id)), ("this pipeline", run_url(parent_id)),
+                  ("backtest report", run_url(bt["run_id"], "report.html"))])
     write_summary(summary)
     return summary

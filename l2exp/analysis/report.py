@@ -114,11 +114,11 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
 
 
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
-    from l2exp.summary import console, print_table, write_summary
+    from l2exp.summary import print_table, write_summary
     from l2exp.tracking.runs import tracked_run
-    from l2exp.tracking.setup import configure, run_url, ui_hint
+    from l2exp.tracking.setup import configure, print_links, run_url
 
-    uri = configure(cfg)
+    configure(cfg)
     what = list(cfg.mode.what)
     out: dict[str, Any] = {"mode": "analyze"}
     if "model" in what:
@@ -131,10 +131,14 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
             out["report_run_id"] = run.info.run_id
         out["backtest_runs"] = info["runs"]
     print_table("analyze", [("model run (analysis/, shap/)", out.get("model", {}).get("model_run_id", "-")),
-                            ("report run (report.html)", out.get("report_run_id", "-")),
+                            ("report run (report.html: comparison)", out.get("report_run_id", "-")),
                             ("top features", ", ".join(out.get("model", {}).get("top_features", [])[:5]))])
+    links = []
+    if out.get("model"):
+        rid = out["model"]["model_run_id"]
+        links += [("predictions", run_url(rid, "analysis/predictions.html")), ("SHAP", run_url(rid, "shap/shap.html"))]
     if out.get("report_run_id"):
-        console.print(f"report: {run_url(out['report_run_id'])}")
-    console.print(f"open them: {ui_hint(uri)}")
+        links.append(("backtest comparison", run_url(out["report_run_id"], "report.html")))
+    print_links(links)
     write_summary(out)
     return out

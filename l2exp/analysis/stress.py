@@ -387,9 +387,9 @@ def run_stress(cfg: Any) -> dict[str, Any]:
         (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(
             f"{k} {v['figure']:.4g} ({v['limit']})" for k, v in r["checks"].items())) for r in results])
     write_summary(summary)
-    from l2exp.tracking.setup import run_url
+    from l2exp.tracking.setup import print_links, run_url
 
-    console.print(f"results: {run_url(run_id)}")
+    print_links([("results", run_url(run_id))])
     if not passed and cfg.mode.get("fail_exit", True):
         failed = [r["scenario"] for r in results if not r["passed"]]
         raise UserError(f"stress suite failed: {failed}", where=f"MLflow run {run_id}, stress_results.html",

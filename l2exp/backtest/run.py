@@ -123,7 +123,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.tracking.lineage import log_dataset
     from l2exp.tracking.registry import load_bundle
     from l2exp.tracking.runs import tracked_run
-    from l2exp.tracking.setup import configure, experiment_name, run_url
+    from l2exp.tracking.setup import configure, experiment_name, print_links, run_url
 
     t0 = time.perf_counter()
     configure(cfg)
@@ -252,6 +252,6 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         console.print(f"[bold yellow]no trade prints for {1 - coverage:.1%} of the traded time "
                       f"({'; '.join(uncovered_txt[:3])}{' ...' if len(uncovered_txt) > 3 else ''}): there "
                       f"{fallback}; passive fills in that span are less certain[/]")
-    console.print(f"report: {run_url(run_id)}")
+    print_links([("report", run_url(run_id, "report.html")), ("run", run_url(run_id))])
     write_summary(summary)
     return summary

@@ -55,7 +55,7 @@ from l2exp.tracking import log as tlog
 from l2exp.tracking.lineage import log_dataset
 from l2exp.tracking.registry import log_model
 from l2exp.tracking.runs import tracked_run
-from l2exp.tracking.setup import run_url, ui_hint
+from l2exp.tracking.setup import experiment_url, print_links, run_url
 
 MIN_TRAIN_ROWS = 50  # below this no tree learner says anything meaningful
 MIN_EVAL_ROWS = 10  # below this a test metric is noise
@@ -321,8 +321,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "tracking_uri": uri, "data_digest": lineage["data.digest"],
     }
     _print(summary, metrics, model_label, str(cfg.data.name), fs.name, spec.kind)
-    console.print(f"run: {run_url(run_id)}")
-    console.print(f"compare runs: {ui_hint(uri)}")
+    print_links([("run", run_url(run_id)), ("compare runs", experiment_url(mlflow.get_run(run_id).info.experiment_id))])
     write_summary(summary)
     return summary
 

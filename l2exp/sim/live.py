@@ -291,9 +291,9 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
         if k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
                  "latency_ms_p50", "latency_ms_p99", "max_rss_mb")])
     write_summary(summary)
-    from l2exp.tracking.setup import run_url
+    from l2exp.tracking.setup import print_links, run_url
 
-    console.print(f"run: {run_url(summary['run_id'])}")
+    print_links([("run", run_url(summary["run_id"]))])
     return summary
 
 

@@ -17,7 +17,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from l2exp.errors import UserError
-from l2exp.summary import console, print_table, write_summary
+from l2exp.summary import print_table, write_summary
 from l2exp.tracking import journal as jr
 from l2exp.tracking.log import PENDING, SENDERS
 
@@ -109,7 +109,7 @@ def _by_run_id(outputs: Path, run_id: str) -> list[Path]:
 
 
 def run_relog(cfg: Any) -> dict[str, Any]:
-    from l2exp.tracking.setup import configure, run_url
+    from l2exp.tracking.setup import configure, print_links, run_url
 
     outputs = Path(str(cfg.workdir)) / "outputs"
     if cfg.mode.get("run_id"):
@@ -136,7 +136,7 @@ def run_relog(cfg: Any) -> dict[str, Any]:
     print_table("relog", rows)
     for d in done:
         if d.get("sent"):
-            console.print(f"run: {run_url(d['run_id'])}")
+            print_links([("run", run_url(d["run_id"]))])
     summary = {"mode": "relog", "journals": done}
     write_summary(summary)
     return summary

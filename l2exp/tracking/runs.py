@@ -52,6 +52,18 @@ def overrides() -> list[str]:
         return []
 
 
+def named(run_name: str | None) -> str | None:
+    """The run name plus the command line's choices (``model=catboost risk=aggressive``), so rows of a
+    sweep or of hand-run variants say what differs. Where the run happens (mode, workdir, tracking) and
+    Hydra's own settings are left out."""
+    if run_name is None:
+        return None
+    said = [o for o in overrides() if not o.lstrip("+~").startswith(
+        ("hydra.", "hydra/", "mode=", "workdir=", "tracking", "mode.run_id", "seed="))]
+    text = " ".join(said)
+    return f"{run_name} | {text[:100]}" if said else run_name
+
+
 @contextlib.contextmanager
 def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
@@ -67,7 +79,7 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     assert isinstance(resolved, dict)
     try:
         experiment(cfg, os.environ.get(EXPERIMENT_ENV, mode))
-        run = mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent))
+        run = mlflow.start_run(run_name=named(run_name), parent_run_id=parent or None, nested=bool(parent))
     except Exception as exc:
         if not is_outage(exc):
             raise

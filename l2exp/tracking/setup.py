@@ -4,6 +4,7 @@ plain file store) with artifacts beside it; ``MLFLOW_TRACKING_URI`` or ``trackin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,10 +18,33 @@ HTTP_ENV = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "max_retries": "MLFLOW_H
             "backoff_jitter": "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"}
 
 
-# MLflow 3's UI opens an experiment of unknown kind on its GenAI overview (traces, token usage); this
-# tag (the UI's own ExperimentKind value) opens l2exp's experiments on the runs table of model training.
+# MLflow 3's UI opens an experiment on its GenAI overview (traces, token usage) whatever the experiment's kind
+# (checked on 3.17 in Chromium): the kind tag is set for MLflow's own bookkeeping, and every URL l2exp prints
+# carries ``workflowType=machine_learning``, the UI's switch to its model-training pages. The runs table of
+# a fresh browser shows name, date, duration and source only; the UI has no per-experiment default column
+# set, but it opens a *shared view* (``viewStateShareKey=<key>``: columns, sort, filters) stored as the
+# experiment tag ``mlflow.sharedViewState.<key>`` -- l2exp writes one, and its experiment URL points at it.
 KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_TAGS = {KIND_TAG: "custom_model_development"}
+VIEW_KEY = "l2exp"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+UI_PARAMS = "workflowType=machine_learning"
+VIEW_TAGS = ["l2exp.model", "l2exp.features", "l2exp.data", "l2exp.risk"]
+VIEW_METRICS = ["val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "val_macro_f1",
+                "test_macro_f1", "pnl_net", "sharpe", "max_drawdown", "n_fills"]
+
+
+def comparison_view() -> str:
+    """The shared view l2exp's experiments open on: the selection metric (validation log loss) first, the
+    test metrics and the baseline beside it, the backtest's money, and what differs (model, features,
+    data, risk). Run names say the rest."""
+    cols = [f"tags.`{t}`" for t in VIEW_TAGS[:2]] + [f"metrics.`{m}`" for m in VIEW_METRICS] + \
+           [f"tags.`{t}`" for t in VIEW_TAGS[2:]]
+    return json.dumps({"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
+                       "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
+                       "datasetsFilter": [], "selectedColumns": cols})
+
+
+EXPERIMENT_TAGS = {KIND_TAG: "custom_model_development", VIEW_TAG: comparison_view()}
 
 
 def configure(cfg: DictConfig) -> str:
@@ -82,16 +106,35 @@ def experiment(cfg: DictConfig, mode: str) -> str:
         exp_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     else:
         exp_id = exp.experiment_id
-        if exp.tags.get(KIND_TAG) != EXPERIMENT_TAGS[KIND_TAG]:  # made by an older l2exp
-            mlflow.MlflowClient().set_experiment_tag(exp_id, KIND_TAG, EXPERIMENT_TAGS[KIND_TAG])
+        for key, value in EXPERIMENT_TAGS.items():
+            if exp.tags.get(key) != value:  # made by an older l2exp
+                mlflow.MlflowClient().set_experiment_tag(exp_id, key, value)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
 
-def ui_hint(uri: str) -> str:
-    if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri} --workers 1   (then open http://127.0.0.1:5000)"
-    return f"open {uri} in a browser"
+def _ui(page: str) -> str:
+    """The UI address of ``page``: the server's own, or where ``mlflow ui`` serves a local store."""
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/{page}"
+
+
+def print_links(links: list[tuple[str, str]]) -> None:
+    """Print each ``label: URL`` whole on one line (terminals make it clickable; a wrapped or cut URL
+    is useless), then, for a local store, the one command that serves the UI at those addresses."""
+    from l2exp.summary import console
+
+    for label, url in links:
+        console.print(f"{label}: {url}", soft_wrap=True)
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        console.print(f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)", soft_wrap=True)
+
+
+def experiment_url(experiment_id: str) -> str:
+    """The experiment's runs table in l2exp's comparison view (columns: metrics, baseline, model, data)."""
+    return _ui(f"#/experiments/{experiment_id}/runs?{UI_PARAMS}&viewStateShareKey={VIEW_KEY}")
 
 
 def experiment_name(experiment_id: str) -> str:
@@ -99,11 +142,9 @@ def experiment_name(experiment_id: str) -> str:
     return exp.name if exp is not None else str(experiment_id)
 
 
-def run_url(run_id: str) -> str:
-    """Where to look at a run: its page in the MLflow UI (for a local store, with the command that serves it)."""
-    uri = mlflow.get_tracking_uri()
+def run_url(run_id: str, artifact: str | None = None) -> str:
+    """Where to look at a run: its page in the MLflow UI, or one of its artifacts opened in the UI's
+    preview (``report.html``); for a local store, with the command that serves it."""
     exp_id = mlflow.get_run(run_id).info.experiment_id
-    page = f"#/experiments/{exp_id}/runs/{run_id}"
-    if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/{page}"
-    return f"http://127.0.0.1:5000/{page}   (serve it: mlflow ui --backend-store-uri {uri} --workers 1)"
+    tail = f"/artifacts/{artifact}" if artifact else ""
+    return _ui(f"#/experiments/{exp_id}/runs/{run_id}{tail}?{UI_PARAMS}")
