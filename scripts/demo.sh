@@ -9,6 +9,7 @@ bash scripts/install.sh
 .venv/bin/l2exp mode=pipeline model=catboost "$@"
 echo
 echo "Look at the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlruns/mlflow.db --workers 1"
-echo "                  then open http://127.0.0.1:5000, experiment l2exp-pipeline (a parent run per pipeline,"
-echo "                  a child per step: ingest, features, train, promote, backtest)"
-echo "Next: .venv/bin/l2exp mode=analyze   (SHAP + predictions on the champion, report of the demo's backtests)"
+echo "  then open the 'compare runs' link printed above: experiment l2exp-pipeline, a row per pipeline with"
+echo "  its validation / test / baseline metrics and backtest PnL (expand a row for its ingest, features, train,"
+echo "  promote and backtest runs); the 'backtest report' link opens that backtest's interactive report.html."
+echo "Next: .venv/bin/l2exp mode=analyze   (predictions + SHAP pages on the champion, a comparison of the backtests)"

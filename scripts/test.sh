@@ -4,6 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright -- never a downloaded
+# browser. Installed here when missing; L2EXP_SKIP_BROWSER=1 runs the suite without them (said loudly).
+if [ "${L2EXP_SKIP_BROWSER:-0}" != "1" ]; then
+  if [ ! -x "${L2EXP_CHROMIUM:-/usr/bin/chromium}" ]; then
+    echo "installing Debian's chromium for the browser tests ..."
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq chromium > /dev/null 2>&1 \
+      || { $SUDO apt-get update -qq > /dev/null && $SUDO apt-get install -y -qq chromium > /dev/null; } \
+      || { echo "could not install chromium (apt-get install chromium); L2EXP_SKIP_BROWSER=1 skips the browser tests" >&2; exit 1; }
+  fi
+  export L2EXP_REQUIRE_BROWSER=1   # from here a missing browser fails the browser tests instead of skipping them
+else
+  echo "L2EXP_SKIP_BROWSER=1: the browser tests will be skipped"
+fi
 .venv/bin/ruff check l2exp tests bench
-# two workers (the CI machine's cores), slow whole-mode tests handed out first (tests/conftest.py)
-.venv/bin/python -m pytest -q -p no:cacheprovider -n "${L2EXP_TEST_WORKERS:-2}" --dist load --durations=15 "$@"
+# two workers (the CI machine's cores), slow whole-mode tests handed out first (tests/conftest.py);
+# loadgroup keeps the browser tests on one worker (they share one demo and one tracking server)
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${L2EXP_TEST_WORKERS:-2}" --dist loadgroup --durations=15 "$@"

@@ -58,15 +58,17 @@ class BacktestView:
 
     def headline(self) -> dict[str, Any]:
         """The comparison row: what a researcher ranks backtests by."""
-        m, f = self.metrics, self.fills
+        f = self.fills
+        m = {k: self.metrics.get(k, np.nan) for k in ("pnl_net", "pnl_net_quote", "fees", "sharpe", "max_drawdown",
+                                                      "n_orders", "time_in_market")}  # not logged = undefined
         slip = charts.slippage_bps(f) if len(f) else pd.Series(dtype=float)
-        return {"run": self.name, "symbol": self.symbol, "settle": self.settle, "pnl_net": m.get("pnl_net"),
-                "pnl_net_quote": m.get("pnl_net_quote"), "fees": m.get("fees"), "sharpe": m.get("sharpe"),
-                "max_drawdown": m.get("max_drawdown"), "fills": len(f), "orders": m.get("n_orders"),
+        return {"run": self.name, "symbol": self.symbol, "settle": self.settle, "pnl_net": m["pnl_net"],
+                "pnl_net_quote": m["pnl_net_quote"], "fees": m["fees"], "sharpe": m["sharpe"],
+                "max_drawdown": m["max_drawdown"], "fills": len(f), "orders": m["n_orders"],
                 "maker_share": float(f.maker.mean()) if len(f) else np.nan,
                 "slippage_bps_mean": float(slip.mean()) if len(slip) else np.nan,
                 "slippage_bps_p95": float(slip.quantile(0.95)) if len(slip) else np.nan,
-                "time_in_market": m.get("time_in_market"),
+                "time_in_market": m["time_in_market"],
                 "risk_blocks": int(sum(v for k, v in self.blocks.items() if k != "no_signal"))}
 
 

@@ -18,25 +18,8 @@ import pytest
 import requests
 
 from tests.conftest import run_cli
+from tests.mlflow_server import start_server
 from tests.sim.fake_exchange import _free_port
-
-
-def start_server(workdir, port: int | None = None) -> tuple[subprocess.Popen, str]:  # noqa: ANN001
-    port = port or _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{workdir}/server.db",
-                             "--artifacts-destination", str(workdir / "server-artifacts"), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{uri}/health", timeout=1).ok:
-                return proc, uri
-        except requests.RequestException:
-            time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("mlflow server did not start")
 
 
 def running_runs(uri: str) -> int:

@@ -1,0 +1,123 @@
+"""Browser tests: Debian's Chromium (``/usr/bin/chromium``, never a downloaded browser) driven by
+Playwright, on the demo's outputs in a real ``mlflow server`` on 127.0.0.1.
+
+The demo is run once per session as a user runs it -- ``l2exp mode=pipeline`` with LightGBM, then with
+CatBoost, then ``mode=analyze`` -- on a smaller synthetic book, against the server (``tracking=server``).
+Every page a test opens is screenshotted to ``test-artifacts/browser/``; with
+``L2EXP_UPDATE_SCREENSHOTS=1`` the README's pictures in ``docs/img/`` are replaced by them.
+
+Without Chromium the tests skip with the reason -- unless ``L2EXP_REQUIRE_BROWSER=1`` (set by
+``scripts/test.sh`` after it installed Chromium): then a missing browser fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from l2exp.config import PROJECT_ROOT
+from tests.conftest import run_cli
+from tests.mlflow_server import start_server, stop_server
+
+CHROMIUM = Path(os.environ.get("L2EXP_CHROMIUM", "/usr/bin/chromium"))
+# flags for a sandboxed CI machine without network: no background connections to Google's hosts
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SHOTS = PROJECT_ROOT / "test-artifacts" / "browser"
+README_IMG = PROJECT_ROOT / "docs" / "img"
+DEMO_SIZE = ["data.reader.n_snapshots=60000"]  # the demo's steps on a smaller synthetic book
+
+
+@dataclass
+class Demo:
+    uri: str
+    links: dict[str, str] = field(default_factory=dict)  # label -> URL, as each mode printed it
+    workdir: Path = Path()
+
+
+def _links(stdout: str, uri: str) -> dict[str, str]:
+    """The ``label: URL`` lines a mode printed (l2exp prints each URL whole on one line)."""
+    return {m.group(1): m.group(2) for m in re.finditer(rf"^([\w ()]+): ({re.escape(uri)}/\S+)$", stdout, re.M)}
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        why = (f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set "
+               "L2EXP_CHROMIUM")
+        if os.environ.get("L2EXP_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterator[Demo]:
+    work = tmp_path_factory.mktemp("browser-demo")
+    proc, uri = start_server(work)
+    env = {"MLFLOW_TRACKING_URI": uri}
+    out = Demo(uri=uri, workdir=work)
+    try:
+        for step, args in (("lightgbm", ["mode=pipeline", "model=lightgbm"]),
+                           ("catboost", ["mode=pipeline", "model=catboost"]),
+                           ("analyze", ["mode=analyze", "mode.shap_sample=500"])):
+            r = run_cli([*args, "tracking=server", *DEMO_SIZE], work, env=env, timeout=600)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            out.links |= {f"{step} {k}": v for k, v in _links(r.stdout, uri).items()}
+        yield out
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page with every console error, uncaught exception and outside request recorded."""
+
+    def __init__(self, page, allowed_hosts: tuple[str, ...]) -> None:  # noqa: ANN001
+        self.page = page
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text} @ {m.location.get('url', '')}")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+        def route(r):  # noqa: ANN001, ANN202 - Playwright callback
+            url = r.request.url
+            if url.startswith(("http://", "https://")) and not url.startswith(allowed_hosts):
+                self.outside.append(url)
+                return r.abort()
+            return r.continue_()
+
+        page.route("**/*", route)
+
+    def shot(self, name: str) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        if os.environ.get("L2EXP_UPDATE_SCREENSHOTS") == "1":
+            README_IMG.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, README_IMG / path.name)
+        return path
+
+
+@pytest.fixture
+def watched(browser, demo: Demo):  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1800, "height": 1000})
+    page = context.new_page()
+    yield Watched(page, (demo.uri,))
+    context.close()
