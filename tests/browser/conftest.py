@@ -106,6 +106,11 @@ class Watched:
         page.route("**/*", route)
 
     def shot(self, name: str) -> Path:
+        """A screenshot of the viewport (MLflow's assistant side panel closed, when it is open)."""
+        close = self.page.get_by_role("button", name="Close", exact=True)
+        if close.count() == 1 and close.is_visible():
+            close.click()
+            self.page.wait_for_timeout(300)
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
         self.page.screenshot(path=str(path))

@@ -87,3 +87,18 @@ def test_readme_commands_in_order_on_a_fresh_workdir(workdir, chain):
             assert s["in_sample_rows"] == 0 and s["first_decision_ts"] >= s["model_test_start_ts"], cmd
     assert len(ran) >= (4 if chain == "synthetic" or (SHARED / "bitmex").exists() else 0), (ran, skipped)
     print("\n".join(f"skipped: {c}  ({w})" for c, w in skipped))
+
+
+def test_every_readme_link_points_at_something_that_exists():
+    """Relative links and pictures in the README (docs/..., docs/img/*.png taken by tests/browser) exist,
+    and the experiments the README and the demo send a reader to are the ones l2exp creates."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\((?!https?://|#)([^)\s]+)\)", readme)
+    assert any(t.startswith("docs/img/") for t in targets)
+    missing = [t for t in targets if not (PROJECT_ROOT / t.split("#")[0]).exists()]
+    assert not missing, missing
+    said = set(re.findall(r"experiment `(l2exp-\w+)`", readme)) | set(
+        re.findall(r"experiment (l2exp-\w+)", (PROJECT_ROOT / "scripts/demo.sh").read_text()))
+    made = {f"l2exp-{m}" for m in re.findall(r'tracked_run\(cfg, "(\w+)"', "".join(
+        p.read_text() for p in (PROJECT_ROOT / "l2exp").rglob("*.py")))}
+    assert said and said <= made, (said, made)
