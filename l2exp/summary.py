@@ -40,7 +40,15 @@ def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Pat
     d.mkdir(parents=True, exist_ok=True)
     path = d / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"summary: {path}", soft_wrap=True)  # whole on one line: a cut path is no use
     return path
+
+
+def print_where(pairs: list[tuple[str, Any]]) -> None:
+    """``label: location`` lines printed whole (store paths, cache files) for modes without an MLflow run."""
+    for label, where in pairs:
+        if where:
+            console.print(f"{label}: {where}", soft_wrap=True)
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:

@@ -26,7 +26,7 @@ from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import REASONS, ValidationState, Validator
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
-from l2exp.summary import console, print_table, write_summary
+from l2exp.summary import console, print_table, print_where, write_summary
 
 
 @dataclass
@@ -240,6 +240,7 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
         **({"book": book_summary(total.book)} if total.book else {}),
     }
     _report(summary)
+    print_where([("store", summary["store"])])
     write_summary(summary)
     if total.rows_in and not total.accepted:
         raise _nothing_accepted(summary)

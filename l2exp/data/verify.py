@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from l2exp.data.stores.base import BLOCKING, Issue, L2Store
 from l2exp.errors import UserError
-from l2exp.summary import console, print_table, write_summary
+from l2exp.summary import console, print_table, print_where, write_summary
 
 
 def verify_store(store: L2Store) -> list[Issue]:
@@ -71,6 +71,7 @@ def run_verify(cfg: DictConfig) -> dict[str, Any]:
         rows += [(f"repair: {k}", v) for k, v in summary["repair"].items()]
         rows += [("after repair", "; ".join(summary["issues_after_repair"]) or "clean")]
     print_table(f"verify: data={cfg.data.name}", rows)
+    print_where([("store", summary["store"])])
     write_summary(summary)
     if summary["blocking"]:
         lines = summary.get("issues_after_repair", summary["issues"])

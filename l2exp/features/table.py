@@ -99,7 +99,7 @@ def build_feature_table(cfg: DictConfig, fs: FeatureSet | None = None, store: L2
 
 
 def run_features(cfg: DictConfig) -> dict[str, Any]:
-    from l2exp.summary import print_table, write_summary
+    from l2exp.summary import print_table, print_where, write_summary
 
     ft = build_feature_table(cfg)
     feats = ft.features
@@ -124,5 +124,6 @@ def run_features(cfg: DictConfig) -> dict[str, Any]:
     ])
     if summary["rows_out"] == 0:
         console.print("[bold red]warning: no row has complete history: shorten the windows or use more data[/]")
+    print_where([("feature table", ft.cache_path)])
     write_summary(summary)
     return summary

@@ -120,7 +120,7 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
     """
     from l2exp.models.selection import beats, check_selection_metric, direction_of
     from l2exp.summary import console, print_table, write_summary
-    from l2exp.tracking.setup import configure
+    from l2exp.tracking.setup import configure, model_version_url, print_links, run_url
 
     configure(cfg)
     pm = cfg.mode
@@ -198,5 +198,6 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
         console.print(f"[bold red]selected on a test metric ({metric}): its test score is no longer an unbiased "
                       "estimate; version tagged l2exp.selected_on_test=true[/]")
     console.print(f"backtest and sim load [bold]models:/{name}@{pm.alias}[/] by default")
+    print_links([("model version", model_version_url(name, version)), ("chosen run", run_url(best.info.run_id))])
     write_summary(summary)
     return summary

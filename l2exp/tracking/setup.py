@@ -28,17 +28,16 @@ KIND_TAG = "mlflow.experimentKind"
 VIEW_KEY = "l2exp"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 UI_PARAMS = "workflowType=machine_learning"
-VIEW_TAGS = ["l2exp.model", "l2exp.features", "l2exp.data", "l2exp.risk"]
-VIEW_METRICS = ["val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "val_macro_f1",
-                "test_macro_f1", "pnl_net", "sharpe", "max_drawdown", "n_fills"]
+VIEW_TAGS = ["l2exp.model", "l2exp.features", "l2exp.data", "l2exp.risk"]  # shown in the UI's (alphabetical) order
+VIEW_METRICS = ["val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "pnl_net",
+                "sharpe", "max_drawdown", "n_fills"]
 
 
 def comparison_view() -> str:
     """The shared view l2exp's experiments open on: the selection metric (validation log loss) first, the
     test metrics and the baseline beside it, the backtest's money, and what differs (model, features,
     data, risk). Run names say the rest."""
-    cols = [f"tags.`{t}`" for t in VIEW_TAGS[:2]] + [f"metrics.`{m}`" for m in VIEW_METRICS] + \
-           [f"tags.`{t}`" for t in VIEW_TAGS[2:]]
+    cols = [f"metrics.`{m}`" for m in VIEW_METRICS] + [f"tags.`{t}`" for t in VIEW_TAGS]  # the UI groups by kind
     return json.dumps({"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
                        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
                        "datasetsFilter": [], "selectedColumns": cols})
@@ -118,6 +117,11 @@ def _ui(page: str) -> str:
     uri = mlflow.get_tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base}/{page}"
+
+
+def model_version_url(name: str, version: str | int) -> str:
+    """A registered model version's page (its aliases, source run, metadata)."""
+    return _ui(f"#/models/{name}/versions/{version}?{UI_PARAMS}")
 
 
 def print_links(links: list[tuple[str, str]]) -> None:

@@ -105,12 +105,16 @@ class Watched:
 
         page.route("**/*", route)
 
-    def shot(self, name: str) -> Path:
-        """A screenshot of the viewport (MLflow's assistant side panel closed, when it is open)."""
+    def close_assistant(self) -> None:
+        """Close MLflow's assistant side panel when it is open (it takes a quarter of the width)."""
         close = self.page.get_by_role("button", name="Close", exact=True)
         if close.count() == 1 and close.is_visible():
             close.click()
             self.page.wait_for_timeout(300)
+
+    def shot(self, name: str) -> Path:
+        """A screenshot of the viewport."""
+        self.close_assistant()
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
         self.page.screenshot(path=str(path))

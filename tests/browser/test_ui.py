@@ -49,8 +49,10 @@ def test_the_printed_link_opens_the_comparison(demo, watched):
     page.goto(demo.links["catboost compare runs"])
     page.wait_for_selector(".ag-center-cols-container .ag-row", timeout=60_000)
     assert "workflowType=machine_learning" in page.url  # the model-training pages, not the GenAI overview
+    watched.close_assistant()
     headers = page.locator(".ag-header-cell").all_inner_texts()
-    for col in ("val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "pnl_net"):
+    for col in ("val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "pnl_net",
+                "l2exp.data", "l2exp.features", "l2exp.model"):
         assert col in headers, headers
     names = " ".join(page.locator(".ag-pinned-left-cols-container .ag-row").all_inner_texts())
     assert "pipeline synthetic LightGBM | model=lightgbm" in names and "pipeline synthetic CatBoost" in names
