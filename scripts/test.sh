@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# Ray, the optional extra (.[ray]): the Ray-launcher sweep tests start a local cluster with it
+.venv/bin/uv pip install --quiet --python .venv/bin/python --override scripts/overrides.txt -e ".[dev,ray]"
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python3.11/site-packages/ray > /dev/null 2>&1 || true
+export L2EXP_REQUIRE_RAY=1
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright -- never a downloaded
 # browser. Installed here when missing; L2EXP_SKIP_BROWSER=1 runs the suite without them (said loudly).
 if [ "${L2EXP_SKIP_BROWSER:-0}" != "1" ]; then

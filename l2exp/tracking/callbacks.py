@@ -7,6 +7,7 @@ the basic and joblib launchers inherit the environment); each job's tracked run 
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -34,7 +35,8 @@ class MlflowMultirunParent(Callback):
         sweep = " ".join(config.hydra.overrides.task) if "hydra" in config else ""
         run = client.create_run(exp_id, run_name=f"sweep {sweep}"[:250],
                                 tags={"l2exp.mode": str(config.mode.name), "l2exp.sweep": "parent",
-                                      "git_commit": git_commit()})
+                                      "git_commit": git_commit(),
+                                      "l2exp.worker": f"{socket.gethostname()}:{os.getpid()}"})
         self.run_id = run.info.run_id
         os.environ[PARENT_ENV] = self.run_id
         client.log_text(self.run_id, "\n".join(overrides()) or sweep, "sweep_overrides.txt")

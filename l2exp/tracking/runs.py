@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -92,6 +93,7 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     status = "FAILED"
     try:
         tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
+                       "l2exp.worker": f"{socket.gethostname()}:{os.getpid()}",  # where it ran (a sweep's Ray task)
                        **(tags or {})})
         params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
         items = list(params.items())
