@@ -53,6 +53,17 @@ def overrides() -> list[str]:
         return []
 
 
+def _in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra (a library call, a test)
+        return False
+
+
 def named(run_name: str | None) -> str | None:
     """The run name plus the command line's choices (``model=catboost risk=aggressive``), so rows of a
     sweep or of hand-run variants say what differs. Where the run happens (mode, workdir, tracking) and
@@ -76,6 +87,11 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     uri = configure(cfg)
     exp_name = f"{cfg.tracking.experiment_prefix}-{os.environ.get(EXPERIMENT_ENV, mode)}"
     parent = os.environ.get(PARENT_ENV)
+    if not parent and _in_sweep():
+        raise UserError("this sweep has no MLflow parent run: creating it failed when the sweep started (the "
+                        "warning from MlflowMultirunParent above says why), and its jobs would land loose in the "
+                        "experiment", where="hydra.callbacks.mlflow_parent",
+                        fix="Fix what the warning names (the tracking server / store) and start the sweep again.")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     try:

@@ -62,12 +62,27 @@ def configure(cfg: DictConfig) -> str:
             os.environ[env] = str(int(val) if key in ("timeout_s", "max_retries", "backoff_factor") else float(val))
     if uri.startswith(("http://", "https://")):
         _preflight(uri, float((cfg.tracking.get("http") or {}).get("timeout_s", 5)))
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    if uri.startswith("sqlite:///"):
+        _init_sqlite_store(Path(uri[len("sqlite:///"):]), uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def _init_sqlite_store(db: Path, uri: str) -> None:
+    """Create (or migrate) a local SQLite tracking store under an exclusive file lock: MLflow builds the
+    schema on first use, and two processes doing it at once (two sweeps started together on a fresh
+    workdir) fail with "duplicate column name". Once the schema exists this is one quick query."""
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init-lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _preflight(uri: str, timeout_s: float) -> None:
@@ -97,12 +112,20 @@ def is_outage(exc: BaseException) -> bool:
 
 def experiment(cfg: DictConfig, mode: str) -> str:
     """Experiment per mode (``l2exp-train``, ``l2exp-backtest``...), artifacts under tracking.artifact_root."""
+    from mlflow.exceptions import MlflowException
+
     name = f"{cfg.tracking.experiment_prefix}-{mode}"
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         root = cfg.tracking.get("artifact_root")
         location = Path(str(root)).resolve().joinpath(name).as_uri() if root else None
-        exp_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        try:
+            exp_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except MlflowException:  # another worker created it between our look and our create: use theirs
+            exp = mlflow.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
         for key, value in EXPERIMENT_TAGS.items():
