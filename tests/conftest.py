@@ -64,3 +64,12 @@ def last_summary(workdir: Path) -> dict:
     files = sorted((workdir / "outputs").rglob("summary.json"), key=lambda p: p.stat().st_mtime)
     assert files, f"no summary.json under {workdir / 'outputs'}"
     return json.loads(files[-1].read_text())
+
+
+def sweep_runs(client, experiment: str = "l2exp-train") -> tuple[object, list]:  # noqa: ANN001 - MlflowClient
+    """The one sweep parent run of ``experiment`` and its child runs (asserts there is exactly one parent)."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("l2exp.sweep") == "parent"]
+    assert len(parents) == 1, f"{len(parents)} sweep parents in {experiment}"
+    return parents[0], [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]

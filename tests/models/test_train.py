@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from l2exp.errors import UserError
 from l2exp.models.train import run_train
 from l2exp.tracking.registry import load_bundle, run_promote
-from tests.conftest import last_summary, make_cfg, run_cli
+from tests.conftest import last_summary, make_cfg, run_cli, sweep_runs
 
 SMALL = ["data.reader.n_snapshots=20000", "features=minimal", "mode.progress=false"]
 
@@ -135,12 +135,7 @@ def test_multirun_is_one_parent_with_a_child_per_job(workdir):
     proc = run_cli(["-m", "mode=train", "model=lightgbm,catboost", "features=minimal,full",
                     "data.reader.n_snapshots=15000"], workdir, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    c = client_for(workdir)
-    exp = c.get_experiment_by_name("l2exp-train")
-    runs = c.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("l2exp.sweep") == "parent"]
-    assert len(parents) == 1
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    _, children = sweep_runs(client_for(workdir))
     assert len(children) == 4
     assert {(r.data.tags["l2exp.model"], r.data.tags["l2exp.features"]) for r in children} == {
         ("LightGBMModel", "minimal"), ("LightGBMModel", "full"), ("CatBoostModel", "minimal"),

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from tests.conftest import make_cfg, run_cli
+from tests.conftest import make_cfg, run_cli, sweep_runs
 from tests.mlflow_server import start_server, stop_server
 from tests.sim.fake_exchange import _free_port
 
@@ -76,16 +76,12 @@ def test_sweep_runs_each_job_as_a_ray_task_nested_under_one_parent(workdir, ray_
                     env={"MLFLOW_TRACKING_URI": uri, "RAY_ADDRESS": ray_cluster}, timeout=900)
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
         client = MlflowClient(uri)
-        exp = client.get_experiment_by_name("l2exp-train")
-        runs = client.search_runs([exp.experiment_id])
-        parents = [x for x in runs if x.data.tags.get("l2exp.sweep") == "parent"]
-        assert len(parents) == 1
-        children = [x for x in runs if x.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+        parent, children = sweep_runs(client)
         assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
         assert sorted((c.data.tags["l2exp.features"], c.data.params["model.n_estimators"]) for c in children) == [
             ("full", "30"), ("full", "60"), ("minimal", "30"), ("minimal", "60")]
         assert all("val_log_loss" in c.data.metrics for c in children)
-        driver = parents[0].data.tags["l2exp.worker"]  # the process that ran the sweep
+        driver = parent.data.tags["l2exp.worker"]  # the process that ran the sweep
         assert all(c.data.tags["l2exp.worker"] != driver for c in children)  # each job ran in a Ray worker
         versions = client.search_model_versions("name = 'l2exp-synthetic'")
         assert len(versions) == 4  # every job registered its model in the shared registry
@@ -93,7 +89,7 @@ def test_sweep_runs_each_job_as_a_ray_task_nested_under_one_parent(workdir, ray_
         assert list((workdir / "server-artifacts").rglob("MLmodel"))
         # the team's next steps, against the same server: promote the sweep's best child, backtest it
         env = {"MLFLOW_TRACKING_URI": uri}
-        p = run_cli(["mode=promote", "tracking=server", f"mode.parent_run_id={parents[0].info.run_id}",
+        p = run_cli(["mode=promote", "tracking=server", f"mode.parent_run_id={parent.info.run_id}",
                      "mode.require_beat_baseline=false", "data.reader.n_snapshots=20000"], workdir, env=env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         champion = client.get_model_version_by_alias("l2exp-synthetic", "champion")
