@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 SHOTS = PROJECT_ROOT / "test-artifacts" / "browser"
 README_IMG = PROJECT_ROOT / "docs" / "img"
-DEMO_SIZE = ["data.reader.n_snapshots=60000"]  # the demo's steps on a smaller synthetic book
+DEMO_SIZE = ["data.reader.n_snapshots=40000"]  # the demo's steps on a smaller synthetic book
 
 
 @dataclass

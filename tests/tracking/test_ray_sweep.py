@@ -72,14 +72,14 @@ def test_sweep_runs_each_job_as_a_ray_task_nested_under_one_parent(workdir, ray_
     proc, uri = start_server(workdir)
     try:
         r = run_cli(["-m", "mode=train", "hydra/launcher=ray_cluster", "tracking=server", "model=lightgbm",
-                     "features=minimal,full", "model.n_estimators=30,60", "data.reader.n_snapshots=20000"], workdir,
+                     "features=minimal,full", "model.n_estimators=20,40", "data.reader.n_snapshots=15000"], workdir,
                     env={"MLFLOW_TRACKING_URI": uri, "RAY_ADDRESS": ray_cluster}, timeout=900)
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
         client = MlflowClient(uri)
         parent, children = sweep_runs(client)
         assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
         assert sorted((c.data.tags["l2exp.features"], c.data.params["model.n_estimators"]) for c in children) == [
-            ("full", "30"), ("full", "60"), ("minimal", "30"), ("minimal", "60")]
+            ("full", "20"), ("full", "40"), ("minimal", "20"), ("minimal", "40")]
         assert all("val_log_loss" in c.data.metrics for c in children)
         driver = parent.data.tags["l2exp.worker"]  # the process that ran the sweep
         assert all(c.data.tags["l2exp.worker"] != driver for c in children)  # each job ran in a Ray worker
@@ -90,11 +90,11 @@ def test_sweep_runs_each_job_as_a_ray_task_nested_under_one_parent(workdir, ray_
         # the team's next steps, against the same server: promote the sweep's best child, backtest it
         env = {"MLFLOW_TRACKING_URI": uri}
         p = run_cli(["mode=promote", "tracking=server", f"mode.parent_run_id={parent.info.run_id}",
-                     "mode.require_beat_baseline=false", "data.reader.n_snapshots=20000"], workdir, env=env)
+                     "mode.require_beat_baseline=false", "data.reader.n_snapshots=15000"], workdir, env=env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         champion = client.get_model_version_by_alias("l2exp-synthetic", "champion")
         assert champion.run_id in {c.info.run_id for c in children}
-        b = run_cli(["mode=backtest", "tracking=server", "data.reader.n_snapshots=20000"],
+        b = run_cli(["mode=backtest", "tracking=server", "data.reader.n_snapshots=15000"],
                     workdir, env=env)
         assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-3000:]
         bt = client.search_runs([client.get_experiment_by_name("l2exp-backtest").experiment_id])[0]
