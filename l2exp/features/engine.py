@@ -71,6 +71,15 @@ class FeatureResult:
     ready: np.ndarray  # False on warm-up rows (some window not yet full)
 
 
+def _column_major(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """(rows, levels) float64 in Fortran order, filled column by column: one copy per column instead of
+    pandas' row-major interleave followed by a transpose."""
+    out = np.empty((len(frame), len(columns)), order="F")
+    for j, c in enumerate(columns):
+        out[:, j] = frame[c].to_numpy(np.float64)
+    return out
+
+
 def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> FeatureResult:
     """Features of every snapshot of a canonical frame, per (symbol, exchange) in time order.
 
@@ -82,8 +91,8 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
     ready = np.zeros(len(book), dtype=bool)
     groups = book.groupby(["symbol", "exchange"], sort=False, observed=True).indices if len(book) else {}
     for (symbol, _), idx in groups.items():
-        part = book.iloc[idx]
-        mats = [np.asfortranarray(part[level_columns(f, levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
+        part = book if len(idx) == len(book) else book.iloc[idx]  # one symbol (the usual case): no copy
+        mats = [_column_major(part, level_columns(f, levels)) for f in SIDE_FIELDS]
         ts = part["timestamp"].to_numpy(np.int64)
         pf_sym = pf.copy()
         pf_sym[P_TICK] = params.tick_for(str(symbol))
@@ -96,7 +105,9 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
             if not contiguous:
                 out[rows] = f
                 ready[rows] = r
-    return FeatureResult(pd.DataFrame(out, columns=names, index=book.index), ready)
+    # copy=False: pandas 3 copies an ndarray into a new block by default -- for 2 M rows x 67 features a
+    # 1 GB copy that took longer than computing the features (2.3 s vs 2.0 s); the frame owns ``out`` now
+    return FeatureResult(pd.DataFrame(out, columns=names, index=book.index, copy=False), ready)
 
 
 class StreamingEngine:
