@@ -87,7 +87,10 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
     """
     pf, pi = params.packed()
     names = params.names()
-    out = np.empty((len(book), len(names)))
+    # column-major (a feature's values contiguous, as pandas and Arrow keep them): the kernel writes each
+    # row strided, ~0.3 us/row more than row-major, but the frame, the cache write and every column read
+    # downstream take the array as is instead of transposing 2 M x 67 values (1.2 s)
+    out = np.empty((len(names), len(book))).T
     ready = np.zeros(len(book), dtype=bool)
     groups = book.groupby(["symbol", "exchange"], sort=False, observed=True).indices if len(book) else {}
     for (symbol, _), idx in groups.items():
