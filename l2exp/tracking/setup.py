@@ -28,16 +28,16 @@ KIND_TAG = "mlflow.experimentKind"
 VIEW_KEY = "l2exp"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 UI_PARAMS = "workflowType=machine_learning"
-VIEW_TAGS = ["l2exp.model", "l2exp.features", "l2exp.data", "l2exp.risk"]  # shown in the UI's (alphabetical) order
+VIEW_TAGS = ["l2exp.model", "l2exp.features", "l2exp.data", "l2exp.risk"]
 VIEW_METRICS = ["val_log_loss", "test_log_loss", "baseline_best_val_log_loss", "val_beats_baseline", "pnl_net",
                 "sharpe", "max_drawdown", "n_fills"]
 
 
 def comparison_view() -> str:
-    """The shared view l2exp's experiments open on: the selection metric (validation log loss) first, the
-    test metrics and the baseline beside it, the backtest's money, and what differs (model, features,
-    data, risk). Run names say the rest."""
-    cols = [f"metrics.`{m}`" for m in VIEW_METRICS] + [f"tags.`{t}`" for t in VIEW_TAGS]  # the UI groups by kind
+    """The shared view l2exp's experiments open on: the selection metric (validation log loss), the test
+    metric and the best baseline beside it, the backtest's money, and what differs (model, features, data,
+    risk); run names say the rest. The UI groups the columns by kind and orders them itself."""
+    cols = [f"metrics.`{m}`" for m in VIEW_METRICS] + [f"tags.`{t}`" for t in VIEW_TAGS]
     return json.dumps({"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
                        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs",
                        "datasetsFilter": [], "selectedColumns": cols})
