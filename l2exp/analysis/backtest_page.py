@@ -15,6 +15,7 @@ import pandas as pd
 
 from l2exp.analysis import charts
 from l2exp.analysis.pages import facts_html, page, table_html
+from l2exp.backtest.results import slippage_bps
 
 
 @dataclass
@@ -31,6 +32,11 @@ class BacktestView:
     metrics: dict[str, float] = field(default_factory=dict)
     facts: list[tuple[str, object]] = field(default_factory=list)
 
+    @staticmethod
+    def label(run_id: str, risk: str) -> str:
+        """The short name in legends and tables: ``<run id[:8]> <risk profile>``."""
+        return f"{run_id[:8]} {risk}".strip()
+
     @classmethod
     def from_run(cls, run: Any) -> BacktestView:
         """Read a logged backtest run (``tables/positions.parquet``, ``fills.parquet``, ``pnl_by_session.csv``
@@ -46,7 +52,7 @@ class BacktestView:
             by_session = pd.read_csv(sess) if sess.exists() else None
         m = dict(run.data.metrics)
         tags = run.data.tags
-        return cls(name=f"{rid[:8]} {tags.get('l2exp.risk', '')}".strip(), symbol=tags.get("l2exp.symbol", "?"),
+        return cls(name=cls.label(rid, tags.get("l2exp.risk", "")), symbol=tags.get("l2exp.symbol", "?"),
                    settle=tags.get("l2exp.settle_currency", "quote"), ts=pos.ts.to_numpy(np.int64),
                    equity=pos.equity.to_numpy(float), position=pos.position.to_numpy(float), fills=fills,
                    blocks={k.removeprefix("risk_block_"): v for k, v in m.items() if k.startswith("risk_block_")},
@@ -61,7 +67,7 @@ class BacktestView:
         f = self.fills
         m = {k: self.metrics.get(k, np.nan) for k in ("pnl_net", "pnl_net_quote", "fees", "sharpe", "max_drawdown",
                                                       "n_orders", "time_in_market")}  # not logged = undefined
-        slip = charts.slippage_bps(f) if len(f) else pd.Series(dtype=float)
+        slip = slippage_bps(f) if len(f) else pd.Series(dtype=float)
         return {"run": self.name, "symbol": self.symbol, "settle": self.settle, "pnl_net": m["pnl_net"],
                 "pnl_net_quote": m["pnl_net_quote"], "fees": m["fees"], "sharpe": m["sharpe"],
                 "max_drawdown": m["max_drawdown"], "fills": len(f), "orders": m["n_orders"],

@@ -17,6 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from l2exp.backtest.results import slippage_bps
+
 BUY, SELL, NEUTRAL = "#1b7f3b", "#c62828", "#3b75af"
 LINES = 20_000   # points per drawn line
 DEPTH = 1_500    # snapshots sampled for the depth cloud (x 2 sides x levels markers)
@@ -118,7 +120,7 @@ def book_fills_chart(book: pd.DataFrame, fills: pd.DataFrame, levels: int, title
                                    mode="lines", line={"color": colour, "shape": "hv", "width": 1.2}))
     if len(fills):
         f = fills.iloc[even_index(len(fills), LINES)]
-        slip = f.side * (f.price - f.mid) / f.mid * 1e4
+        slip = slippage_bps(f)
         for sign, name, symbol, colour in ((1, "buy fill", "triangle-up", BUY), (-1, "sell fill", "triangle-down",
                                                                                   SELL)):
             g = f[f.side == sign]
@@ -168,11 +170,6 @@ def pnl_bars(ts: np.ndarray, equity: np.ndarray, by_session: pd.DataFrame | None
     fig.update_xaxes(type="date", row=1, col=1)
     fig.update_yaxes(title_text=f"PnL ({settle})", row=1, col=1)
     return _layout(fig, "PnL by time", height=360)
-
-
-def slippage_bps(fills: pd.DataFrame) -> pd.Series:
-    """Signed cost vs the mid at the fill, bps: positive = paid more than mid (buy) / got less (sell)."""
-    return fills.side * (fills.price - fills.mid) / fills.mid * 1e4
 
 
 def slippage_chart(fills: pd.DataFrame) -> go.Figure:

@@ -75,7 +75,7 @@ class BacktestResult:
         inst = self.instrument
         notional = float((f.qty * np.abs(inst.value(f.price.to_numpy()) if inst else f.price)).sum()) if len(f) else 0.0
         pnl_quote = float(self.equity_quote()[-1]) if len(self.equity) else 0.0
-        slip = (f.side * (f.price - f.mid) / f.mid * 1e4) if len(f) else pd.Series(dtype=float)
+        slip = slippage_bps(f) if len(f) else pd.Series(dtype=float)
         limit = self.orders[self.orders.type == LIMIT]
         fill_ratio = float(((limit.qty - limit.remaining).sum()) / limit.qty.sum()) if len(limit) else float("nan")
         sid = session_ids(self.ts, gap_ms)
@@ -134,6 +134,12 @@ class BacktestResult:
         if not self.counters["killed"] or not len(self.ts):
             return None
         return int(self.ts[0]) + int(round(self.counters["kill_ts"]))
+
+
+def slippage_bps(fills: pd.DataFrame) -> pd.Series:
+    """Signed cost of each fill vs the mid at the fill, bps: positive = paid more than mid (buy) / got
+    less (sell)."""
+    return fills.side * (fills.price - fills.mid) / fills.mid * 1e4
 
 
 def _hit_rate(position: np.ndarray, equity: np.ndarray) -> float:

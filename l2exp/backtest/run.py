@@ -199,8 +199,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         tlog.log_figure(fills_figure(book, res, int(cfg.levels)), "plots/fills_over_book.png")
         run_id = run.info.run_id
         view = BacktestView(
-            name=f"{run_id[:8]} {cfg.risk.name}", symbol=symbol, settle=inst.settle, ts=res.ts, equity=res.equity,
-            position=res.position, fills=res.fills, blocks=res.blocks, by_session=by_session, metrics=m,
+            name=BacktestView.label(run_id, str(cfg.risk.name)), symbol=symbol, settle=inst.settle, ts=res.ts,
+            equity=res.equity, position=res.position, fills=res.fills, blocks=res.blocks, by_session=by_session,
+            metrics=m,
             facts=[("run", run_id), ("model", f"{uri} (run {bundle.run_id})"),
                    ("signal", f"{source}; out of sample from {pd.Timestamp(sig.start_ts, tz='UTC')}, "
                               f"in-sample rows {in_sample}"),

@@ -105,8 +105,8 @@ def _write_cache(head: pd.DataFrame, features: pd.DataFrame, ready: pd.Series, p
     columns -- a cache is read back whole, and Parquet's dictionary attempt on 67 float columns of
     distinct values cost more than the compression (2 M rows: 3.2 s -> see bench/features.py)."""
     table = pa.Table.from_pandas(head, preserve_index=False)
-    # the features are row-major (the kernel writes a row per snapshot): one blocked transpose makes every
-    # column contiguous (Arrow then wraps it without a copy); 67 strided column copies took 1.7 s
+    # the engine's matrix is column-major, so each feature's values are contiguous and Arrow wraps them
+    # without a copy (a row-major frame would be transposed once here; 67 strided copies took 1.7 s)
     by_column = np.ascontiguousarray(features.to_numpy(np.float64).T)
     arrays = [*table.columns, *(pa.array(col) for col in by_column), pa.array(ready.to_numpy())]
     table = pa.Table.from_arrays(arrays, names=[*table.column_names, *features.columns, "ready"])

@@ -17,6 +17,12 @@ PARENT_ENV = "L2EXP_PARENT_RUN_ID"  # (l2exp.tracking.runs imports it from here:
 # callback for every run, and MLflow's import costs ~2 s that a validate or ingest run does not need)
 
 
+def worker() -> str:
+    """``host:pid`` of this process, tagged on every run (``l2exp.worker``): a sweep's children show whether
+    they ran in the driver or in a Ray worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class MlflowMultirunParent(Callback):
     def __init__(self) -> None:
         self.run_id: str | None = None
@@ -56,7 +62,7 @@ class MlflowMultirunParent(Callback):
         run = client.create_run(exp_id, run_name=f"sweep {sweep}"[:250],
                                 tags={"l2exp.mode": str(config.mode.name), "l2exp.sweep": "parent",
                                       "git_commit": git_commit(),
-                                      "l2exp.worker": f"{socket.gethostname()}:{os.getpid()}"})
+                                      "l2exp.worker": worker()})
         self.run_id = run.info.run_id
         os.environ[PARENT_ENV] = self.run_id
         client.log_text(self.run_id, "\n".join(overrides()) or sweep, "sweep_overrides.txt")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from l2exp.errors import UserError
 from l2exp.summary import output_dir
 from l2exp.tracking import journal as jr
 from l2exp.tracking import log as tlog
-from l2exp.tracking.callbacks import PARENT_ENV  # noqa: E402, F401  (defined where Hydra loads it)
+from l2exp.tracking.callbacks import PARENT_ENV, worker  # noqa: E402, F401  (defined where Hydra loads it)
 from l2exp.tracking.setup import configure, experiment, is_outage
 
 # set by mode=pipeline: every step logs into the pipeline experiment, nested under its parent run
@@ -109,7 +108,7 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     status = "FAILED"
     try:
         tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
-                       "l2exp.worker": f"{socket.gethostname()}:{os.getpid()}",  # where it ran (a sweep's Ray task)
+                       "l2exp.worker": worker(),
                        **(tags or {})})
         params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
         items = list(params.items())

@@ -4,6 +4,7 @@ plain file store) with artifacts beside it; ``MLFLOW_TRACKING_URI`` or ``trackin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -70,10 +71,12 @@ def configure(cfg: DictConfig) -> str:
     return uri
 
 
+@functools.cache
 def _init_sqlite_store(db: Path, uri: str) -> None:
     """Create (or migrate) a local SQLite tracking store under an exclusive file lock: MLflow builds the
     schema on first use, and two processes doing it at once (two sweeps started together on a fresh
-    workdir) fail with "duplicate column name". Once the schema exists this is one quick query."""
+    workdir) fail with "duplicate column name". Once per store and process (a pipeline configures once
+    per step); once the schema exists it is one quick query."""
     import fcntl
 
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -150,10 +153,9 @@ def model_version_url(name: str, version: str | int) -> str:
 def print_links(links: list[tuple[str, str]]) -> None:
     """Print each ``label: URL`` whole on one line (terminals make it clickable; a wrapped or cut URL
     is useless), then, for a local store, the one command that serves the UI at those addresses."""
-    from l2exp.summary import console
+    from l2exp.summary import console, print_where
 
-    for label, url in links:
-        console.print(f"{label}: {url}", soft_wrap=True)
+    print_where(links)
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         console.print(f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)", soft_wrap=True)
@@ -171,7 +173,7 @@ def experiment_name(experiment_id: str) -> str:
 
 def run_url(run_id: str, artifact: str | None = None) -> str:
     """Where to look at a run: its page in the MLflow UI, or one of its artifacts opened in the UI's
-    preview (``report.html``); for a local store, with the command that serves it."""
+    preview (``report.html``). For a local store ``print_links`` adds the command that serves the UI."""
     exp_id = mlflow.get_run(run_id).info.experiment_id
     tail = f"/artifacts/{artifact}" if artifact else ""
     return _ui(f"#/experiments/{exp_id}/runs/{run_id}{tail}?{UI_PARAMS}")
