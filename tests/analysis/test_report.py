@@ -3,10 +3,15 @@ axes; the HTML report self-contained."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.image as mpimg
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 
+from l2exp.analysis import charts
+from l2exp.analysis.backtest_page import BacktestView
 from l2exp.analysis.report import run_analyze
 from l2exp.backtest.run import run_backtest
 from l2exp.models.train import run_train
@@ -44,3 +49,15 @@ def test_analyze_model_and_backtest_report(workdir):
     for rid in s["backtest_runs"]:  # every backtest run carries its own interactive report
         own = mlflow.artifacts.load_text(f"runs:/{rid}/report.html")
         assert own.count("class='chart'") == 5 and "fills over the book" in own
+    # the comparison's numbers are the runs' own: PnL and fills against the engine's counters, and the
+    # per-clock-bucket bars (rebuilt from the logged equity) against pnl_net
+    rows = json.loads(mlflow.artifacts.load_text(f"runs:/{s['report_run_id']}/report.json"))["table"]
+    for rid, row in zip(s["backtest_runs"], rows, strict=True):
+        run = c.get_run(rid)
+        m = run.data.metrics
+        assert row["run"] == BacktestView.label(rid, run.data.tags["l2exp.risk"])
+        assert row["fills"] == m["n_fills"] and row["pnl_net"] == m["pnl_net"]
+        view = BacktestView.from_run(run)
+        size, _ = charts.bucket_for(int(view.ts[-1] - view.ts[0]))
+        assert np.isclose(charts.pnl_bucket(view.ts, view.equity, size).sum(), m["pnl_net"])
+        assert np.isclose(view.by_session.pnl.sum(), m["pnl_net"])
