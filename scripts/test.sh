@@ -23,6 +23,9 @@ else
   echo "L2EXP_SKIP_BROWSER=1: the browser tests will be skipped"
 fi
 .venv/bin/ruff check l2exp tests bench
+# One thread per model fit (model.threads follows OMP_NUM_THREADS): two workers each running a 2-thread
+# LightGBM on 2 cores, plus a Ray cluster's tasks, oversubscribed the cores and a 20 s training took > 300 s.
+export OMP_NUM_THREADS=1
 # two workers (the CI machine's cores), slow whole-mode tests handed out first (tests/conftest.py);
 # loadgroup keeps the browser tests on one worker (they share one demo and one tracking server)
 .venv/bin/python -m pytest -q -p no:cacheprovider -n "${L2EXP_TEST_WORKERS:-2}" --dist loadgroup --durations=15 "$@"

@@ -48,8 +48,9 @@ def cfg_factory(workdir: Path):
 
 
 def run_cli(args: list[str], workdir: Path, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``l2exp`` as a user would; returns the completed process (stdout+stderr captured)."""
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``l2exp`` as a user would; returns the completed process (stdout+stderr captured). The timeout
+    catches a hang, not slowness: a loaded 2-core CI machine ran a 20 s training for > 300 s."""
     e = dict(os.environ)
     e["L2EXP_WORKDIR"] = str(workdir)
     e.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir}/mlruns/mlflow.db")
