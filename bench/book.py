@@ -86,7 +86,7 @@ def ours(path: Path, workdir: Path) -> dict:
 import contextlib, io, json
 from hydra import compose, initialize_config_dir
 from l2exp.config import CONF_DIR
-from l2exp.data.ingest import run_ingest
+from l2exp.modes.ingest import run_ingest
 import l2exp.data.incremental.binance  # imports outside the timing, as for hftbacktest's
 with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
     cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=binance_usdm_btcusdt",

@@ -38,7 +38,7 @@ def real_xbt() -> pd.DataFrame:
     from hydra import compose, initialize_config_dir
 
     from l2exp.config import CONF_DIR
-    from l2exp.data.ingest import run_ingest
+    from l2exp.modes.ingest import run_ingest
 
     work = tempfile.mkdtemp(prefix="l2exp-bench-")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

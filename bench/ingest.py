@@ -35,7 +35,7 @@ def ingest(path: Path, store: str, workdir: Path) -> dict:
 import json, sys
 from hydra import compose, initialize_config_dir
 from l2exp.config import CONF_DIR
-from l2exp.data.ingest import run_ingest
+from l2exp.modes.ingest import run_ingest
 with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
     cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=bitmex_ob10",
                   "data.path={path}", "store={store}", "workdir={workdir}"])

@@ -23,6 +23,10 @@ class UserError(Exception):
         self.fix = fix
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple:
+        """Rebuilt from its parts when it crosses a process (a pool worker, a Ray task)."""
+        return (type(self), (self.what, self.where, self.fix))
+
     def render(self) -> str:
         parts = [f"error: {self.what}"]
         if self.where:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_GAP_MS = 300_000.0  # features.params.reset_gap_ms default: 5 minutes
+DAY_NS = 86_400_000_000_000  # one UTC day: the store's partitions are (symbol, timestamp // DAY_NS)
 
 
 def sessions(ts: np.ndarray, gap_ms: float) -> list[slice]:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from l2exp.config import CONF_DIR, PROJECT_ROOT, shared_data_dir
 
 SHARED = shared_data_dir()
+pytest_plugins = ["tests.ray_cluster"]  # the session's local Ray cluster fixture (``ray_cluster``)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -57,6 +57,9 @@ CASES = [  # (group, overrides, message, closest key in the fix)
     ("stress", ["+stress.size_notionl=5"], "unknown key", "stress.size_notional"),
     ("mode", ["mode=verify", "+mode.repiar=true"], "unknown key", "mode.repair"),
     ("mode", ["mode=sim", "sim.ring_capacity=0"], "sim.ring_capacity must be", None),
+    ("mode", ["mode=train", "mode.rows.max_rows=0"], "mode.rows.max_rows must be", None),
+    ("compute", ["compute=local", "compute.workers=-2"], "compute.workers must be", None),
+    ("compute", ["compute=local", "+compute.worker=2"], "unknown key", "compute.workers"),
 ]
 
 

@@ -25,7 +25,7 @@ from l2exp.tracking import log as tlog
 def analyse_model(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.analysis.predictions import analyse
     from l2exp.analysis.shap_analysis import shap_figures
-    from l2exp.features.table import build_feature_table
+    from l2exp.modes.build import feature_table as build_feature_table
     from l2exp.tracking.registry import load_bundle
 
     a = cfg.mode
@@ -98,7 +98,7 @@ def find_runs(cfg: DictConfig) -> list[Any]:
 
 def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     """The comparison page of the runs ``find_runs`` selects, rebuilt from their logged tables."""
-    from l2exp.features.table import open_store
+    from l2exp.modes.build import store_with_data as open_store
 
     runs = find_runs(cfg)
     views = [BacktestView.from_run(r) for r in runs]

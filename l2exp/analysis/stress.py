@@ -313,7 +313,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     from l2exp.backtest.signals import model_signal
     from l2exp.config import instantiate
     from l2exp.errors import UserError
-    from l2exp.features.table import choose_symbol, open_store
+    from l2exp.features.table import choose_symbol
+    from l2exp.modes.build import store_with_data as open_store
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure

@@ -118,7 +118,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.analysis.plots import equity_figure, fills_figure
     from l2exp.backtest.signals import first_out_of_sample, from_model, from_oos_run
     from l2exp.backtest.trades import trades_coverage
-    from l2exp.features.table import build_feature_table, choose_symbol, open_store
+    from l2exp.features.table import choose_symbol
+    from l2exp.modes.build import feature_table as build_feature_table
+    from l2exp.modes.build import store_with_data as open_store
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.lineage import log_dataset
     from l2exp.tracking.registry import load_bundle

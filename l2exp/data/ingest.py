@@ -1,4 +1,4 @@
-"""``mode=ingest`` and ``mode=validate``: read -> map -> validate -> store, chunk by chunk.
+"""Ingest (``mode=ingest``, ``mode=validate``): read -> map -> validate -> store, chunk by chunk.
 
 The invariant users rely on: ``rows_in == accepted + rejected``, always, with every rejected row
 kept (file, line, reason, detail) and counted by reason. ``mode=validate`` runs the same path and
@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from omegaconf import DictConfig
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from l2exp.config import instantiate
 from l2exp.data.source import DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import REASONS, ValidationState, Validator
@@ -186,17 +184,28 @@ def _progress(enabled: bool) -> Progress:
                     console=console, disable=not enabled, transient=False)
 
 
-def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest: ``chunk_rows`` per read (``validation.chunk_rows``; memory is flat in rows), reject
+    examples kept per reason, a progress bar on a terminal."""
+
+    chunk_rows: int = 200_000
+    examples_per_reason: int = 3
+    progress: bool = True
+
+
+def ingest(source: DataSource, store: L2Store | None, validator: Validator,
+           options: IngestOptions = IngestOptions()) -> dict[str, Any]:
+    """Every file of ``source`` through ``validator`` into ``store`` (``None``: validate only, write
+    nothing); files the store already holds (same content digest) are skipped, their validation
+    end-state restored. Prints the report, writes ``summary.json``, returns the summary."""
     t0 = time.perf_counter()
-    source = DataSource.from_config(cfg.data, levels=int(cfg.levels))
-    store: L2Store | None = instantiate(cfg.store) if write else None
-    validator = Validator(dict(cfg.validation.rules), dict(cfg.validation.get("plausible") or {}))
     total = IngestStats()
     files = source.files()
-    chunk_rows = int(cfg.validation.chunk_rows)
-    examples = int(cfg.mode.get("examples_per_reason", 3))
+    chunk_rows = int(options.chunk_rows)
+    examples = int(options.examples_per_reason)
     lock = store.writer_lock() if store is not None else contextlib.nullcontext()
-    with lock, _progress(bool(cfg.mode.get("progress", True)) and console.is_terminal) as progress:
+    with lock, _progress(options.progress and console.is_terminal) as progress:
         if store is not None:
             store.recover()
         for path in files:
@@ -226,8 +235,9 @@ def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
     assert total.rows_in == total.accepted + total.rejected, "row accounting broken"
     seconds = time.perf_counter() - t0
     summary = {
-        "mode": "ingest" if write else "validate", "data": str(cfg.data.name), "levels": int(cfg.levels),
-        "source_levels": int(cfg.data.levels), "rows_in": total.rows_in, "accepted": total.accepted,
+        "mode": "ingest" if store is not None else "validate", "data": source.name,
+        "levels": source.mapping.levels, "source_levels": source.mapping.source_levels,
+        "rows_in": total.rows_in, "accepted": total.accepted,
         "rejected": total.rejected,
         "rejected_by_reason": {r: total.by_reason[r] for r in [*REASONS, *sorted(set(total.by_reason) - set(REASONS))]
                                if total.by_reason.get(r, 0)},
@@ -266,10 +276,6 @@ def _nothing_accepted(s: dict[str, Any]) -> UserError:
                      f"(e.g. {ex})", where=f"data={s['data']} ({', '.join(str(f['path']) for f in s['files'][:3])})",
                      fix=f"Likely cause: {cause}. Check data.path and the data config "
                          f"(conf/data/{s['data']}.yaml); the rejects are kept in the store with file, line and reason.")
-
-
-def run_validate(cfg: DictConfig) -> dict[str, Any]:
-    return run_ingest(cfg, write=False)
 
 
 def _report(s: dict[str, Any]) -> None:

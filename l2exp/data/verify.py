@@ -11,10 +11,8 @@ file to re-read: its damaged parts are dropped and reported as lost rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
-
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 
 from l2exp.data.stores.base import BLOCKING, Issue, L2Store
 from l2exp.errors import UserError
@@ -35,27 +33,28 @@ def repair_store(store: L2Store, issues: list[Issue]) -> dict[str, Any]:
     return {"sources_dropped": len(bad), "files_removed": removed, "recorded_rows_lost": lost}
 
 
-def run_verify(cfg: DictConfig) -> dict[str, Any]:
+def verify(open_store: Callable[[], L2Store], data_name: str, repair: bool = False,
+           reingest: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Check the store ``open_store()`` opens; with ``repair``, drop what is damaged and call ``reingest``
+    (the source's ingest into the same store) to restore it. Prints the report, writes ``summary.json``;
+    blocking issues left -> :class:`UserError` (exit 2)."""
     t0 = time.perf_counter()
-    repair = bool(cfg.mode.get("repair", False))
     try:
-        store: L2Store = instantiate(cfg.store)
+        store = open_store()
     except Exception as exc:  # noqa: BLE001 - e.g. sqlite3.DatabaseError: the file is not a database
-        raise UserError(f"the store of data={cfg.data.name} cannot be opened: {exc}", where="store",
+        raise UserError(f"the store of data={data_name} cannot be opened: {exc}", where="store",
                         fix="Move the file away and ingest again: l2exp mode=ingest data=...") from None
     issues = verify_store(store)
     summary: dict[str, Any] = {"mode": "verify", "store": store.location(), "issues": [i.line() for i in issues],
                                "blocking": sum(i.kind in BLOCKING for i in issues)}
     if repair and summary["blocking"]:
-        from l2exp.data.ingest import run_ingest
-
         with store.writer_lock():
             store.recover()
             summary["repair"] = repair_store(store, issues)
-        console.print(f"[bold]re-ingesting data={cfg.data.name} to restore what was dropped[/]")
-        ingest = run_ingest(cfg)
-        summary["repair"]["reingested_rows"] = ingest["inserted"]
-        store = instantiate(cfg.store)
+        if reingest is not None:
+            console.print(f"[bold]re-ingesting data={data_name} to restore what was dropped[/]")
+            summary["repair"]["reingested_rows"] = reingest()["inserted"]
+        store = open_store()
         after = verify_store(store)
         summary["issues_after_repair"] = [i.line() for i in after]
         summary["blocking"] = sum(i.kind in BLOCKING for i in after)
@@ -70,7 +69,7 @@ def run_verify(cfg: DictConfig) -> dict[str, Any]:
     if "repair" in summary:
         rows += [(f"repair: {k}", v) for k, v in summary["repair"].items()]
         rows += [("after repair", "; ".join(summary["issues_after_repair"]) or "clean")]
-    print_table(f"verify: data={cfg.data.name}", rows)
+    print_table(f"verify: data={data_name}", rows)
     print_where([("store", summary["store"])])
     write_summary(summary)
     if summary["blocking"]:
@@ -78,5 +77,5 @@ def run_verify(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"{summary['blocking']} damaged or unfinished file(s) in {store.location()}:\n  "
                         + "\n  ".join(lines[:8]),
                         where=str(summary["store"]),
-                        fix=f"l2exp mode=verify mode.repair=true data={cfg.data.name} (drops them and re-ingests)")
+                        fix=f"l2exp mode=verify mode.repair=true data={data_name} (drops them and re-ingests)")
     return summary

@@ -24,7 +24,20 @@ from l2exp.features.flow import flow_features, new_state
 from l2exp.features.params import FeatureParams
 from l2exp.features.price import price_features
 from l2exp.schema import SIDE_FIELDS, level_columns
-from l2exp.sessions import sessions
+from l2exp.sessions import DAY_NS
+
+
+def state_segments(ts: np.ndarray, params: FeatureParams) -> list[slice]:
+    """Stretches of one symbol's time-ordered snapshots over which the flow state runs: cut where the
+    gap exceeds ``reset_gap_ms`` (the sessions of :mod:`l2exp.sessions`) and, with ``reset_daily``, at
+    00:00 UTC -- where the store's (symbol, day) partitions end, so that each day can be computed alone."""
+    if len(ts) < 2:
+        return [slice(0, len(ts))]
+    cut = np.diff(ts) > params.reset_gap_ms * 1e6
+    if params.reset_daily:
+        cut |= np.diff(ts // DAY_NS) != 0
+    bounds = [0, *(np.flatnonzero(cut) + 1).tolist(), len(ts)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 @nb.njit(cache=True, inline="always")
@@ -100,7 +113,7 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
         pf_sym = pf.copy()
         pf_sym[P_TICK] = params.tick_for(str(symbol))
         contiguous = len(idx) == len(book) or bool(np.all(np.diff(idx) == 1))
-        for sl in sessions(ts, params.reset_gap_ms):
+        for sl in state_segments(ts, params):
             rows = slice(idx[sl][0], idx[sl][-1] + 1) if contiguous else idx[sl]
             f = out[rows] if contiguous else np.empty((len(ts[sl]), len(names)))
             r = ready[rows] if contiguous else np.empty(len(ts[sl]), dtype=bool)
@@ -130,6 +143,7 @@ class StreamingEngine:
         self.book = np.empty((4, levels))
         self.cum = np.empty((4, levels + 1))
         self.gap_ns = params.reset_gap_ms * 1e6
+        self.daily = bool(params.reset_daily)
         self.last_ts: int | None = None
         self.sessions = 0
         # compile / load the kernel now, on a throwaway state: the first live tick must not pay the JIT
@@ -137,7 +151,9 @@ class StreamingEngine:
         _step(np.int64(0), dummy, self.cum, self.pf, self.pi, *_state(params, levels, self.pi), self.out)
 
     def _maybe_reset(self, ts: int) -> None:
-        if self.last_ts is None or ts - self.last_ts > self.gap_ns:
+        """Restart the state where :func:`state_segments` cuts a batch: a long gap, a new UTC day."""
+        if (self.last_ts is None or ts - self.last_ts > self.gap_ns
+                or (self.daily and ts // DAY_NS != self.last_ts // DAY_NS)):
             if self.last_ts is not None:
                 self.state = _state(self.params, self.levels, self.pi)
             self.sessions += 1

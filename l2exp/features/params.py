@@ -25,6 +25,10 @@ class FeatureParams:
             mixing instruments (BitMEX XBTUSD 0.5, ETHUSD 0.05).
         reset_gap_ms: a gap longer than this between two snapshots of a symbol starts a new session:
             the flow state restarts (and warms up again) rather than treat the gap as one move.
+        reset_daily: the flow state also restarts at 00:00 UTC. Each (symbol, day) partition's
+            features then depend on that day alone, so ``mode=features`` computes days as parallel
+            tasks (``compute=local|ray``) and gets exactly the serial table; the price is one warm-up
+            (the long window) per day on a market that trades through midnight.
         window_unit: ``events`` (snapshots) or ``ms``: the unit of ``windows``.
         windows: sizes of the short/medium/long windows of the flow family.
         rate_window_ms: time window of the event-rate feature (always in time).
@@ -39,6 +43,7 @@ class FeatureParams:
 
     tick_size: float | dict[str, float] = 0.5
     reset_gap_ms: float = 300_000.0
+    reset_daily: bool = True
     window_unit: str = "events"
     windows: dict[str, float] = field(default_factory=lambda: {"short": 10, "medium": 50, "long": 200})
     rate_window_ms: float = 1000.0

@@ -35,8 +35,9 @@ from l2exp.analysis.plots import confusion_figure, importance_figure
 from l2exp.config import instantiate
 from l2exp.data.stores.base import L2Store
 from l2exp.errors import UserError
+from l2exp.features.partitioned import RowWindow
 from l2exp.features.registry import FeatureSet
-from l2exp.features.table import FeatureTable, build_feature_table, open_store
+from l2exp.features.table import FeatureTable
 from l2exp.labels import Labels, LabelSpec
 from l2exp.models.base import L2Model
 from l2exp.models.baselines import majority, past_move, persistence
@@ -77,6 +78,7 @@ class Prepared:
     past: np.ndarray
     ts: np.ndarray
     counts: dict[str, int]
+    window: RowWindow | None = None  # the rows read (mode.rows), None = the whole table
 
 
 def _best_baseline(m: dict[str, float], p: dict[str, float]) -> dict[str, float]:
@@ -94,8 +96,15 @@ def prepare(cfg: DictConfig) -> Prepared:
     fs: FeatureSet = instantiate(cfg.features)
     spec: LabelSpec = instantiate(cfg.labels)
     splitter = instantiate(cfg.split)
-    store = open_store(cfg)
-    ft = build_feature_table(cfg, fs, store)
+    from l2exp.modes.build import feature_table, store_with_data
+
+    store = store_with_data(cfg)
+    rows_cfg = cfg.mode.get("rows") or {}
+    window = RowWindow.parse(rows_cfg.get("start"), rows_cfg.get("end"), rows_cfg.get("max_rows"))
+    ft = feature_table(cfg, fs, store, window)
+    if len(ft.book) == 0:
+        raise UserError(f"mode.rows selects no row of data={cfg.data.name} ({rows_cfg})", where="mode.rows",
+                        fix="Widen mode.rows.start / end (the store's days: l2exp mode=features prints them).")
     gap_ms = fs.params.reset_gap_ms  # labels end where the features restart: one definition of a session
     lab = spec.compute(ft.book, gap_ms)
     ready = ft.ready.to_numpy()
@@ -114,7 +123,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     folds = splitter.folds(ts, lab.label_end_ts[rows])
     past = past_move(ft.book, spec, gap_ms)[rows]
     return Prepared(fs, spec, store, ft, lab, rows, folds, ft.features.iloc[rows].reset_index(drop=True),
-                    lab.y[rows], past, ts, counts)
+                    lab.y[rows], past, ts, counts, window if window != RowWindow() else None)
 
 
 def _check_fold(fold: Fold, y_fit: np.ndarray, task: str, classes: list[str]) -> None:
@@ -309,6 +318,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "mode": "train", "run_id": run_id, "model_name": model_name, "model_version": version, "model": model_label,
         "task": task, "classes": classes, "features": fs.name, "n_features": len(fs.names),
         "folds": len(fold_rows), **prep.counts, "permuted_labels": permute,
+        "rows_window": None if prep.window is None else prep.window.__dict__,
         "selection": {"metric": sel_metric, "direction": sel_dir, "value": sel_value, "baseline_best": sel_base,
                       "gain": metrics.get(f"val_{sel_name}_gain"), "gain_se": metrics.get(f"val_{sel_name}_gain_se"),
                       "block_rows": block, "z": Z_BEATS},

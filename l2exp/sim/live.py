@@ -125,7 +125,8 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
     session are feature history, fed at once, never decided on -- and refuses data with no such row."""
     kind = str(cfg.feed.kind)
     if kind == "replay":
-        from l2exp.features.table import choose_symbol, open_store
+        from l2exp.features.table import choose_symbol
+        from l2exp.modes.build import store_with_data as open_store
         from l2exp.sessions import session_ids
         from l2exp.sim.feeds import ReplayFeed
 

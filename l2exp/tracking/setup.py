@@ -102,15 +102,20 @@ def _preflight(uri: str, timeout_s: float) -> None:
 
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` is the tracking server failing to answer (not a mistake in what was logged)."""
+    import http.client
+
     import requests
+    import urllib3
     from mlflow.exceptions import MlflowException
 
-    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+    # ChunkedEncodingError / IncompleteRead: the server died while its answer was on the wire
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+                  | urllib3.exceptions.ProtocolError | http.client.IncompleteRead):
         return True
     text = str(exc)
     return isinstance(exc, MlflowException) and "API request to" in text and any(
         s in text for s in ("Max retries exceeded", "Connection refused", "timed out", "ConnectionError",
-                            "RemoteDisconnected", "Connection aborted"))
+                            "RemoteDisconnected", "Connection aborted", "Connection broken", "IncompleteRead"))
 
 
 def experiment(cfg: DictConfig, mode: str) -> str:

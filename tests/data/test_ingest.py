@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l2exp.config import PROJECT_ROOT
-from l2exp.data.ingest import run_ingest
+from l2exp.modes.ingest import run_ingest
 from l2exp.schema import canonical_columns
 from tests.conftest import make_cfg, needs_shared
 

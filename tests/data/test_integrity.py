@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.data.ingest import run_ingest
-from l2exp.data.verify import run_verify
 from l2exp.errors import UserError
-from l2exp.features.table import open_store
+from l2exp.modes.build import store_with_data as open_store
+from l2exp.modes.ingest import run_ingest
+from l2exp.modes.verify import run_verify
 from tests.conftest import make_cfg, run_cli
 
 BASE = ["data.reader.n_snapshots=20000", "mode.progress=false"]

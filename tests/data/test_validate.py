@@ -150,7 +150,7 @@ def test_non_finite_and_absurd_values_have_their_own_reasons():
 
 
 def test_no_non_finite_value_reaches_the_store(workdir):
-    from l2exp.data.ingest import run_ingest
+    from l2exp.modes.ingest import run_ingest
     from tests.conftest import make_cfg
 
     rows = ["timestamp,symbol,exchange,bid_price_1,bid_size_1,ask_price_1,ask_size_1"]

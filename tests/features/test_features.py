@@ -11,7 +11,7 @@ import pytest
 
 from l2exp.errors import UserError
 from l2exp.features import depth, flow, price
-from l2exp.features.engine import StreamingEngine, compute_batch, sessions
+from l2exp.features.engine import StreamingEngine, compute_batch, state_segments
 from l2exp.features.params import FeatureParams
 from l2exp.features.reference import reference_features
 from l2exp.features.registry import FeatureSet
@@ -24,7 +24,7 @@ BITMEX_TICKS = {"XBTUSD": 0.5, "ETHUSD": 0.05}
 def load(data: str, tmp_path, rows: int | None = None) -> pd.DataFrame:
     import hydra
 
-    from l2exp.data.ingest import run_ingest
+    from l2exp.modes.ingest import run_ingest
 
     cfg = make_cfg(["mode=ingest", "mode.progress=false", f"data={data}", f"workdir={tmp_path}"])
     run_ingest(cfg)
@@ -54,7 +54,7 @@ def test_formulas_match_the_pandas_reference(bitmex):
     p = FeatureParams(tick_size=BITMEX_TICKS)
     for symbol, part in bitmex.groupby("symbol"):
         ts = part["timestamp"].to_numpy()
-        for sl in sessions(ts, p.reset_gap_ms):
+        for sl in state_segments(ts, p):
             sess = part.iloc[sl].reset_index(drop=True)
             got = compute_batch(sess, p, 10).features
             want = reference_features(sess, p, 10, BITMEX_TICKS[symbol])

@@ -100,7 +100,7 @@ def test_promote_then_load_by_alias_and_predict(workdir):
     # fresh features -> predictions, through pyfunc and through the contract-enforcing loader
     pyfunc = mlflow.pyfunc.load_model("models:/l2exp-synthetic@champion")
     bundle = load_bundle("models:/l2exp-synthetic@champion", levels_available=10)
-    from l2exp.features.table import build_feature_table
+    from l2exp.modes.build import feature_table as build_feature_table
 
     ft = build_feature_table(train_cfg(workdir))
     X = ft.features[ft.ready.to_numpy()].tail(50)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from l2exp.config import PROJECT_ROOT
-from l2exp.features.table import build_feature_table
 from l2exp.models.train import run_train
+from l2exp.modes.build import feature_table as build_feature_table
 from l2exp.sim.live import run_record, run_sim
 from l2exp.tracking.registry import load_bundle, run_promote
 from tests.conftest import SHARED, make_cfg
@@ -173,8 +173,8 @@ def test_authenticate_reads_the_documented_names(monkeypatch):
 
 
 def test_record_of_a_replay_never_writes_into_its_source(workdir):
-    from l2exp.data.ingest import run_ingest
     from l2exp.errors import UserError
+    from l2exp.modes.ingest import run_ingest
 
     src = run_ingest(make_cfg(["mode=ingest", f"workdir={workdir}", "data.reader.n_snapshots=3000",
                                "mode.progress=false"]))["store_rows"]
@@ -199,7 +199,7 @@ def test_record_rerun_after_sigterm_leaves_no_duplicates(workdir, store):
 
     import hydra
 
-    from l2exp.data.ingest import run_ingest
+    from l2exp.modes.ingest import run_ingest
 
     base = [f"workdir={workdir}", "data.reader.n_snapshots=20000", f"store={store}"]
     run_ingest(make_cfg(["mode=ingest", *base, "mode.progress=false"]))

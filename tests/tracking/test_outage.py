@@ -99,3 +99,21 @@ def test_unreachable_server_stops_before_any_work(workdir):
                    env={"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 2 and "not reachable" in proc.stderr and "Traceback" not in proc.stderr
     assert time.time() - t0 < 60
+
+
+def test_an_answer_cut_off_by_the_dying_server_is_an_outage():
+    """Killed while its answer was on the wire, the server leaves an IncompleteRead (seen in CI: exit 1
+    with a traceback instead of the journal's one message)."""
+    import http.client
+
+    from mlflow.exceptions import MlflowException
+
+    from l2exp.tracking.setup import is_outage
+
+    assert is_outage(requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(0 bytes read)"))
+    assert is_outage(http.client.IncompleteRead(b"", 2))
+    assert is_outage(MlflowException("API request to http://127.0.0.1:1/api/2.0/mlflow/runs/log-batch failed with "
+                                     "exception ChunkedEncodingError(ProtocolError('Connection broken: "
+                                     "IncompleteRead(0 bytes read, 2 more expected)'))"))
+    assert not is_outage(MlflowException("API request to http://x/api failed: RESOURCE_ALREADY_EXISTS"))
+    assert not is_outage(ValueError("IncompleteRead"))

@@ -5,56 +5,19 @@ Ray is the optional extra ``.[ray]``, which ``scripts/test.sh`` installs: there 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from tests.conftest import make_cfg, run_cli, sweep_runs
 from tests.mlflow_server import start_server, stop_server
-from tests.sim.fake_exchange import _free_port
+from tests.ray_cluster import need_ray
 
-RAY = Path(sys.executable).with_name("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
-def _need_ray() -> None:
-    try:
-        import hydra_plugins.hydra_ray_launcher  # noqa: F401
-        import ray  # noqa: F401
-    except ImportError as exc:
-        why = f"Ray is not installed ({exc}): pip install .[ray]"
-        if os.environ.get("L2EXP_REQUIRE_RAY") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A head node on 127.0.0.1 with 2 CPUs; its address, stopped afterwards. Ray's socket paths must stay
-    under ~107 characters, hence a short temporary directory of its own."""
-    _need_ray()
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="l2r", dir="/tmp")
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    subprocess.run([str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", tmp],
-                   check=True, env=env, capture_output=True, timeout=180)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def test_ray_launcher_config_resolves_the_driver_settings(workdir):
-    _need_ray()
+    need_ray()
     from hydra import compose, initialize_config_dir
 
     from l2exp.config import CONF_DIR

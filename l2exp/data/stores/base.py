@@ -20,7 +20,32 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from l2exp.sessions import DAY_NS
+
 REJECT_META = ("source_file", "line", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One symbol's rows of one UTC day (``day`` = days since 1970-01-01)."""
+
+    symbol: str
+    day: int
+    rows: int = 0
+
+    @property
+    def start_ns(self) -> int:
+        return self.day * DAY_NS
+
+    @property
+    def end_ns(self) -> int:
+        return (self.day + 1) * DAY_NS
+
+    @property
+    def date(self) -> str:
+        import numpy as np
+
+        return str(np.datetime64(self.day, "D"))
 
 
 @dataclass
@@ -133,6 +158,17 @@ class L2Store(ABC):
         from l2exp.schema import SIDE_TABLES
 
         return SIDE_TABLES[kind].empty_table().to_pandas()
+
+    def partitions(self) -> list[Partition]:
+        """Every (symbol, UTC day) the store holds, in read order (symbol, then day), with its rows: the
+        units of partition-parallel work (``compute=local|ray``). Read from the timestamp and symbol
+        columns only."""
+        keys = self.read(columns=[])
+        if keys.empty:
+            return []
+        day = keys["timestamp"].to_numpy("int64") // DAY_NS
+        counts = pd.DataFrame({"symbol": keys["symbol"].astype(str).to_numpy(), "day": day}).value_counts(sort=False)
+        return [Partition(str(s), int(d), int(n)) for (s, d), n in sorted(counts.items())]
 
     @abstractmethod
     def count(self) -> int: ...

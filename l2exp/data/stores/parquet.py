@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from l2exp.data.stores.base import IngestWriter, Issue, L2Store, rejects_schema
 from l2exp.errors import UserError
 from l2exp.schema import SIDE_TABLES, arrow_schema
+from l2exp.sessions import DAY_NS
 
 _PARTITIONING = ds.partitioning(pa.schema([("symbol", pa.string()), ("date", pa.string())]), flavor="hive")
 MAX_DIR_CHARS = 200  # "symbol=" + this stays under the 255-byte name limit of common file systems
@@ -95,7 +96,7 @@ class _ParquetWriter(IngestWriter):
             return 0
         keys = np.asarray(keys, dtype=np.int64)
         ts = accepted.column("timestamp").to_numpy()
-        day = ts // 86_400_000_000_000
+        day = ts // DAY_NS
         sym = pc.dictionary_encode(accepted.column("symbol")).combine_chunks()
         sym_codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         sym_names = sym.dictionary.to_pylist()

@@ -97,6 +97,10 @@ class SqliteStore(L2Store):
         self.insert_sql = (f"INSERT OR IGNORE INTO {self.table} ({','.join(self.columns)}, row_key) "
                            f"VALUES ({placeholders})")
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its arguments (a connection cannot travel): a worker process opens its own."""
+        return (type(self), (str(self.path), self.levels, self.table, self.lock_wait_s, self.allow_uncommitted))
+
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".writer.lock")
 

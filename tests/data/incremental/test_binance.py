@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.data.ingest import run_ingest
 from l2exp.errors import UserError
-from l2exp.features.table import open_store
+from l2exp.modes.build import store_with_data as open_store
+from l2exp.modes.ingest import run_ingest
 from tests.conftest import SHARED, make_cfg, needs_shared
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from l2exp.data.incremental.table import DeltaTable
-from l2exp.data.ingest import run_ingest
 from l2exp.errors import UserError
-from l2exp.features.table import open_store
+from l2exp.modes.build import store_with_data as open_store
+from l2exp.modes.ingest import run_ingest
 from tests.conftest import SHARED, make_cfg, needs_shared
 
 HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"

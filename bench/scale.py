@@ -1,0 +1,181 @@
+"""Scale-out, measured in one run on one machine:
+
+1. ``mode=features``' work (one task per (symbol, UTC day) partition) over a Parquet store of
+   ``--days`` day-partitions of ``--rows-per-day`` tiled real snapshots: wall time in this process
+   (serial), a local pool of 1 and of 2 processes, and 2 tasks at a time on a local Ray cluster; the
+   speed-up of 2 workers over 1 (target >= 1.7x on 2 cores); every run's files equal (digests); the
+   peak memory of each worker, on a quarter of the days and on all of them (flat = bounded by one
+   partition, not by the data).
+2. A ``--trials``-job sweep (``l2exp -m mode=train``) with Hydra's basic launcher (one job after
+   another in one process) vs ``hydra/launcher=ray_cluster`` on a local 2-CPU Ray cluster, both
+   against one ``mlflow server``.
+
+    .venv/bin/python bench/scale.py [--days 16] [--rows-per-day 500000] [--trials 8] [--skip-sweep]
+
+Data: the real BitMEX XBTUSD 2020-03-10 recording (``../shared/data``), tiled to ``--rows-per-day``
+snapshots per day with its time deltas scaled into the day; the store is built once under
+bench/_work (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from bench._tiles import WORK  # noqa: E402
+from bench.features import real_xbt, tile  # noqa: E402
+from l2exp.compute import LocalPool, RayCluster, Serial  # noqa: E402
+from l2exp.data.stores.parquet import ParquetStore  # noqa: E402
+from l2exp.features.partitioned import build_partitioned  # noqa: E402
+from l2exp.features.registry import FeatureSet  # noqa: E402
+from l2exp.schema import arrow_schema  # noqa: E402
+from l2exp.sessions import DAY_NS  # noqa: E402
+
+FIRST_DAY = int(np.datetime64("2024-01-01", "D").astype(np.int64))
+
+
+def build_store(days: int, rows_per_day: int) -> ParquetStore:
+    """``days`` UTC days of ``rows_per_day`` XBTUSD snapshots each, written through the store's own
+    writer (one committed source per day, as an ingest of one file per day would leave it)."""
+    root = WORK / f"scale-store-{days}x{rows_per_day}"
+    store = ParquetStore(str(root), levels=10)
+    if store.count() == days * rows_per_day:
+        return store
+    shutil.rmtree(root, ignore_errors=True)
+    store = ParquetStore(str(root), levels=10)
+    book = tile(real_xbt(), rows_per_day)
+    rel = book["timestamp"].to_numpy(np.int64) - int(book["timestamp"].iloc[0])
+    rel = (rel * ((DAY_NS - 10**9) / max(int(rel[-1]), 1))).astype(np.int64)  # the tiles fit in one day
+    schema = arrow_schema(10)
+    for d in range(days):
+        day = book.assign(timestamp=rel + (FIRST_DAY + d) * DAY_NS)
+        table = pa.Table.from_pandas(day[schema.names], schema=schema, preserve_index=False)
+        digest = f"bench-scale-day-{d:03d}"
+        w = store.begin(digest, f"tiled://xbtusd/{d}")
+        w.write(table, np.arange(rows_per_day, dtype=np.int64) + d * rows_per_day)
+        w.commit({"path": f"tiled://xbtusd/{d}", "digest": digest})
+    return store
+
+
+def only_days(store: ParquetStore, days: int) -> ParquetStore:
+    """A view of the first ``days`` days (the same files, fewer partitions)."""
+    class Fewer(ParquetStore):
+        def partitions(self):  # noqa: ANN202
+            return super().partitions()[:days]
+
+    return Fewer(str(store.root), levels=10)
+
+
+def run_features(store: ParquetStore, fs: FeatureSet, compute, out: Path) -> dict:  # noqa: ANN001
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    table = build_partitioned(store, fs, 10, out, compute)
+    wall = time.perf_counter() - t
+    return {"backend": compute.describe(), "partitions": len(table.parts), "rows": table.rows,
+            "wall_s": round(wall, 2), "rows_per_s": round(table.rows / wall),
+            "workers": len({p.worker for p in table.parts}), "table_digest": table.digest(),
+            "peak_rss_mb_per_worker": max(p.peak_rss_mb for p in table.parts)}
+
+
+def features_part(days: int, rows_per_day: int) -> dict:
+    store = build_store(days, rows_per_day)
+    fs = FeatureSet("full", params={"tick_size": 0.5})
+    out = Path(tempfile.mkdtemp(prefix="l2exp-scale-"))
+    build_partitioned(only_days(store, 1), fs, 10, out / "warm", Serial())  # Numba cache loaded / compiled
+    runs = {"serial": run_features(store, fs, Serial(), out / "serial"),
+            "pool_1": run_features(store, fs, LocalPool(workers=1), out / "pool1"),
+            "pool_2": run_features(store, fs, LocalPool(workers=2), out / "pool2")}
+    quarter = max(1, days // 4)
+    runs[f"pool_2_first_{quarter}_days"] = run_features(only_days(store, quarter), fs, LocalPool(workers=2),
+                                                        out / "pool2q")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        runs["ray_2"] = run_features(store, fs, RayCluster(address="auto"), out / "ray")
+    finally:
+        ray.shutdown()
+    shutil.rmtree(out, ignore_errors=True)
+    full = [r for k, r in runs.items() if "first" not in k]
+    return {
+        "data": f"{days} days x {rows_per_day:,} tiled XBTUSD snapshots = {days * rows_per_day:,} rows, 67 features",
+        "runs": runs,
+        "speedup_pool_2_vs_pool_1": round(runs["pool_1"]["wall_s"] / runs["pool_2"]["wall_s"], 2),
+        "speedup_pool_2_vs_serial": round(runs["serial"]["wall_s"] / runs["pool_2"]["wall_s"], 2),
+        "speedup_ray_2_vs_pool_1": round(runs["pool_1"]["wall_s"] / runs["ray_2"]["wall_s"], 2),
+        "same_table_everywhere": len({r["table_digest"] for r in full}) == 1,
+        "peak_rss_mb_per_worker_quarter_vs_all": [runs[f"pool_2_first_{quarter}_days"]["peak_rss_mb_per_worker"],
+                                                  runs["pool_2"]["peak_rss_mb_per_worker"]],
+    }
+
+
+def sweep_part(trials: int) -> dict:
+    from tests.mlflow_server import start_server, stop_server
+    from tests.sim.fake_exchange import _free_port
+
+    grid = ["model.n_estimators=40,80", "features=minimal,full", "model.learning_rate=0.05,0.1",
+            "model.num_leaves=15,31"]
+    grid = grid[: max(1, int(np.log2(trials)))]
+    work = Path(tempfile.mkdtemp(prefix="l2exp-sweep-"))
+    ray_bin = Path(sys.executable).with_name("ray")
+    proc, uri = start_server(work)
+    port = _free_port()
+    env = dict(os.environ, L2EXP_WORKDIR=str(work), MLFLOW_TRACKING_URI=uri, RAY_USAGE_STATS_ENABLED="0")
+    base = [sys.executable, "-m", "l2exp.cli", "-m", "mode=train", "tracking=server", "data.reader.n_snapshots=60000",
+            "mode.progress=false", *grid]
+    out = {"grid": grid, "trials": 2 ** len(grid)}
+    try:
+        # features cached first, so neither launcher pays for them inside its timing
+        subprocess.run([sys.executable, "-m", "l2exp.cli", "mode=features", "data.reader.n_snapshots=60000",
+                        "mode.progress=false"], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "l2exp.cli", "mode=features", "data.reader.n_snapshots=60000",
+                        "features=minimal", "mode.progress=false"], env=env, check=True, capture_output=True)
+        t = time.perf_counter()
+        subprocess.run(base, env=env, check=True, capture_output=True)
+        out["basic_launcher_s"] = round(time.perf_counter() - t, 1)
+        tmp = tempfile.mkdtemp(prefix="l2r", dir="/tmp")
+        subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                        "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", tmp],
+                       check=True, env=env, capture_output=True)
+        try:
+            t = time.perf_counter()
+            subprocess.run([*base, "hydra/launcher=ray_cluster"], env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+                           check=True, capture_output=True)
+            out["ray_launcher_s"] = round(time.perf_counter() - t, 1)
+        finally:
+            subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        out["speedup_ray_vs_basic"] = round(out["basic_launcher_s"] / out["ray_launcher_s"], 2)
+    finally:
+        stop_server(proc)
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--days", type=int, default=16)
+    ap.add_argument("--rows-per-day", type=int, default=500_000)
+    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--skip-sweep", action="store_true")
+    args = ap.parse_args()
+    res = {"machine": f"{os.cpu_count()} CPUs", "features": features_part(args.days, args.rows_per_day)}
+    if not args.skip_sweep:
+        res["sweep"] = sweep_part(args.trials)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

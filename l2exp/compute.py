@@ -1,0 +1,119 @@
+"""Where partition-parallel work runs (``conf/compute/*.yaml``): this process, a local process pool, or
+tasks on a Ray cluster.
+
+Each backend has one method, ``map(fn, items)``: ``fn(item)`` for every item, results in the items'
+order, the first exception re-raised in the caller (a :class:`~l2exp.errors.UserError` keeps its
+message, where and fix). ``fn`` must be a module-level function and the items picklable: they travel
+to other processes. The work itself never depends on the backend -- the same tasks, the same outputs
+(``tests/features/test_partitioned.py`` compares digests).
+
+Written here rather than taken from joblib: joblib's process backend (loky) starts workers that
+re-import everything per pool and cannot target a Ray cluster without its own plug-in; three small
+classes over ``concurrent.futures`` and ``ray`` keep the choice one config key.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# what a pool worker imports once, before it takes tasks: the feature kernels (compiled code loaded
+# from Numba's cache), pyarrow and pandas -- ~1.5 s that every task would otherwise wait for
+PRELOAD = ["l2exp.features.partitioned"]
+
+
+class Serial:
+    """Every task in this process, one after another (the reference the parallel runs must equal)."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return [fn(x) for x in items]
+
+    def describe(self) -> str:
+        return "serial (this process)"
+
+
+class LocalPool:
+    """A pool of ``workers`` processes on this machine.
+
+    Args:
+        workers: processes; 0 = the CPUs this process may use.
+        start_method: ``forkserver`` (default: workers fork from a clean server that imported
+            :data:`PRELOAD` once -- fast to start, and no fork of this process's threads), or ``spawn``.
+    """
+
+    def __init__(self, workers: int = 2, start_method: str = "forkserver") -> None:
+        self.workers = int(workers) or len(os.sched_getaffinity(0))
+        self.start_method = start_method
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        items = list(items)
+        if not items:
+            return []
+        ctx = mp.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            ctx.set_forkserver_preload(PRELOAD)
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx) as pool:
+            return list(pool.map(fn, items))
+
+    def describe(self) -> str:
+        return f"local pool ({self.workers} processes)"
+
+
+class RayCluster:
+    """One Ray task per item on a Ray cluster.
+
+    Args:
+        address: the cluster (``host:port``, ``auto``), or ``local`` to start one in this process.
+        num_cpus: CPUs each task reserves; the cluster's CPUs / this = tasks at once.
+        env: environment variables for the workers (e.g. the recordings path).
+
+    Every node needs this project installed (same version) and the store's path readable (a shared
+    file system or the same mount): a task reads its partition and writes its output there itself.
+    """
+
+    def __init__(self, address: str = "auto", num_cpus: float = 1.0, env: dict[str, str] | None = None) -> None:
+        self.address = address
+        self.num_cpus = float(num_cpus)
+        self.env = {k: str(v) for k, v in dict(env or {}).items() if v is not None}
+        self.workers = 0
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        from l2exp.errors import UserError
+
+        try:
+            import ray
+        except ImportError as exc:
+            raise UserError(f"compute=ray needs Ray ({exc})", where="compute",
+                            fix="pip install '.[ray]', or compute=local") from None
+        items = list(items)
+        if not ray.is_initialized():
+            runtime_env = {"env_vars": self.env} if self.env else None
+            try:
+                if self.address == "local":
+                    ray.init(runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False)
+            except ConnectionError as exc:
+                raise UserError(f"no Ray cluster at {self.address!r}: {exc}", where="compute.address",
+                                fix="Start one (ray start --head) and set RAY_ADDRESS, or compute=local") from None
+        self.workers = int(ray.cluster_resources().get("CPU", 0) // self.num_cpus)
+        task = ray.remote(num_cpus=self.num_cpus, max_retries=0)(fn)
+        refs = [task.remote(x) for x in items]
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None
+
+    def describe(self) -> str:
+        return f"ray ({self.address}, {self.num_cpus:g} CPU per task)"
+
+
+Compute = Serial | LocalPool | RayCluster

@@ -1,0 +1,61 @@
+"""Config -> objects, shared by the modes: the store (ingested first when empty), the feature set and
+its cache, the compute backend. Each builder names the config keys it reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from l2exp.config import instantiate
+from l2exp.data.stores.base import L2Store
+from l2exp.errors import UserError
+from l2exp.features.partitioned import RowWindow
+from l2exp.features.registry import FeatureSet
+from l2exp.features.table import FeatureCache, FeatureTable
+from l2exp.summary import console
+
+
+def store(cfg: DictConfig) -> L2Store:
+    """``store=`` as an object (nothing checked or ingested)."""
+    return instantiate(cfg.store)
+
+
+def store_with_data(cfg: DictConfig) -> L2Store:
+    """The store of ``data=``; the source is ingested first when the store holds nothing yet (said on
+    screen). Damaged or half-written data is refused before anything uses it
+    (:meth:`L2Store.check_before_use`)."""
+    st = store(cfg)
+    st.check_before_use()
+    if st.count() == 0:
+        console.print(f"[bold]store {st.location()} is empty: ingesting data={cfg.data.name} first[/]")
+        from l2exp.modes.ingest import run_ingest
+
+        run_ingest(cfg)
+        st = store(cfg)
+        if st.count() == 0:
+            raise UserError(f"data={cfg.data.name} produced no accepted rows", where=str(cfg.data.path),
+                            fix="Run l2exp mode=validate data=... to see why every row was rejected.")
+    return st
+
+
+def feature_set(cfg: DictConfig) -> FeatureSet:
+    return instantiate(cfg.features)
+
+
+def feature_cache(cfg: DictConfig) -> FeatureCache:
+    """``<workdir>/cache/features`` for ``data=`` at ``levels=``, computed on ``compute=``."""
+    return FeatureCache(Path(str(cfg.workdir)) / "cache" / "features", str(cfg.data.name), int(cfg.levels),
+                        instantiate(cfg.compute))
+
+
+def feature_table(cfg: DictConfig, fs: FeatureSet | None = None, st: L2Store | None = None,
+                  window: RowWindow | None = None) -> FeatureTable:
+    """The feature table of ``data=`` x ``features=`` (or ``fs``), in memory."""
+    fs = fs or feature_set(cfg)
+    return feature_cache(cfg).load(st or store_with_data(cfg), fs, window)
+
+
+def row_window(rows: DictConfig | dict | None, where: str = "mode.rows") -> RowWindow:
+    rows = rows or {}
+    return RowWindow.parse(rows.get("start"), rows.get("end"), rows.get("max_rows"), where)
