@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from typing import Any
 
@@ -23,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from l2exp.config import instantiate
 from l2exp.summary import console, print_table, write_summary
 from l2exp.tracking import log as tlog
-from l2exp.tracking.runs import EXPERIMENT_ENV, PARENT_ENV, named, tracked_run
+from l2exp.tracking.context import RunContext
+from l2exp.tracking.runs import named, tracked_run
 
 
 def train_key(cfg: DictConfig, data_digest: str) -> str:
@@ -43,8 +43,8 @@ def _step_cfg(cfg: DictConfig, block: str) -> DictConfig:
     return out
 
 
-def _child(cfg: DictConfig, name: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> str:
-    with tracked_run(cfg, "pipeline", run_name=name, tags={"l2exp.step": name, **(tags or {})}) as run:
+def _child(ctx: RunContext, name: str, metrics: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+    with tracked_run(ctx, "pipeline", run_name=name, tags={"l2exp.step": name, **(tags or {})}) as run:
         tlog.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
         return run.info.run_id
 
@@ -78,70 +78,74 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.run import run_backtest
     from l2exp.models.train import run_train
     from l2exp.modes.build import feature_table as build_feature_table
+    from l2exp.modes.build import run_context
     from l2exp.modes.ingest import run_ingest
     from l2exp.tracking.registry import run_promote
     from l2exp.tracking.setup import configure, experiment, experiment_url, print_links, run_url
 
     t0 = time.perf_counter()
-    uri = configure(cfg)
-    exp_id = experiment(cfg, "pipeline")
+    ctx = run_context(cfg)
+    uri = configure(ctx.tracking)
+    exp_id = experiment(ctx.tracking, "pipeline")
     steps: dict[str, Any] = {}
     name = f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1].removesuffix('Model')}"
-    with mlflow.start_run(run_name=named(name)) as parent:
+    with mlflow.start_run(run_name=named(name, ctx.overrides)) as parent:
         tlog.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
         tlog.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        os.environ[PARENT_ENV] = parent.info.run_id
-        os.environ[EXPERIMENT_ENV] = "pipeline"
-        try:
-            console.rule("[bold]1/5 ingest")
-            ing = run_ingest(_step_cfg(cfg, "ingest_step"))
-            reused_files = sum(1 for f in ing["files"] if f["reused"])
-            _child(cfg, "ingest", {k: ing[k] for k in ("rows_in", "accepted", "rejected", "inserted", "seconds")} |
-                   {"files_reused": reused_files})
-            steps["ingest"] = {"rows_in": ing["rows_in"], "accepted": ing["accepted"], "rejected": ing["rejected"],
-                               "reused": reused_files == len(ing["files"])}
-            console.rule("[bold]2/5 features")
-            fs = instantiate(cfg.features)
-            ft = build_feature_table(cfg, fs)
-            _child(cfg, "features", {"rows": len(ft.features), "warmup_rows": int((~ft.ready).sum()),
-                                     "n_features": ft.features.shape[1], "cache_hit": float(ft.cache_hit)})
-            steps["features"] = {"rows": len(ft.features), "reused": ft.cache_hit}
-            console.rule("[bold]3/5 train")
-            key = train_key(cfg, ft.data_digest)
-            client = MlflowClient()
-            prior = client.search_runs([exp_id], filter_string=f"tags.`l2exp.train_key` = '{key}' and "
-                                       "attributes.status = 'FINISHED'", max_results=1)
-            if prior and prior[0].data.tags.get("l2exp.model_version"):
-                run = prior[0]
-                console.print(f"reusing training run {run.info.run_id} (same data, features, labels, split, "
-                              f"model, seed): model version {run.data.tags['l2exp.model_version']}")
-                _child(cfg, "train (reused)", {}, {"l2exp.reused_run": run.info.run_id})
-                steps["train"] = {"run_id": run.info.run_id, "model_version": run.data.tags["l2exp.model_version"],
-                                  "reused": True}
-            else:
-                tr = run_train(_step_cfg(cfg, "train_step"))
-                client.set_tag(tr["run_id"], "l2exp.train_key", key)
-                steps["train"] = {"run_id": tr["run_id"], "model_version": tr["model_version"], "reused": False,
-                                  "selection": tr["selection"], "beats_baseline": tr["beats_baseline"],
-                                  "val_metrics": tr["val_metrics"], "test_metrics": tr["test_metrics"]}
-            console.rule("[bold]4/5 promote")
-            pcfg = _step_cfg(cfg, "promote")
-            with open_dict(pcfg):
-                pcfg.mode.parent_run_id = None
-            pr = run_promote(pcfg)
-            _child(cfg, "promote", {"value": pr["value"]}, {"l2exp.version": str(pr["version"])})
-            steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
-            console.rule("[bold]5/5 backtest")
-            bt = run_backtest(_step_cfg(cfg, "backtest"))
-            keep = ("run_id", "experiment", "model_run_id", "model_version", "pnl_net", "fees", "sharpe",
-                    "sharpe_periods", "max_drawdown", "n_fills",
-                    "kill_switch_ts", "model_test_start_ts", "first_decision_ts", "in_sample_rows", "n_snapshots",
-                    "trades_coverage")
-            steps["backtest"] = {k: bt[k] for k in keep}
-            _headline_on_parent(client, steps["train"]["run_id"], bt)
-        finally:
-            os.environ.pop(PARENT_ENV, None)
-            os.environ.pop(EXPERIMENT_ENV, None)
+
+        def step_ctx(step_cfg: DictConfig) -> RunContext:
+            """A step's run: its own config, nested under this pipeline's parent, in the pipeline experiment."""
+            return run_context(step_cfg).nested(parent.info.run_id, "pipeline")
+
+        kid = ctx.nested(parent.info.run_id, "pipeline")
+        console.rule("[bold]1/5 ingest")
+        ing = run_ingest(_step_cfg(cfg, "ingest_step"))
+        reused_files = sum(1 for f in ing["files"] if f["reused"])
+        _child(kid, "ingest", {k: ing[k] for k in ("rows_in", "accepted", "rejected", "inserted", "seconds")} |
+               {"files_reused": reused_files})
+        steps["ingest"] = {"rows_in": ing["rows_in"], "accepted": ing["accepted"], "rejected": ing["rejected"],
+                           "reused": reused_files == len(ing["files"])}
+        console.rule("[bold]2/5 features")
+        fs = instantiate(cfg.features)
+        ft = build_feature_table(cfg, fs)
+        _child(kid, "features", {"rows": len(ft.features), "warmup_rows": int((~ft.ready).sum()),
+                                 "n_features": ft.features.shape[1], "cache_hit": float(ft.cache_hit)})
+        steps["features"] = {"rows": len(ft.features), "reused": ft.cache_hit}
+        console.rule("[bold]3/5 train")
+        key = train_key(cfg, ft.data_digest)
+        client = MlflowClient()
+        prior = client.search_runs([exp_id], filter_string=f"tags.`l2exp.train_key` = '{key}' and "
+                                   "attributes.status = 'FINISHED'", max_results=1)
+        if prior and prior[0].data.tags.get("l2exp.model_version"):
+            run = prior[0]
+            console.print(f"reusing training run {run.info.run_id} (same data, features, labels, split, "
+                          f"model, seed): model version {run.data.tags['l2exp.model_version']}")
+            _child(kid, "train (reused)", {}, {"l2exp.reused_run": run.info.run_id})
+            steps["train"] = {"run_id": run.info.run_id, "model_version": run.data.tags["l2exp.model_version"],
+                              "reused": True}
+        else:
+            train_cfg = _step_cfg(cfg, "train_step")
+            tr = run_train(train_cfg, step_ctx(train_cfg))
+            client.set_tag(tr["run_id"], "l2exp.train_key", key)
+            steps["train"] = {"run_id": tr["run_id"], "model_version": tr["model_version"], "reused": False,
+                              "selection": tr["selection"], "beats_baseline": tr["beats_baseline"],
+                              "val_metrics": tr["val_metrics"], "test_metrics": tr["test_metrics"]}
+        console.rule("[bold]4/5 promote")
+        pcfg = _step_cfg(cfg, "promote")
+        with open_dict(pcfg):
+            pcfg.mode.parent_run_id = None
+        pr = run_promote(pcfg)
+        _child(kid, "promote", {"value": pr["value"]}, {"l2exp.version": str(pr["version"])})
+        steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
+        console.rule("[bold]5/5 backtest")
+        bt_cfg = _step_cfg(cfg, "backtest")
+        bt = run_backtest(bt_cfg, step_ctx(bt_cfg))
+        keep = ("run_id", "experiment", "model_run_id", "model_version", "pnl_net", "fees", "sharpe",
+                "sharpe_periods", "max_drawdown", "n_fills",
+                "kill_switch_ts", "model_test_start_ts", "first_decision_ts", "in_sample_rows", "n_snapshots",
+                "trades_coverage")
+        steps["backtest"] = {k: bt[k] for k in keep}
+        _headline_on_parent(client, steps["train"]["run_id"], bt)
         tlog.log_text(json.dumps(steps, indent=1, default=str), "steps.json")
         parent_id = parent.info.run_id
     summary = {"mode": "pipeline", "parent_run_id": parent_id, "steps": steps, "tracking_uri": uri,

@@ -114,18 +114,19 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
 
 
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
+    from l2exp.modes.build import run_context, tracking_settings
     from l2exp.summary import print_table, write_summary
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure, print_links, run_url
 
-    configure(cfg)
+    configure(tracking_settings(cfg))
     what = list(cfg.mode.what)
     out: dict[str, Any] = {"mode": "analyze"}
     if "model" in what:
         out["model"] = analyse_model(cfg)
     if "backtest" in what:
         html, info = backtest_report(cfg)
-        with tracked_run(cfg, "analyze", run_name=f"report {len(info['runs'])} backtest run(s)") as run:
+        with tracked_run(run_context(cfg), "analyze", run_name=f"report {len(info['runs'])} backtest run(s)") as run:
             tlog.log_text(html, "report.html")
             tlog.log_text(json.dumps(info, indent=1, default=str), "report.json")
             out["report_run_id"] = run.info.run_id

@@ -314,12 +314,13 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     from l2exp.config import instantiate
     from l2exp.errors import UserError
     from l2exp.features.table import choose_symbol
+    from l2exp.modes.build import run_context, tracking_settings
     from l2exp.modes.build import store_with_data as open_store
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure
 
-    configure(cfg)
+    configure(tracking_settings(cfg))
     levels = int(cfg.levels)
     sc_cfg = cfg.stress
     store = open_store(cfg)
@@ -375,7 +376,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
                          "limit": c["limit"], "pnl_net": r["pnl_net"], "kill_switch": r["kill_switch"]})
     table = pd.DataFrame(rows)
     tags = {"l2exp.symbol": symbol, "l2exp.risk": str(cfg.risk.name), "l2exp.stress_passed": str(passed)}
-    with tracked_run(cfg, "stress", run_name=f"stress {cfg.data.name} {symbol} risk={cfg.risk.name}", tags=tags) as run:
+    name = f"stress {cfg.data.name} {symbol} risk={cfg.risk.name}"
+    with tracked_run(run_context(cfg), "stress", run_name=name, tags=tags) as run:
         tlog.log_text(table.to_csv(index=False), "stress_results.csv")
         tlog.log_text(_html(table, symbol, str(cfg.risk.name), passed), "stress_results.html")
         tlog.log_text(json.dumps(results, indent=1, default=str), "stress_results.json")

@@ -25,6 +25,7 @@ from l2exp.errors import UserError
 from l2exp.risk.params import RiskParams
 from l2exp.schema import SIDE_FIELDS, level_columns
 from l2exp.tracking import log as tlog
+from l2exp.tracking.context import RunContext
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -108,7 +109,7 @@ def _params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, Strategy, Ri
     return ex, st, rk
 
 
-def run_backtest(cfg: DictConfig) -> dict[str, Any]:
+def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
     """Trade the model's out-of-sample signal (``mode.signal=model``: rows at or after the model's
     test start; ``mode.signal=oos``: a training run's stitched out-of-fold predictions) on one symbol."""
     import tempfile
@@ -128,7 +129,9 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.tracking.setup import configure, experiment_name, print_links, run_url
 
     t0 = time.perf_counter()
-    configure(cfg)
+    from l2exp.modes.build import run_context, tracking_settings
+
+    configure(tracking_settings(cfg))
     bm = cfg.mode
     uri = str(bm.model_uri)
     bundle = load_bundle(uri, levels_available=int(cfg.levels))
@@ -183,7 +186,8 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
             "l2exp.risk": str(cfg.risk.name), "data_digest": ft.data_digest, "l2exp.signal": source,
             "l2exp.out_of_sample": "true", "l2exp.settle_currency": str(inst.settle),
             "l2exp.contract": inst.contract}
-    with tracked_run(cfg, "backtest", run_name=f"backtest {symbol} {source} risk={cfg.risk.name}", tags=tags) as run:
+    name = f"backtest {symbol} {source} risk={cfg.risk.name}"
+    with tracked_run(ctx or run_context(cfg), "backtest", run_name=name, tags=tags) as run:
         log_dataset(store, book, str(cfg.data.name), ft.data_digest, context="backtest")
         tlog.log_metrics({k: float(v) for k, v in m.items() if np.isfinite(v)})
         tlog.log_metrics({f"risk_block_{k}": float(v) for k, v in res.blocks.items()})

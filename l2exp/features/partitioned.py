@@ -151,14 +151,15 @@ def load_manifest(directory: Path) -> PartitionedTable | None:
     return PartitionedTable(directory, [PartitionResult(**p) for p in raw["parts"]], True)
 
 
-def build_partitioned(store: L2Store, fs: FeatureSet, levels: int, directory: Path, compute: Any) -> PartitionedTable:
-    """The table in ``directory``: reused when its manifest exists, else one task per partition on
-    ``compute`` (:mod:`l2exp.compute`) and the manifest written last."""
+def build_partitioned(store: L2Store, fs: FeatureSet, levels: int, directory: Path, compute: Any,
+                      partitions: list[Partition] | None = None) -> PartitionedTable:
+    """The table in ``directory``: reused when its manifest exists, else one task per partition (all the
+    store's, or ``partitions``) on ``compute`` (:mod:`l2exp.compute`) and the manifest written last."""
     done = load_manifest(directory)
     if done is not None:
         return done
     tasks = [PartitionTask(store, fs, levels, p, str(directory / partition_dir(p.symbol) / f"{p.date}.parquet"))
-             for p in store.partitions()]
+             for p in (store.partitions() if partitions is None else partitions)]
     parts = compute.map(compute_partition, tasks)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{MANIFEST}.{os.getpid()}.tmp"

@@ -53,6 +53,7 @@ from l2exp.models.selection import (
 from l2exp.split import Fold
 from l2exp.summary import console, print_table, write_summary
 from l2exp.tracking import log as tlog
+from l2exp.tracking.context import RunContext
 from l2exp.tracking.lineage import log_dataset
 from l2exp.tracking.registry import log_model
 from l2exp.tracking.runs import tracked_run
@@ -219,7 +220,7 @@ def _segments(prep: Prepared, fold: Fold) -> dict[str, Any]:
     return seg
 
 
-def run_train(cfg: DictConfig) -> dict[str, Any]:
+def run_train(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     prep = prepare(cfg)
     fs, spec, X, y = prep.fs, prep.spec, prep.X, prep.y
@@ -235,7 +236,9 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             "l2exp.permuted_labels": str(permute).lower()}
     rng = np.random.default_rng(int(cfg.seed))
     run_name = f"{model_label} {fs.name} {cfg.data.name}" + (" PERMUTED-LABEL CONTROL" if permute else "")
-    with tracked_run(cfg, "train", run_name=run_name, tags=tags) as run:
+    from l2exp.modes.build import run_context
+
+    with tracked_run(ctx or run_context(cfg), "train", run_name=run_name, tags=tags) as run:
         lineage = log_dataset(prep.store, prep.ft.book, str(cfg.data.name), prep.ft.data_digest,
                               extra={"rows_usable": len(X)})
         tlog.log_metrics({k: float(v) for k, v in prep.counts.items()})

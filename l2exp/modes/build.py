@@ -3,9 +3,10 @@ its cache, the compute backend. Each builder names the config keys it reads."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from l2exp.config import instantiate
 from l2exp.data.stores.base import L2Store
@@ -14,6 +15,7 @@ from l2exp.features.partitioned import RowWindow
 from l2exp.features.registry import FeatureSet
 from l2exp.features.table import FeatureCache, FeatureTable
 from l2exp.summary import console
+from l2exp.tracking.context import RunContext, TrackingSettings
 
 
 def store(cfg: DictConfig) -> L2Store:
@@ -59,3 +61,40 @@ def feature_table(cfg: DictConfig, fs: FeatureSet | None = None, st: L2Store | N
 def row_window(rows: DictConfig | dict | None, where: str = "mode.rows") -> RowWindow:
     rows = rows or {}
     return RowWindow.parse(rows.get("start"), rows.get("end"), rows.get("max_rows"), where)
+
+
+def tracking_settings(cfg: DictConfig) -> TrackingSettings:
+    """``tracking=`` as an object (``conf/tracking/*.yaml`` name their class)."""
+    return instantiate(cfg.tracking)
+
+
+def hydra_overrides() -> list[str]:
+    """The command line's overrides of this run (empty outside Hydra: a library call, a test)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def run_context(cfg: DictConfig) -> RunContext:
+    """Everything a tracked run logs and where: the resolved config, the overrides, and the sweep's
+    parent run when this is a sweep's job (from the environment the multirun callback set)."""
+    from l2exp.modes.callbacks import PARENT_ENV
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    return RunContext(tracking_settings(cfg), resolved, tuple(hydra_overrides()), str(cfg.data.name),
+                      parent_run_id=os.environ.get(PARENT_ENV) or None, in_sweep=in_sweep())

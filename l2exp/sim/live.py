@@ -158,12 +158,13 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.run import _params, instrument_of
     from l2exp.backtest.signals import model_signal, test_start_of
+    from l2exp.modes.build import run_context, tracking_settings
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure
 
-    configure(cfg)
+    configure(tracking_settings(cfg))
     levels = int(cfg.levels)
     sim = cfg.sim
     bundle = load_bundle(str(sim.model_uri), levels_available=levels)
@@ -205,7 +206,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     # a full collection after loading a 2 M-row book stalled one tick for 4 s)
     gc.collect()
     gc.freeze()
-    with tracked_run(cfg, "sim", run_name=f"sim {cfg.feed.kind} {symbol}", tags=tags) as run, StopFlag() as stop:
+    name = f"sim {cfg.feed.kind} {symbol}"
+    with tracked_run(run_context(cfg), "sim", run_name=name, tags=tags) as run, StopFlag() as stop:
         while not stop.stop:
             if sim.max_snapshots and counts["snapshots"] >= int(sim.max_snapshots):
                 stop.reason = "max_snapshots"

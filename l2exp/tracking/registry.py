@@ -119,10 +119,11 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
     are never candidates.
     """
     from l2exp.models.selection import beats, check_selection_metric, direction_of
+    from l2exp.modes.build import tracking_settings
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.setup import configure, model_version_url, print_links, run_url
 
-    configure(cfg)
+    configure(tracking_settings(cfg))
     pm = cfg.mode
     client = MlflowClient()
     name = str(pm.model_name)

@@ -129,7 +129,9 @@ def run_relog(cfg: Any) -> dict[str, Any]:
         raise UserError("mode=relog needs the run to send", where="mode.run_id / mode.path",
                         fix="l2exp mode=relog mode.run_id=<the run id the outage message named>, or "
                             "mode.path=<a journal dir or a sweep's output dir> for all runs under it")
-    configure(cfg)
+    from l2exp.modes.build import tracking_settings
+
+    configure(tracking_settings(cfg))
     done = [relog(r, bool(cfg.mode.get("force", False))) for r in roots]
     rows = [(d["path"], f"{d['sent']} call(s) -> run {d['run_id']} ({d['into']})"
              + (f", model version {d['model_version']}" if d.get("model_version") else "")) for d in done]

@@ -9,18 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import mlflow
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 from l2exp.config import PROJECT_ROOT
 from l2exp.errors import UserError
 from l2exp.summary import output_dir
 from l2exp.tracking import journal as jr
 from l2exp.tracking import log as tlog
-from l2exp.tracking.callbacks import PARENT_ENV, worker  # noqa: E402, F401  (defined where Hydra loads it)
+from l2exp.tracking.context import RunContext, worker
 from l2exp.tracking.setup import configure, experiment, is_outage
-
-# set by mode=pipeline: every step logs into the pipeline experiment, nested under its parent run
-EXPERIMENT_ENV = "L2EXP_EXPERIMENT_MODE"
 
 
 def git_commit() -> str:
@@ -43,59 +40,40 @@ def flatten(d: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def overrides() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return []
-
-
-def _in_sweep() -> bool:
-    """Whether this process runs a job of a Hydra multirun (``-m``)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:  # not under Hydra (a library call, a test)
-        return False
-
-
-def named(run_name: str | None) -> str | None:
+def named(run_name: str | None, overrides: tuple[str, ...] | list[str] = ()) -> str | None:
     """The run name plus the command line's choices (``model=catboost risk=aggressive``), so rows of a
     sweep or of hand-run variants say what differs. Where the run happens (mode, workdir, tracking) and
     Hydra's own settings are left out."""
     if run_name is None:
         return None
-    said = [o for o in overrides() if not o.lstrip("+~").startswith(
+    said = [o for o in overrides if not o.lstrip("+~").startswith(
         ("hydra.", "hydra/", "mode=", "workdir=", "tracking", "mode.run_id", "seed="))]
     text = " ".join(said)
     return f"{run_name} | {text[:100]}" if said else run_name
 
 
 @contextlib.contextmanager
-def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
+def tracked_run(ctx: RunContext, mode: str, run_name: str | None = None,
                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """A run whose every call is journaled (:mod:`l2exp.tracking.journal`) under ``<output dir>/tracking``.
 
     If the server stops answering mid-run, the run still computes to its end (its calls go to the
     journal only), then stops with one message (exit 2) naming ``mode=relog`` to send what is missing.
     The server not answering *before* the run exists stops the run before any work."""
-    uri = configure(cfg)
-    exp_name = f"{cfg.tracking.experiment_prefix}-{os.environ.get(EXPERIMENT_ENV, mode)}"
-    parent = os.environ.get(PARENT_ENV)
-    if not parent and _in_sweep():
+    uri = configure(ctx.tracking)
+    exp_mode = ctx.experiment_mode or mode
+    exp_name = ctx.tracking.experiment_name(exp_mode)
+    parent = ctx.parent_run_id
+    if not parent and ctx.in_sweep:
         raise UserError("this sweep has no MLflow parent run: creating it failed when the sweep started (the "
                         "warning from MlflowMultirunParent above says why), and its jobs would land loose in the "
                         "experiment", where="hydra.callbacks.mlflow_parent",
                         fix="Fix what the warning names (the tracking server / store) and start the sweep again.")
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
+    resolved = ctx.config
     try:
-        experiment(cfg, os.environ.get(EXPERIMENT_ENV, mode))
-        run = mlflow.start_run(run_name=named(run_name), parent_run_id=parent or None, nested=bool(parent))
+        experiment(ctx.tracking, exp_mode)
+        run = mlflow.start_run(run_name=named(run_name, ctx.overrides), parent_run_id=parent or None,
+                               nested=bool(parent))
     except Exception as exc:
         if not is_outage(exc):
             raise
@@ -107,15 +85,15 @@ def tracked_run(cfg: DictConfig, mode: str, run_name: str | None = None,
     jr.push(journal)
     status = "FAILED"
     try:
-        tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": str(cfg.data.name),
+        tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": ctx.data_name,
                        "l2exp.worker": worker(),
                        **(tags or {})})
         params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
         items = list(params.items())
         for i in range(0, len(items), 100):
             tlog.log_params(dict(items[i:i + 100]))
-        tlog.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
-        tlog.log_text(OmegaConf.to_yaml(overrides()), "overrides.yaml")
+        tlog.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
+        tlog.log_text(yaml.safe_dump(list(ctx.overrides)), "overrides.yaml")
         yield run
         status = "FINISHED"
         journal.finish()

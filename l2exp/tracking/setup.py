@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import mlflow
-from omegaconf import DictConfig
 
 from l2exp.errors import UserError
+from l2exp.tracking.context import TrackingSettings
 
 HTTP_ENV = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
             "backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
@@ -47,22 +47,23 @@ def comparison_view() -> str:
 EXPERIMENT_TAGS = {KIND_TAG: "custom_model_development", VIEW_TAG: comparison_view()}
 
 
-def configure(cfg: DictConfig) -> str:
+def configure(settings: TrackingSettings) -> str:
     """Point MLflow at the configured store; returns the tracking URI.
 
     A tracking server gets bounded HTTP behaviour (``tracking.http``, MLflow's own settings: MLflow's
     defaults retry for minutes -- 499 s blocked on a dead server) and is asked for ``/health`` first,
     so an unreachable server stops the run before it does any work."""
-    uri = str(cfg.tracking.uri)
+    uri = str(settings.uri)
     if not uri or uri == "None":
         raise UserError("no MLflow tracking URI", where="tracking.uri / MLFLOW_TRACKING_URI",
                         fix="export MLFLOW_TRACKING_URI=http://host:5000 or use tracking=local")
+    http = dict(settings.http or {})
     for key, env in HTTP_ENV.items():
-        val = (cfg.tracking.get("http") or {}).get(key)
+        val = http.get(key)
         if val is not None:
             os.environ[env] = str(int(val) if key in ("timeout_s", "max_retries", "backoff_factor") else float(val))
     if uri.startswith(("http://", "https://")):
-        _preflight(uri, float((cfg.tracking.get("http") or {}).get("timeout_s", 5)))
+        _preflight(uri, float(http.get("timeout_s", 5)))
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     if uri.startswith("sqlite:///"):
         _init_sqlite_store(Path(uri[len("sqlite:///"):]), uri)
@@ -118,14 +119,14 @@ def is_outage(exc: BaseException) -> bool:
                             "RemoteDisconnected", "Connection aborted", "Connection broken", "IncompleteRead"))
 
 
-def experiment(cfg: DictConfig, mode: str) -> str:
+def experiment(settings: TrackingSettings, mode: str) -> str:
     """Experiment per mode (``l2exp-train``, ``l2exp-backtest``...), artifacts under tracking.artifact_root."""
     from mlflow.exceptions import MlflowException
 
-    name = f"{cfg.tracking.experiment_prefix}-{mode}"
+    name = settings.experiment_name(mode)
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        root = cfg.tracking.get("artifact_root")
+        root = settings.artifact_root
         location = Path(str(root)).resolve().joinpath(name).as_uri() if root else None
         try:
             exp_id = mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)

@@ -13,11 +13,11 @@ import pytest
 
 from l2exp.compute import LocalPool, Serial
 from l2exp.config import instantiate
-from l2exp.modes.ingest import run_ingest
 from l2exp.features.partitioned import RowWindow, build_partitioned, read_partitioned
 from l2exp.features.table import data_digest
 from l2exp.modes.build import feature_cache
 from l2exp.modes.build import store_with_data as open_store
+from l2exp.modes.ingest import run_ingest
 from l2exp.schema import SIDE_FIELDS, level_columns
 from l2exp.sessions import DAY_NS
 from tests.conftest import make_cfg, run_cli

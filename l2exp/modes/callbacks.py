@@ -7,20 +7,16 @@ the basic and joblib launchers inherit the environment); each job's tracked run 
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-PARENT_ENV = "L2EXP_PARENT_RUN_ID"  # (l2exp.tracking.runs imports it from here: Hydra builds this
-# callback for every run, and MLflow's import costs ~2 s that a validate or ingest run does not need)
-
-
-def worker() -> str:
-    """``host:pid`` of this process, tagged on every run (``l2exp.worker``): a sweep's children show whether
-    they ran in the driver or in a Ray worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+# How a sweep's jobs learn their parent run: jobs of the basic and joblib launchers inherit the driver's
+# environment, Ray tasks get it through the launcher's runtime_env; l2exp.modes.build.run_context reads
+# it into RunContext.parent_run_id -- the only place it is read. (Nothing heavy is imported at module
+# level: Hydra builds this callback for every run, and MLflow's import costs ~2 s.)
+PARENT_ENV = "L2EXP_PARENT_RUN_ID"
 
 
 class MlflowMultirunParent(Callback):
@@ -52,11 +48,14 @@ class MlflowMultirunParent(Callback):
             return
         from mlflow import MlflowClient
 
-        from l2exp.tracking.runs import git_commit, overrides
+        from l2exp.modes.build import hydra_overrides, tracking_settings
+        from l2exp.tracking.context import worker
+        from l2exp.tracking.runs import git_commit
         from l2exp.tracking.setup import configure, experiment
 
-        configure(config)
-        exp_id = experiment(config, str(config.mode.name))
+        settings = tracking_settings(config)
+        configure(settings)
+        exp_id = experiment(settings, str(config.mode.name))
         client = MlflowClient()
         sweep = " ".join(config.hydra.overrides.task) if "hydra" in config else ""
         run = client.create_run(exp_id, run_name=f"sweep {sweep}"[:250],
@@ -65,7 +64,7 @@ class MlflowMultirunParent(Callback):
                                       "l2exp.worker": worker()})
         self.run_id = run.info.run_id
         os.environ[PARENT_ENV] = self.run_id
-        client.log_text(self.run_id, "\n".join(overrides()) or sweep, "sweep_overrides.txt")
+        client.log_text(self.run_id, "\n".join(hydra_overrides()) or sweep, "sweep_overrides.txt")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.ray_connected:
