@@ -40,9 +40,9 @@ def main() -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlruns/mlflow.db"
     common = [f"workdir={work}", f"data.reader.n_snapshots={args.snapshots}", "features=full", "model=lightgbm",
               "model.n_estimators=200"]
-    from l2exp.models.train import run_train
-    from l2exp.sim.live import run_sim
-    from l2exp.tracking.registry import run_promote
+    from l2exp.modes.promote import run_promote
+    from l2exp.modes.sim import run_sim
+    from l2exp.modes.train import run_train
 
     with contextlib.redirect_stdout(io.StringIO()):
         run_train(cfg(["mode=train", *common]))

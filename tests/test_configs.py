@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from l2exp.config import CONF_DIR
-from l2exp.data.source import DataSource
+from l2exp.modes.build import data_source
 from tests.conftest import make_cfg
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", "hydra")))
@@ -37,7 +37,7 @@ def test_option_composes_and_resolves(group, option, workdir):
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_instantiates(option, workdir):
     cfg = make_cfg([f"data={option}"])
-    source = DataSource.from_config(cfg.data, levels=int(cfg.levels))
+    source = data_source(cfg)
     assert source.mapping.levels == int(cfg.levels)
     assert "path" in cfg.data, "data configs must expose a path key overridable on the CLI"
 

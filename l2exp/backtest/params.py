@@ -1,6 +1,6 @@
 """``conf/execution`` as a typed object, and the strict config -> object builder every engine part uses.
 
-Plug-ins (queue model, order type, strategy) are chosen by ``_target_`` (``hydra.utils.get_class``) and
+Plug-ins (queue model, order type, strategy) are chosen by ``_target_`` (a ``module.Class`` path) and
 built here with the same key checks as everything else, so a typo'd key is one message naming the
 closest valid key, not a ``TypeError`` traceback.
 """
@@ -105,12 +105,13 @@ def _plugin(base: type, val: Any, where: str) -> Any:
         raise UserError(f"{where} must be a mapping with _target_ (a {base.__name__} class), got {val!r}",
                         where=where, fix=f"Choose a file of conf/{where.replace('.', '/')}/, e.g. "
                                           f"{where.replace('.', '/')}=<name> on the command line")
-    from hydra.utils import get_class
+    import importlib
 
     target = str(val["_target_"])
     try:
-        cls = get_class(target)
-    except Exception as exc:  # noqa: BLE001 - hydra raises ImportError or its own errors
+        module, _, name = target.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise UserError(f"{where}._target_ {target!r} cannot be imported: {exc}", where=f"{where}._target_") from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UserError(f"{where}._target_ {target!r} is not a {base.__name__}", where=f"{where}._target_")

@@ -1,4 +1,5 @@
-"""A data source = files (a path or glob) + a reader + a mapping, all from ``conf/data/<name>.yaml``."""
+"""A data source = files (a path or glob) + a reader + a mapping (built from ``conf/data/<name>.yaml`` by
+:func:`l2exp.modes.build.data_source`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ import glob
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from l2exp.config import instantiate
 from l2exp.data.mapping import LayoutMapping
 from l2exp.data.readers import RawChunk, Reader, prefetch
 from l2exp.errors import UserError
@@ -26,15 +24,6 @@ class DataSource:
         self.path = path
         self.reader = reader
         self.mapping = mapping
-
-    @classmethod
-    def from_config(cls, data: DictConfig, levels: int) -> DataSource:
-        reader = instantiate(data.reader, levels=int(data.levels))
-        mapping_cfg = OmegaConf.to_container(data.mapping, resolve=True)
-        assert isinstance(mapping_cfg, dict)
-        mapping = LayoutMapping.from_config(mapping_cfg, source_levels=int(data.levels), levels=int(levels))
-        path = OmegaConf.to_container(data.path) if OmegaConf.is_list(data.path) else str(data.path)
-        return cls(str(data.name), path, reader, mapping)
 
     def files(self) -> list[str]:
         """The files to read, sorted; a pattern that matches nothing is an error naming it."""
@@ -88,6 +77,3 @@ def _empty(levels: int) -> BookChunk:
     z = np.zeros((0, levels), order="F")
     return BookChunk(np.zeros(0, np.int64), pd.Categorical([]), pd.Categorical([]), z, z.copy(), z.copy(), z.copy())
 
-
-def describe(data: DictConfig) -> dict[str, Any]:
-    return {"name": str(data.name), "path": str(data.path), "levels": int(data.levels)}

@@ -1,4 +1,5 @@
-"""``mode=train``: data -> features -> labels -> split -> model(s) -> metrics beside baselines -> MLflow.
+"""Training (``mode=train``, :mod:`l2exp.modes.train`): features -> labels -> split -> model(s) -> metrics
+beside baselines -> MLflow.
 
 The evaluation protocol (docs/evaluation.md): each fold's model is fitted on its *train* rows,
 early-stopped on its *validation* rows, and scored on validation (``val_*``, what selection reads)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from l2exp.analysis.plots import confusion_figure, importance_figure
-from l2exp.config import instantiate
 from l2exp.data.stores.base import L2Store
 from l2exp.errors import UserError
 from l2exp.features.partitioned import RowWindow
@@ -93,18 +93,40 @@ def _best_baseline(m: dict[str, float], p: dict[str, float]) -> dict[str, float]
     return out
 
 
-def prepare(cfg: DictConfig) -> Prepared:
-    fs: FeatureSet = instantiate(cfg.features)
-    spec: LabelSpec = instantiate(cfg.labels)
-    splitter = instantiate(cfg.split)
-    from l2exp.modes.build import feature_table, store_with_data
+@dataclass
+class TrainSpec:
+    """What to train (``conf/mode/train.yaml`` and the groups it reads), as objects.
 
-    store = store_with_data(cfg)
-    rows_cfg = cfg.mode.get("rows") or {}
-    window = RowWindow.parse(rows_cfg.get("start"), rows_cfg.get("end"), rows_cfg.get("max_rows"))
-    ft = feature_table(cfg, fs, store, window)
+    Args:
+        data_name: the ``data=`` name (tags, run name, the registered model's metadata).
+        levels: canonical book depth.
+        features / labels / splitter: the feature set, label definition and split.
+        make_model: a fresh, unfitted model (one per fold).
+        model_name: the registered model's name (``tracking.model_name``).
+        seed: the permuted-label control's shuffle.
+        window: the rows read (``mode.rows``); None = the whole table.
+    """
+
+    data_name: str
+    levels: int
+    features: FeatureSet
+    labels: LabelSpec
+    splitter: Any
+    make_model: Callable[[], L2Model]
+    model_name: str
+    seed: int = 7
+    window: RowWindow | None = None
+
+    @property
+    def model_label(self) -> str:
+        return type(self.make_model()).__name__
+
+
+def prepare(job: TrainSpec, store: L2Store, ft: FeatureTable) -> Prepared:
+    """Labels, usable rows and folds of the feature table ``ft`` (read from ``store``)."""
+    fs, spec, splitter, window = job.features, job.labels, job.splitter, job.window
     if len(ft.book) == 0:
-        raise UserError(f"mode.rows selects no row of data={cfg.data.name} ({rows_cfg})", where="mode.rows",
+        raise UserError(f"mode.rows selects no row of data={job.data_name} ({window})", where="mode.rows",
                         fix="Widen mode.rows.start / end (the store's days: l2exp mode=features prints them).")
     gap_ms = fs.params.reset_gap_ms  # labels end where the features restart: one definition of a session
     lab = spec.compute(ft.book, gap_ms)
@@ -124,7 +146,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     folds = splitter.folds(ts, lab.label_end_ts[rows])
     past = past_move(ft.book, spec, gap_ms)[rows]
     return Prepared(fs, spec, store, ft, lab, rows, folds, ft.features.iloc[rows].reset_index(drop=True),
-                    lab.y[rows], past, ts, counts, window if window != RowWindow() else None)
+                    lab.y[rows], past, ts, counts, window if window not in (None, RowWindow()) else None)
 
 
 def _check_fold(fold: Fold, y_fit: np.ndarray, task: str, classes: list[str]) -> None:
@@ -220,26 +242,26 @@ def _segments(prep: Prepared, fold: Fold) -> dict[str, Any]:
     return seg
 
 
-def run_train(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
+def train(job: TrainSpec, store: L2Store, ft: FeatureTable, ctx: RunContext) -> dict[str, Any]:
+    """Fit ``job``'s model on every fold beside the naive baselines, log everything to the tracked run of
+    ``ctx``, register the last fold's model; print the report, write ``summary.json``, return it."""
     t0 = time.perf_counter()
-    prep = prepare(cfg)
+    prep = prepare(job, store, ft)
     fs, spec, X, y = prep.fs, prep.spec, prep.X, prep.y
     task, classes = spec.kind, spec.classes
     permute = spec.permute
     sel_metric, sel_dir = default_selection(task)
-    model_name = str(cfg.tracking.model_name)
-    model_label = str(cfg.model._target_).rsplit(".", 1)[-1]
+    model_name = job.model_name
+    model_label = job.model_label
     tags = {"l2exp.model_name": model_name, "l2exp.model": model_label, "l2exp.features": fs.name,
-            "l2exp.labels": f"{spec.kind}@{spec.horizon:g}{spec.unit}", "l2exp.split": type(instantiate(
-                cfg.split)).__name__, "data_digest": prep.ft.data_digest, "l2exp.task": task,
+            "l2exp.labels": f"{spec.kind}@{spec.horizon:g}{spec.unit}", "l2exp.split": type(job.splitter).__name__,
+            "data_digest": prep.ft.data_digest, "l2exp.task": task,
             "l2exp.selection_metric": sel_metric, "l2exp.selection_direction": sel_dir,
             "l2exp.permuted_labels": str(permute).lower()}
-    rng = np.random.default_rng(int(cfg.seed))
-    run_name = f"{model_label} {fs.name} {cfg.data.name}" + (" PERMUTED-LABEL CONTROL" if permute else "")
-    from l2exp.modes.build import run_context
-
-    with tracked_run(ctx or run_context(cfg), "train", run_name=run_name, tags=tags) as run:
-        lineage = log_dataset(prep.store, prep.ft.book, str(cfg.data.name), prep.ft.data_digest,
+    rng = np.random.default_rng(int(job.seed))
+    run_name = f"{model_label} {fs.name} {job.data_name}" + (" PERMUTED-LABEL CONTROL" if permute else "")
+    with tracked_run(ctx, "train", run_name=run_name, tags=tags) as run:
+        lineage = log_dataset(prep.store, prep.ft.book, job.data_name, prep.ft.data_digest,
                               extra={"rows_usable": len(X)})
         tlog.log_metrics({k: float(v) for k, v in prep.counts.items()})
         tlog.log_text(json.dumps(fs.describe(), indent=1, default=str), "features.json")
@@ -255,7 +277,7 @@ def run_train(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
             if permute:  # the control: same rows, same features, labels shuffled among training rows
                 y_fit = rng.permutation(y_fit)
             _check_fold(fold, y_fit, task, classes)
-            model = instantiate(cfg.model)
+            model = job.make_model()
             ft0 = time.perf_counter()
             model.fit(X.iloc[fold.train], y_fit, X.iloc[fold.valid], y[fold.valid], task)
             fit_s = time.perf_counter() - ft0
@@ -308,8 +330,8 @@ def run_train(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
         sel_base = metrics.get(f"baseline_best_{sel_metric}", float("nan"))
         beat = bool(metrics.get("val_beats_baseline", 0.0))
         tlog.log_metric("beats_baseline", float(beat))
-        meta = {"feature_set": fs.describe(), "levels": int(cfg.levels), "labels": spec.describe(), "task": task,
-                "flavor": model.flavor, "data": str(cfg.data.name), "data_digest": prep.ft.data_digest,
+        meta = {"feature_set": fs.describe(), "levels": job.levels, "labels": spec.describe(), "task": task,
+                "flavor": model.flavor, "data": job.data_name, "data_digest": prep.ft.data_digest,
                 "train_run_id": run.info.run_id, "segments": segments, "permuted_labels": permute,
                 "session_gap_ms": fs.params.reset_gap_ms}
         version = log_model(model, X.iloc[prep.folds[-1].train].head(200), meta, model_name) or tlog.PENDING
@@ -333,7 +355,7 @@ def run_train(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
         "fit_seconds": float(table["fit_seconds"].sum()), "seconds": round(time.perf_counter() - t0, 2),
         "tracking_uri": uri, "data_digest": lineage["data.digest"],
     }
-    _print(summary, metrics, model_label, str(cfg.data.name), fs.name, spec.kind)
+    _print(summary, metrics, model_label, job.data_name, fs.name, spec.kind)
     print_links([("run", run_url(run_id)), ("compare runs", experiment_url(mlflow.get_run(run_id).info.experiment_id))])
     write_summary(summary)
     return summary

@@ -9,6 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from l2exp.config import instantiate
+from l2exp.data.mapping import LayoutMapping
+from l2exp.data.source import DataSource
 from l2exp.data.stores.base import L2Store
 from l2exp.errors import UserError
 from l2exp.features.partitioned import RowWindow
@@ -16,6 +18,18 @@ from l2exp.features.registry import FeatureSet
 from l2exp.features.table import FeatureCache, FeatureTable
 from l2exp.summary import console
 from l2exp.tracking.context import RunContext, TrackingSettings
+
+
+def data_source(cfg: DictConfig) -> DataSource:
+    """``data=`` as a source: its files, its reader (``data.reader``, a ``_target_``) and its mapping
+    (``data.mapping``) to ``levels=`` canonical levels."""
+    data = cfg.data
+    reader = instantiate(data.reader, levels=int(data.levels))
+    mapping_cfg = OmegaConf.to_container(data.mapping, resolve=True)
+    assert isinstance(mapping_cfg, dict)
+    mapping = LayoutMapping.from_config(mapping_cfg, source_levels=int(data.levels), levels=int(cfg.levels))
+    path = OmegaConf.to_container(data.path) if OmegaConf.is_list(data.path) else str(data.path)
+    return DataSource(str(data.name), path, reader, mapping)
 
 
 def store(cfg: DictConfig) -> L2Store:

@@ -8,9 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from l2exp.data.ingest import IngestOptions, ingest
-from l2exp.data.source import DataSource
 from l2exp.data.validate import Validator
-from l2exp.modes.build import store
+from l2exp.modes.build import data_source, store
 
 
 def validator(cfg: DictConfig) -> Validator:
@@ -24,8 +23,7 @@ def options(cfg: DictConfig) -> IngestOptions:
 
 
 def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
-    source = DataSource.from_config(cfg.data, levels=int(cfg.levels))
-    return ingest(source, store(cfg) if write else None, validator(cfg), options(cfg))
+    return ingest(data_source(cfg), store(cfg) if write else None, validator(cfg), options(cfg))
 
 
 def run_validate(cfg: DictConfig) -> dict[str, Any]:

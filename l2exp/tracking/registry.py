@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
-from omegaconf import DictConfig
 
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
@@ -106,12 +105,33 @@ def load_bundle(uri: str, levels_available: int | None = None) -> ModelBundle:
                        list(meta["labels"]["classes"]), meta["task"], levels, meta)
 
 
-def default_uri(cfg: DictConfig) -> str:
-    return f"models:/{cfg.tracking.model_name}@{cfg.get('alias', 'champion')}"
+@dataclass(frozen=True)
+class Promotion:
+    """Which training runs compete and how (``conf/mode/promote.yaml``).
+
+    Args:
+        experiment: where the candidate runs are (``<prefix>-train``, or ``<prefix>-pipeline``).
+        model_name: the registered model whose versions compete.
+        parent_run_id: only the children of this (sweep) parent run.
+        metric: ``auto`` (what the runs were trained to be selected on) or a ``val_*`` metric.
+        direction: ``auto`` | ``max`` | ``min``.
+        require_beat_baseline: refuse a winner that does not beat the naive baselines beyond noise.
+        alias: the registry alias pointed at the winner's version.
+        allow_test_selection: a ``test_*`` metric is refused unless this is true (and then flagged).
+    """
+
+    experiment: str
+    model_name: str
+    parent_run_id: str | None = None
+    metric: str = "auto"
+    direction: str = "auto"
+    require_beat_baseline: bool = True
+    alias: str = "champion"
+    allow_test_selection: bool = False
 
 
-def run_promote(cfg: DictConfig) -> dict[str, Any]:
-    """Point ``mode.alias`` at the best training run's model version.
+def promote(pm: Promotion) -> dict[str, Any]:
+    """Point ``pm.alias`` at the best training run's model version (MLflow already configured).
 
     Selection reads the *validation* metric the runs were trained to be selected on
     (``mode.metric=auto``: their ``l2exp.selection_metric`` tag, e.g. ``val_log_loss``); a ``test_*``
@@ -119,20 +139,17 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
     are never candidates.
     """
     from l2exp.models.selection import beats, check_selection_metric, direction_of
-    from l2exp.modes.build import tracking_settings
     from l2exp.summary import console, print_table, write_summary
-    from l2exp.tracking.setup import configure, model_version_url, print_links, run_url
+    from l2exp.tracking.setup import model_version_url, print_links, run_url
 
-    configure(tracking_settings(cfg))
-    pm = cfg.mode
     client = MlflowClient()
     name = str(pm.model_name)
     exp = client.get_experiment_by_name(str(pm.experiment))
     if exp is None:
-        raise UserError(f"no experiment {pm.experiment!r} in {cfg.tracking.uri}", where="mode.experiment",
+        raise UserError(f"no experiment {pm.experiment!r} in {mlflow.get_tracking_uri()}", where="mode.experiment",
                         fix="Train first: l2exp mode=train (experiments are l2exp-<mode>).")
     filters = [f"tags.`l2exp.model_name` = '{name}'", "attributes.status = 'FINISHED'"]
-    if pm.get("parent_run_id"):
+    if pm.parent_run_id:
         filters.append(f"tags.`mlflow.parentRunId` = '{pm.parent_run_id}'")
     found = client.search_runs([exp.experiment_id], filter_string=" and ".join(filters), max_results=1000)
     controls = [r for r in found if r.data.tags.get("l2exp.permuted_labels") == "true"]
@@ -150,7 +167,7 @@ def run_promote(cfg: DictConfig) -> dict[str, Any]:
         direction = direction_of(metric)
     if direction not in ("max", "min"):
         raise UserError(f"mode.direction must be max, min or auto, got {direction!r}", where="mode.direction")
-    on_test = check_selection_metric(metric, bool(cfg.get("allow_test_selection", False)), "mode.metric")
+    on_test = check_selection_metric(metric, pm.allow_test_selection, "mode.metric")
     runs = [r for r in found if metric in r.data.metrics and np.isfinite(r.data.metrics[metric])]
     runs.sort(key=lambda r: r.data.metrics[metric], reverse=direction == "max")
     if not runs:

@@ -17,12 +17,11 @@ import mlflow
 from mlflow import MlflowClient
 
 from l2exp.errors import UserError
-from l2exp.summary import print_table, write_summary
 from l2exp.tracking import journal as jr
 from l2exp.tracking.log import PENDING, SENDERS
 
 
-def _find(path: Path) -> list[Path]:
+def journals_under(path: Path) -> list[Path]:
     """Journal directories at ``path``: the path itself, or every one below it (a sweep's output)."""
     if (path / jr.STATE).exists():
         return [path]
@@ -100,45 +99,9 @@ def _exists(client: MlflowClient, run_id: str) -> bool:
         return False
 
 
-def _by_run_id(outputs: Path, run_id: str) -> list[Path]:
+def journal_of_run(outputs: Path, run_id: str) -> list[Path]:
     """The journal of run ``run_id`` among the runs under ``outputs`` (the workdir's Hydra outputs)."""
     for state in outputs.rglob(jr.STATE):
         if jr.read(state.parent)[0].run_id == run_id:
             return [state.parent]
     return []
-
-
-def run_relog(cfg: Any) -> dict[str, Any]:
-    from l2exp.tracking.setup import configure, print_links, run_url
-
-    outputs = Path(str(cfg.workdir)) / "outputs"
-    if cfg.mode.get("run_id"):
-        roots = _by_run_id(outputs, str(cfg.mode.run_id))
-        if not roots:
-            raise UserError(f"no journal of run {cfg.mode.run_id} under {outputs}", where="mode.run_id",
-                            fix="Pass the run id the outage message named, with the same workdir (L2EXP_WORKDIR), "
-                                "or the journal directory itself: mode.path='\"<dir>\"'")
-    elif cfg.mode.get("path"):
-        path = Path(str(cfg.mode.path)).expanduser()
-        roots = _find(path) if path.exists() else []
-        if not roots:
-            raise UserError(f"no run journal at {path} (a journal directory holds {jr.STATE})", where="mode.path",
-                            fix="Pass the directory the outage message named (<run output dir>/tracking), or "
-                                "mode.run_id=<id>.")
-    else:
-        raise UserError("mode=relog needs the run to send", where="mode.run_id / mode.path",
-                        fix="l2exp mode=relog mode.run_id=<the run id the outage message named>, or "
-                            "mode.path=<a journal dir or a sweep's output dir> for all runs under it")
-    from l2exp.modes.build import tracking_settings
-
-    configure(tracking_settings(cfg))
-    done = [relog(r, bool(cfg.mode.get("force", False))) for r in roots]
-    rows = [(d["path"], f"{d['sent']} call(s) -> run {d['run_id']} ({d['into']})"
-             + (f", model version {d['model_version']}" if d.get("model_version") else "")) for d in done]
-    print_table("relog", rows)
-    for d in done:
-        if d.get("sent"):
-            print_links([("run", run_url(d["run_id"]))])
-    summary = {"mode": "relog", "journals": done}
-    write_summary(summary)
-    return summary

@@ -12,10 +12,10 @@ from mlflow import MlflowClient
 
 from l2exp.analysis import charts
 from l2exp.analysis.backtest_page import BacktestView
-from l2exp.analysis.report import run_analyze
-from l2exp.backtest.run import run_backtest
-from l2exp.models.train import run_train
-from l2exp.tracking.registry import run_promote
+from l2exp.modes.analyze import run_analyze
+from l2exp.modes.backtest import run_backtest
+from l2exp.modes.promote import run_promote
+from l2exp.modes.train import run_train
 from tests.conftest import make_cfg
 
 SMALL = ["data.reader.n_snapshots=20000", "features=minimal"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from l2exp.analysis.stress import run_stress
 from l2exp.errors import UserError
+from l2exp.modes.stress import run_stress
 from tests.conftest import last_summary, make_cfg, needs_shared, run_cli
 
 ARGS = ["mode=stress", "data=bitmex_ob10", "stress.signal=momentum"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from l2exp.backtest.run import _params, run_backtest
 from l2exp.errors import UserError
-from l2exp.models.train import run_train
-from l2exp.tracking.registry import run_promote
+from l2exp.modes.backtest import run_backtest, trading_params
+from l2exp.modes.promote import run_promote
+from l2exp.modes.train import run_train
 from tests.conftest import make_cfg, run_cli
 
 
@@ -39,7 +39,7 @@ from tests.conftest import make_cfg, run_cli
 def test_bad_keys_are_one_clear_message(override, message, closest):
     cfg = make_cfg(["mode=backtest", override])
     with pytest.raises(UserError, match=message) as e:
-        _params(cfg, "SYNTH-USD")
+        trading_params(cfg, "SYNTH-USD")
     if closest:
         assert closest in (e.value.fix or "") + (e.value.where or "")
 
@@ -50,7 +50,7 @@ def test_every_plugin_choice_builds():
 
     for group in ("execution/queue_model", "execution/order_type", "strategy"):
         for f in sorted((CONF_DIR / group).glob("*.yaml")):
-            ex, st, rk = _params(make_cfg(["mode=backtest", f"{group}={f.stem}"]), "SYNTH-USD")
+            ex, st, rk = trading_params(make_cfg(["mode=backtest", f"{group}={f.stem}"]), "SYNTH-USD")
             built = {"execution/queue_model": ex.queue_model, "execution/order_type": ex.order_type,
                      "strategy": st}[group]
             assert type(built).kernel is not None, (group, f.stem)

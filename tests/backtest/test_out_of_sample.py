@@ -7,10 +7,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from l2exp.backtest.run import run_backtest
 from l2exp.errors import UserError
-from l2exp.models.train import run_train
-from l2exp.tracking.registry import run_promote
+from l2exp.modes.backtest import run_backtest
+from l2exp.modes.promote import run_promote
+from l2exp.modes.train import run_train
 from tests.conftest import make_cfg
 
 SMALL = ["data.reader.n_snapshots=30000", "features=minimal"]

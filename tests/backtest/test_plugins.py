@@ -16,10 +16,11 @@ from l2exp.backtest.queue import QueueModel
 from l2exp.backtest.queue.power_prob import PowerProb
 from l2exp.backtest.queue.size_decrease import SizeDecrease
 from l2exp.backtest.queue.trades_only import TradesOnly
-from l2exp.backtest.run import _params, backtest_book
+from l2exp.backtest.run import backtest_book
 from l2exp.backtest.strategies import Strategy
 from l2exp.backtest.strategies.signal_target import SignalTarget
 from l2exp.backtest.types import INTENT_TARGET, QUEUE_SIG, STRATEGY_SIG
+from l2exp.modes.backtest import trading_params
 from tests.backtest.test_engine import BASE, NO_RISK, book, ex
 from tests.backtest.test_execution_truth import JOIN, trade, with_bid
 from tests.conftest import make_cfg
@@ -60,7 +61,7 @@ def test_a_strategy_defined_in_the_tests_trades_through_the_engine():
 def test_plugins_are_chosen_by_target_in_config():
     cfg = make_cfg(["mode=backtest", "strategy._target_=tests.backtest.test_plugins.Contrarian",
                     "execution.queue_model._target_=tests.backtest.test_plugins.AllAhead"])
-    ex_, st, _ = _params(cfg, "SYNTH-USD")
+    ex_, st, _ = trading_params(cfg, "SYNTH-USD")
     assert isinstance(st, Contrarian) and isinstance(ex_.queue_model, AllAhead)
     assert st.threshold == 0.2  # the rest of conf/strategy/signal.yaml still applies
 

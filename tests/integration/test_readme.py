@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 
-from l2exp.config import PROJECT_ROOT
+from l2exp.config import CONF_DIR, PROJECT_ROOT
 from tests.conftest import SHARED, last_summary, run_cli
 
 SKIP = {  # substring -> why it is not run here
@@ -50,7 +50,13 @@ def test_readme_lists_the_commands_we_run():
 
 
 def on_recordings(cmd: str) -> bool:
-    return bool(re.search(r"\bdata=(?!synthetic\b)", cmd))
+    """Whether the command reads the recordings: ``data=`` other than synthetic, on its command line or in
+    the named experiment it starts (conf/experiment/<name>.yaml)."""
+    if re.search(r"\bdata=(?!synthetic\b)", cmd):
+        return True
+    exp = re.search(r"\bexperiment=(\w+)", cmd)
+    text = (CONF_DIR / "experiment" / f"{exp.group(1)}.yaml").read_text() if exp else ""
+    return bool(re.search(r"override /data: (?!synthetic\b)", text))
 
 
 def test_chains_partition_the_commands():
@@ -58,6 +64,8 @@ def test_chains_partition_the_commands():
     real = [c for c in cmds if on_recordings(c)]
     assert real and "mode=analyze data=synthetic" not in " ".join(real)
     assert all(on_recordings(c) or "data=" not in c or "data=synthetic" in c for c in cmds)
+    assert on_recordings(".venv/bin/l2exp experiment=bitmex_walk_forward")
+    assert not on_recordings(".venv/bin/l2exp experiment=demo_synthetic mode=train")
 
 
 @pytest.mark.slow
@@ -74,7 +82,7 @@ def test_readme_commands_in_order_on_a_fresh_workdir(workdir, chain):
             skipped.append((cmd, why))
             continue
         args = shlex.split(cmd.replace(".venv/bin/l2exp", "l2exp"))[1:]
-        if not any(a.startswith("data=") for a in args) or "data=synthetic" in args:
+        if (not any(a.startswith("data=") for a in args) or "data=synthetic" in args) and chain == "synthetic":
             args.append(SYNTHETIC_ROWS)
         for sub, extra in ADJUST:
             if sub in cmd:
@@ -99,6 +107,6 @@ def test_every_readme_link_points_at_something_that_exists():
     assert not missing, missing
     said = set(re.findall(r"experiment `(l2exp-\w+)`", readme)) | set(
         re.findall(r"experiment (l2exp-\w+)", (PROJECT_ROOT / "scripts/demo.sh").read_text()))
-    made = {f"l2exp-{m}" for m in re.findall(r'tracked_run\(cfg, "(\w+)"', "".join(
+    made = {f"l2exp-{m}" for m in re.findall(r'tracked_run\([\w.()]+, "(\w+)"', "".join(
         p.read_text() for p in (PROJECT_ROOT / "l2exp").rglob("*.py")))}
     assert said and said <= made, (said, made)

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.backtest.run import run_backtest
 from l2exp.errors import UserError
-from l2exp.models.train import run_train
-from l2exp.tracking.registry import load_bundle, run_promote
+from l2exp.modes.backtest import run_backtest
+from l2exp.modes.promote import run_promote
+from l2exp.modes.train import run_train
+from l2exp.tracking.registry import load_bundle
 from tests.conftest import make_cfg, run_cli
 
 

@@ -9,8 +9,9 @@ import pytest
 from mlflow import MlflowClient
 
 from l2exp.errors import UserError
-from l2exp.models.train import run_train
-from l2exp.tracking.registry import load_bundle, run_promote
+from l2exp.modes.promote import run_promote
+from l2exp.modes.train import run_train
+from l2exp.tracking.registry import load_bundle
 from tests.conftest import last_summary, make_cfg, run_cli, sweep_runs
 
 SMALL = ["data.reader.n_snapshots=20000", "features=minimal", "mode.progress=false"]

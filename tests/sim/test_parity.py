@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.backtest.run import run_backtest
-from l2exp.models.train import run_train
-from l2exp.sim.live import run_sim
+from l2exp.modes.backtest import run_backtest
+from l2exp.modes.promote import run_promote
+from l2exp.modes.sim import run_sim
+from l2exp.modes.train import run_train
 from l2exp.summary import output_dir
-from l2exp.tracking.registry import run_promote
 from tests.conftest import make_cfg, needs_shared
 
 COLS = ["ts", "price", "qty", "side"]

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from l2exp.config import PROJECT_ROOT
-from l2exp.models.train import run_train
 from l2exp.modes.build import feature_table as build_feature_table
-from l2exp.sim.live import run_record, run_sim
-from l2exp.tracking.registry import load_bundle, run_promote
+from l2exp.modes.promote import run_promote
+from l2exp.modes.sim import run_record, run_sim
+from l2exp.modes.train import run_train
+from l2exp.tracking.registry import load_bundle
 from tests.conftest import SHARED, make_cfg
 from tests.sim.fake_exchange import FakeBinance
 

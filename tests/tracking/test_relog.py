@@ -12,9 +12,9 @@ import requests
 from mlflow import MlflowClient
 
 from l2exp.errors import UserError
-from l2exp.models.train import run_train
+from l2exp.modes.relog import run_relog
+from l2exp.modes.train import run_train
 from l2exp.tracking import journal as jr
-from l2exp.tracking.relog import run_relog
 from tests.conftest import make_cfg
 
 SMALL = ["data.reader.n_snapshots=20000", "features=minimal", "mode.progress=false", "model.n_estimators=30"]

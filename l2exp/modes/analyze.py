@@ -1,6 +1,6 @@
-"""``mode=analyze``: model analysis (predictions + SHAP, logged to the model's own run) and a
-backtest report (one run or a comparison: by ids, by sweep parent, or experiment + filter) written
-as one self-contained HTML artifact, so a researcher looks at pictures in the MLflow UI."""
+"""``mode=analyze``: the model's prediction and SHAP pages (:mod:`l2exp.analysis.predictions`,
+:mod:`l2exp.analysis.shap_analysis`) and a comparison page of several backtest runs
+(:mod:`l2exp.analysis.backtest_page`), logged to one tracked run."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from omegaconf import DictConfig
 
-from l2exp.analysis.backtest_page import BacktestView, comparison_page  # noqa: E402
-from l2exp.analysis.pages import page  # noqa: E402
-from l2exp.errors import UserError  # noqa: E402
+from l2exp.analysis.backtest_page import BacktestView, comparison_page
+from l2exp.analysis.pages import page
+from l2exp.errors import UserError
 from l2exp.tracking import log as tlog
 
 

@@ -75,12 +75,12 @@ def _headline_on_parent(client: MlflowClient, train_run_id: str, backtest: dict[
 
 
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
-    from l2exp.backtest.run import run_backtest
-    from l2exp.models.train import run_train
+    from l2exp.modes.backtest import run_backtest
     from l2exp.modes.build import feature_table as build_feature_table
     from l2exp.modes.build import run_context
     from l2exp.modes.ingest import run_ingest
-    from l2exp.tracking.registry import run_promote
+    from l2exp.modes.promote import run_promote
+    from l2exp.modes.train import run_train
     from l2exp.tracking.setup import configure, experiment, experiment_url, print_links, run_url
 
     t0 = time.perf_counter()
