@@ -94,6 +94,7 @@ def features_part(days: int, rows_per_day: int) -> dict:
     runs[f"pool_2_first_{quarter}_days"] = run_features(store, fs, LocalPool(workers=2), out / "pool2q", quarter)
     import ray
 
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a loopback cluster; no stale ~/.ray token in the way
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         runs["ray_2"] = run_features(store, fs, RayCluster(address="auto"), out / "ray")
@@ -124,7 +125,8 @@ def sweep_part(trials: int) -> dict:
     ray_bin = Path(sys.executable).with_name("ray")
     proc, uri = start_server(work)
     port = _free_port()
-    env = dict(os.environ, L2EXP_WORKDIR=str(work), MLFLOW_TRACKING_URI=uri, RAY_USAGE_STATS_ENABLED="0")
+    env = dict(os.environ, L2EXP_WORKDIR=str(work), MLFLOW_TRACKING_URI=uri, RAY_USAGE_STATS_ENABLED="0",
+               RAY_AUTH_MODE="disabled")
     base = [sys.executable, "-m", "l2exp.cli", "-m", "mode=train", "tracking=server", "data.reader.n_snapshots=60000",
             "mode.progress=false", *grid]
     out = {"grid": grid, "trials": 2 ** len(grid)}

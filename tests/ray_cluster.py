@@ -34,6 +34,10 @@ def ray_cluster():
     """A head node on 127.0.0.1 with 2 CPUs; its address, stopped afterwards. Ray's socket paths must stay
     under ~107 characters, hence a short temporary directory of its own."""
     need_ray()
+    # Ray 2.5x enables token authentication and keeps the token in ~/.ray/auth_token: a token left there
+    # by another cluster (a benchmark's ray.init) made every client of this one fail "InvalidAuthToken".
+    # A loopback test cluster runs without it; clients started by the tests inherit the setting.
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="l2r", dir="/tmp")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")

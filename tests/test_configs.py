@@ -30,6 +30,8 @@ def test_option_composes_and_resolves(group, option, workdir):
     OmegaConf.resolve(cfg)  # every interpolation resolves
     if group == "hparams_search":  # @package _global_: sets root keys and the sweeper
         assert cfg.optimized_metric
+    elif group == "experiment":  # @package _global_: chooses the other groups (tests/test_experiments.py)
+        assert cfg.mode.name and cfg.data.name
     else:
         assert cfg[group] is not None
 
@@ -54,6 +56,21 @@ def test_mode_option_has_runner(option, workdir):
     cfg = make_cfg([f"mode={option}"])
     run = hydra.utils.instantiate(cfg.mode.run)
     assert callable(run)
+
+
+@pytest.mark.parametrize("option", options("compute"))
+def test_compute_option_instantiates(option, workdir):
+    compute = hydra.utils.instantiate(make_cfg([f"compute={option}"]).compute)
+    assert callable(compute.map) and compute.describe()
+
+
+@pytest.mark.parametrize("option", options("tracking"))
+def test_tracking_option_instantiates(option, workdir, monkeypatch):
+    from l2exp.tracking.context import TrackingSettings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    settings = hydra.utils.instantiate(make_cfg([f"tracking={option}"]).tracking)
+    assert isinstance(settings, TrackingSettings) and isinstance(settings.http, dict)
 
 
 @pytest.mark.parametrize("group", ["features", "labels", "split"])

@@ -39,13 +39,17 @@ def even_index(n: int, max_points: int) -> np.ndarray:
 
 def minmax_index(values: np.ndarray, max_points: int) -> np.ndarray:
     """Row indices keeping, in each of ``max_points // 2`` buckets, the rows of the bucket's minimum and
-    maximum (and the first and last row): a thinned equity line keeps its peaks and troughs."""
+    maximum (and the first and last row): a thinned equity line keeps its peaks and troughs. The deepest
+    drawdown's trough and its peak are kept too: with ties a bucket's minimum can be an earlier row than
+    the trough after the peak (hypothesis found [-1, 1, -1, 0, 0])."""
     n = len(values)
     if n <= max_points:
         return np.arange(n)
     v = pd.Series(np.nan_to_num(np.asarray(values, float), nan=0.0))
     g = v.groupby(np.arange(n) * (max_points // 2) // n)
-    return np.unique(np.r_[0, g.idxmin().to_numpy(), g.idxmax().to_numpy(), n - 1])
+    trough = int(np.argmin(drawdown(v.to_numpy())))
+    peak = int(np.argmax(v.to_numpy()[: trough + 1]))
+    return np.unique(np.r_[0, g.idxmin().to_numpy(), g.idxmax().to_numpy(), peak, trough, n - 1])
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420, **kw: object) -> go.Figure:

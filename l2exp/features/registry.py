@@ -63,6 +63,8 @@ class FeatureSet:
 
     def compute(self, book: pd.DataFrame, levels: int) -> FeatureResult:
         res = compute_batch(book, self.params, levels)
+        if self.names == list(res.features.columns):  # the whole library: no 67-column copy
+            return res
         return FeatureResult(res.features[self.names], res.ready)
 
     def streaming(self, levels: int, symbol: str | None = None) -> StreamingFeatures:

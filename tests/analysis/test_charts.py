@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from l2exp.analysis import charts
@@ -30,12 +30,13 @@ def _fills(book: pd.DataFrame) -> pd.DataFrame:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=3000), st.integers(4, 200))
+@example([-1.0, 1.0, -1.0, 0.0, 0.0], 4)  # ties: the bucket minimum is the row before the peak, not the trough
 def test_minmax_thinning_keeps_every_extreme(values, max_points):
     v = np.asarray(values)
     idx = charts.minmax_index(v, max_points)
     assert idx[0] == 0 and idx[-1] == len(v) - 1 and np.all(np.diff(idx) > 0)
     assert v[idx].min() == v.min() and v[idx].max() == v.max()
-    assert len(idx) <= max(len(v), 0) and (len(v) <= max_points or len(idx) <= max_points + 2)
+    assert len(idx) <= max(len(v), 0) and (len(v) <= max_points or len(idx) <= max_points + 4)
     dd = charts.drawdown(v)
     assert charts.drawdown(v[idx]).min() >= dd.min() - 1e-9  # never deeper than the truth ...
     assert np.isclose(dd[idx].min(), dd.min())  # ... and the deepest point is among the drawn rows

@@ -56,6 +56,10 @@ def test_partitions_are_symbol_days_in_read_order(two_symbol_store):
     assert [(p.symbol, p.date) for p in parts] == sorted((p.symbol, p.date) for p in parts)
     assert {p.symbol for p in parts} == set(SYMBOLS) and len(parts) >= 5
     assert sum(p.rows for p in parts) == store.count() == 80_000
+    # the Parquet store plans from folder names and footers; the generic plan scans every timestamp
+    from l2exp.data.stores.base import L2Store
+
+    assert parts == L2Store.partitions(store)
 
 
 def test_serial_and_a_two_process_pool_write_the_same_files(two_symbol_store, tmp_path):

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from l2exp.data.stores.base import IngestWriter, Issue, L2Store, rejects_schema
+from l2exp.data.stores.base import IngestWriter, Issue, L2Store, Partition, rejects_schema
 from l2exp.errors import UserError
 from l2exp.schema import SIDE_TABLES, arrow_schema
 from l2exp.sessions import DAY_NS
@@ -250,6 +250,22 @@ class ParquetStore(L2Store):
         if not _sorted(table):  # partitions hold time-ordered parts: usually nothing to do
             table = table.sort_by([("symbol", "ascending"), ("exchange", "ascending"), ("timestamp", "ascending")])
         return table.to_pandas(split_blocks=True, self_destruct=True)
+
+    def partitions(self) -> list[Partition]:
+        """From the folder layout and the files' footers (row counts): no data is read, so planning a
+        partition-parallel run over a year of days costs milliseconds, not a scan of every timestamp."""
+        from urllib.parse import unquote
+
+        counts: dict[tuple[str, int], int] = {}
+        with self._readable():
+            for f in self.root.glob("symbol=*/date=*/*.parquet"):
+                sym_dir, date_dir = f.parent.parent, f.parent
+                alias = sym_dir / "_symbol.txt"
+                symbol = (alias.read_text(encoding="utf-8", errors="surrogatepass") if alias.exists()
+                          else unquote(sym_dir.name.removeprefix("symbol=")))
+                day = int(np.datetime64(date_dir.name.removeprefix("date="), "D").astype(np.int64))
+                counts[(symbol, day)] = counts.get((symbol, day), 0) + pq.ParquetFile(f).metadata.num_rows
+        return [Partition(s, d, n) for (s, d), n in sorted(counts.items())]
 
     def _restore_symbols(self, table: pa.Table) -> pa.Table:
         """Folder values of hashed (too long) symbols -> the exact symbols from ``_symbol.txt``."""
