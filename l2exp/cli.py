@@ -20,6 +20,11 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    from l2exp.summary import set_output_dir
+
+    set_output_dir(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.get("optimized_metric"):  # before the run: a sweep on a test metric fails fast
             from l2exp.models.selection import check_selection_metric

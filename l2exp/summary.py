@@ -1,4 +1,4 @@
-"""Run outputs every mode shares: ``summary.json`` in the Hydra output directory, and a rich table."""
+"""Run outputs every mode shares: ``summary.json`` in the run's output directory, and a rich table."""
 
 from __future__ import annotations
 
@@ -13,24 +13,29 @@ console = Console(stderr=False, highlight=False)
 
 
 _ADHOC: Path | None = None
+_RUN_DIR: Path | None = None
+
+
+def set_output_dir(path: str | Path | None) -> None:
+    """Where this run's outputs go: the CLI sets Hydra's run directory (every job of a sweep, in
+    whichever process or Ray worker runs it, starts in :func:`l2exp.cli.main`)."""
+    global _RUN_DIR
+    _RUN_DIR = None if path is None else Path(path)
 
 
 def output_dir() -> Path:
-    """The Hydra run directory under the CLI; called in-process (tests, notebooks), one directory
-    per process under ``$L2EXP_WORKDIR/outputs/in-process/`` -- never the current directory."""
+    """The run directory the CLI set; called in-process (tests, notebooks), one directory per process
+    under ``$L2EXP_WORKDIR/outputs/in-process/`` -- never the current directory."""
     global _ADHOC
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    if _RUN_DIR is not None:
+        return _RUN_DIR
+    import os
+    import time
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except (ValueError, ImportError):
-        import os
-        import time
-
-        root = Path(os.environ.get("L2EXP_WORKDIR", ".")) / "outputs" / "in-process"
-        if _ADHOC is None or not str(_ADHOC).startswith(str(root)):
-            _ADHOC = root / time.strftime("%Y-%m-%d_%H-%M-%S") / str(os.getpid())
-        return _ADHOC
+    root = Path(os.environ.get("L2EXP_WORKDIR", ".")) / "outputs" / "in-process"
+    if _ADHOC is None or not str(_ADHOC).startswith(str(root)):
+        _ADHOC = root / time.strftime("%Y-%m-%d_%H-%M-%S") / str(os.getpid())
+    return _ADHOC
 
 
 def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Path:

@@ -26,6 +26,7 @@ class TrackingSettings:
     uri: str
     experiment_prefix: str = "l2exp"
     model_name: str = "l2exp-model"
+    champion_uri: str = ""  # models:/<model_name>@champion: what backtest, sim, stress and analyze load
     artifact_root: str | None = None  # None: the store's default (beside a SQLite file, proxied by a server)
     http: dict[str, float] = field(default_factory=dict)  # timeout_s, max_retries, backoff_factor, backoff_jitter
 
