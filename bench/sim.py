@@ -60,7 +60,7 @@ def main() -> None:
     threading.Thread(target=watch, daemon=True).start()
     t = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        s = run_sim(cfg(["mode=sim", *common, "sim.sample_ms=0", "hydra.run.dir=" + work]))
+        s = run_sim(cfg(["mode=sim", *common, "mode.sample_ms=0", "hydra.run.dir=" + work]))
     done.set()
     wall = time.perf_counter() - t
     rss = [r for _, r in samples]

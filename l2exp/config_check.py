@@ -7,7 +7,7 @@ value ranges a YAML cannot say. Checked for each override on the command line:
 * a key that the composition does not have (``+risk.max_pos=3``) -> unknown key, naming the closest
   valid key (keys under an open mapping, :data:`OPEN`, may be added: they pass through to a library);
 * a value whose type differs from the default's (``levels=abc``, ``risk.enabled=3``) -> the type wanted;
-* a value outside its range (``levels=0``, ``sim.sample_ms=-5``, a fraction outside (0, 1)).
+* a value outside its range (``levels=0``, ``mode.sample_ms=-5``, a fraction outside (0, 1)).
 
 Every failure is a :class:`~l2exp.errors.UserError` (one message, exit 2). The typed builders
 (``backtest.params.from_config``) check the engine's groups once more when they are built.
@@ -31,17 +31,15 @@ OPEN = ("feed.client.options", "data.instruments", "data.tick_size", "data.fees"
 RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
     "data.levels": (1, None, True, False, True),
     "levels": (1, None, True, False, True),
-    "sim.sample_ms": (0, None, True, False, False),
-    "sim.stale_ms": (0, None, False, False, False),
-    "sim.ring_capacity": (1, None, True, False, True),
-    "sim.flush_every": (1, None, True, False, True),
-    "sim.log_every": (1, None, True, False, True),
-    "sim.max_snapshots": (0, None, True, False, True),
-    "sim.duration_s": (0, None, True, False, False),
-    "record.rotate_rows": (1, None, True, False, True),
-    "record.rotate_s": (0, None, False, False, False),
-    "record.max_snapshots": (0, None, True, False, True),
-    "record.duration_s": (0, None, True, False, False),
+    "mode.sample_ms": (0, None, True, False, False),
+    "mode.stale_ms": (0, None, False, False, False),
+    "mode.ring_capacity": (1, None, True, False, True),
+    "mode.flush_every": (1, None, True, False, True),
+    "mode.log_every": (1, None, True, False, True),
+    "mode.max_snapshots": (0, None, True, False, True),
+    "mode.duration_s": (0, None, True, False, False),
+    "mode.rotate_rows": (1, None, True, False, True),
+    "mode.rotate_s": (0, None, False, False, False),
     "validation.chunk_rows": (1, None, True, False, True),
     "labels.horizon": (0, None, False, False, False),
     "split.train": (0, 1, False, False, False),

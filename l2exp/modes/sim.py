@@ -1,6 +1,6 @@
 """``mode=sim`` and ``mode=record``: ``feed=`` (a replay of ``data=`` or a live ccxt feed) -> 100 ms sampler ->
 streaming features -> the champion -> risk -> paper broker (sim); or the feed -> the ingest validator ->
-the store of ``record.into`` (record). The loop's parts live in :mod:`l2exp.sim`."""
+the store of ``mode.into`` (record). The loop's parts live in :mod:`l2exp.sim`."""
 
 from __future__ import annotations
 
@@ -37,15 +37,15 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
         from l2exp.sim.feeds import ReplayFeed
 
         store = open_store(cfg)
-        symbol = choose_symbol(store.read(columns=[])["symbol"], cfg.sim.get("symbol"), str(cfg.data.name),
-                               "sim.symbol")
+        symbol = choose_symbol(store.read(columns=[])["symbol"], cfg.mode.get("symbol"), str(cfg.data.name),
+                               "mode.symbol")
         book = store.read(symbols=[symbol])
         if decide_from_ts is not None:
             from l2exp.backtest.signals import first_out_of_sample
 
             ts = book["timestamp"].to_numpy(np.int64)
-            first = first_out_of_sample(ts, decide_from_ts, f"data={cfg.data.name} {symbol}", str(cfg.sim.model_uri),
-                                        "sim.model_uri")
+            first = first_out_of_sample(ts, decide_from_ts, f"data={cfg.data.name} {symbol}", str(cfg.mode.model_uri),
+                                        "mode.model_uri")
             sid = session_ids(ts, float(gap_ms)) if gap_ms else np.zeros(len(ts), dtype=np.int64)
             book = book.iloc[int(np.searchsorted(sid, sid[first])):].reset_index(drop=True)
         from omegaconf import OmegaConf
@@ -72,12 +72,12 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
 
     configure(tracking_settings(cfg))
     levels = int(cfg.levels)
-    sim = cfg.sim
-    bundle = load_bundle(str(sim.model_uri), levels_available=levels)
+    mode = cfg.mode
+    bundle = load_bundle(str(mode.model_uri), levels_available=levels)
     # a replay decides only on rows the model never saw (its test segment, as a backtest would); a model
     # without recorded segments is refused, as the backtest refuses it
     replay = str(cfg.feed.kind) == "replay"
-    decide_from = test_start_of(bundle, str(sim.model_uri)) if replay else np.iinfo(np.int64).min
+    decide_from = test_start_of(bundle, str(mode.model_uri)) if replay else np.iinfo(np.int64).min
     feed, symbol = make_feed(cfg, levels, decide_from if replay else None, bundle.feature_set.params.reset_gap_ms)
     features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
                                             else None)
@@ -86,22 +86,22 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     inst = instrument_of(cfg, symbol)
     broker = PaperBroker(ex, st, rk, levels, inst, has_trades)
     last_ts = np.iinfo(np.int64).min
-    ring = RingBuffer(int(sim.ring_capacity), levels)
+    ring = RingBuffer(int(mode.ring_capacity), levels)
     out = output_dir() / "sim"
-    decisions = ParquetSink(out / "decisions.parquet", int(sim.flush_every))
+    decisions = ParquetSink(out / "decisions.parquet", int(mode.flush_every))
     lat_ns = np.zeros(200_000, dtype=np.int64)
     n_lat = 0
     rejected_by: dict[str, int] = {}
     counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "trades": 0,
               "warmup_snapshots": 0}
-    sample_ns = float(sim.sample_ms) * 1e6
-    stale_ns = float(sim.stale_ms) * 1e6
+    sample_ns = float(mode.sample_ms) * 1e6
+    stale_ns = float(mode.stale_ms) * 1e6
     live = str(cfg.feed.kind) != "replay"
     next_sample = -np.inf
     plausible = {**PLAUSIBLE, **dict(cfg.validation.get("plausible") or {})}
     max_price, max_size = float(plausible["max_price"]), float(plausible["max_size"])
     t_start = time.perf_counter()
-    tags = {"l2exp.model_uri": str(sim.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
+    tags = {"l2exp.model_uri": str(mode.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
             "l2exp.feed": str(cfg.feed.kind), "l2exp.paper": "true"}
     # another thread (the websocket feed, a monitor) may hold the GIL for the 5 ms default switch
     # interval, which would land in a decision's latency; hand it over within 0.5 ms instead
@@ -115,10 +115,10 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     name = f"sim {cfg.feed.kind} {symbol}"
     with tracked_run(run_context(cfg), "sim", run_name=name, tags=tags) as run, StopFlag() as stop:
         while not stop.stop:
-            if sim.max_snapshots and counts["snapshots"] >= int(sim.max_snapshots):
+            if mode.max_snapshots and counts["snapshots"] >= int(mode.max_snapshots):
                 stop.reason = "max_snapshots"
                 break
-            if sim.duration_s and time.perf_counter() - t_start >= float(sim.duration_s):
+            if mode.duration_s and time.perf_counter() - t_start >= float(mode.duration_s):
                 stop.reason = "duration"
                 break
             if feed.exhausted:
@@ -168,7 +168,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             n_lat += 1
             counts["decisions"] += 1
             decisions.add(tick.ts, sig, broker.position, equity, lat / 1e3)
-            if counts["decisions"] % int(sim.log_every) == 0:
+            if counts["decisions"] % int(mode.log_every) == 0:
                 tlog.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
                                     "fills": broker.n_fills()}, step=counts["decisions"])
         sys.setswitchinterval(switch)
@@ -184,7 +184,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
         counts["stale_skips"] += blocks.get("stale_book", 0)
         lat = lat_ns[: min(n_lat, len(lat_ns))].astype(float) / 1e6
         summary = {
-            "mode": "sim", "run_id": run.info.run_id, "model_uri": str(sim.model_uri), "symbol": symbol,
+            "mode": "sim", "run_id": run.info.run_id, "model_uri": str(mode.model_uri), "symbol": symbol,
             "feed": str(cfg.feed.kind), "stop": stop.reason, "snapshots": counts["snapshots"],
             "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
             "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
@@ -214,11 +214,11 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
 
 
 def record_into(cfg: DictConfig) -> str:
-    return str(cfg.record.get("into") or ("recorded" if str(cfg.feed.kind) == "replay" else cfg.data.name))
+    return str(cfg.mode.get("into") or ("recorded" if str(cfg.feed.kind) == "replay" else cfg.data.name))
 
 
 def record_store(cfg: DictConfig) -> Any:
-    """The store a recording goes to: the store of data name ``record.into`` (default: the data name
+    """The store a recording goes to: the store of data name ``mode.into`` (default: the data name
     for a live feed, ``recorded`` for a replay) -- never the store a replay reads."""
     from omegaconf import OmegaConf, open_dict
 
@@ -230,22 +230,22 @@ def record_store(cfg: DictConfig) -> Any:
     dest = instantiate(dest_cfg.store)
     if replay and dest.location() == instantiate(cfg.store).location():
         raise UserError(f"mode=record would write into the store it replays ({dest.location()})",
-                        where="record.into",
-                        fix="Record into another data name: record.into=<name> (then train with a data "
+                        where="mode.into",
+                        fix="Record into another data name: mode.into=<name> (then train with a data "
                             "config of that name, e.g. conf/data/recorded.yaml)")
     return dest
 
 
 def run_record(cfg: DictConfig) -> dict[str, Any]:
     """Feed -> the ingest validator -> the store, rotated into a new committed part every
-    ``record.rotate_rows`` snapshots or ``record.rotate_s`` seconds (rejects kept, as in ingest)."""
+    ``mode.rotate_rows`` snapshots or ``mode.rotate_s`` seconds (rejects kept, as in ingest)."""
     from l2exp.data.ingest import IngestStats, _rejects_table
 
     levels = int(cfg.levels)
     store = record_store(cfg)
     feed, symbol = make_feed(cfg, levels)
     validator = Validator(dict(cfg.validation.rules), dict(cfg.validation.get("plausible") or {}))
-    rec = cfg.record
+    rec = cfg.mode
     total = IngestStats()
     buf: list[Any] = []
     t_start = time.perf_counter()

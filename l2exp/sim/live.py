@@ -6,8 +6,8 @@ loaded by registry alias -> the paper broker, which is the backtester's own fill
 orders, fills and latencies (receipt -> decision, p50/p99) are kept in bounded buffers, flushed to
 Parquet under the run directory and logged to MLflow periodically and at the end. Memory stays flat:
 a ring of the last ``ring_capacity`` snapshots, decision buffers flushed every ``flush_every`` rows.
-Ctrl-C / SIGTERM stop the loop cleanly (everything flushed); so do ``sim.max_snapshots`` and
-``sim.duration_s``.
+Ctrl-C / SIGTERM stop the loop cleanly (everything flushed); so do ``mode.max_snapshots`` and
+``mode.duration_s``.
 """
 
 from __future__ import annotations

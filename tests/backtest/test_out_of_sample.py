@@ -80,5 +80,5 @@ def test_a_model_without_segments_is_refused_and_no_row_means_refusal():
     ts = np.array([1, 2, 3], dtype=np.int64)
     assert first_out_of_sample(ts, 2, "data", "m", "k") == 1
     with pytest.raises(UserError, match="no out-of-sample row") as e:
-        first_out_of_sample(ts, 4, "data=x S", "m", "sim.model_uri")
-    assert e.value.where == "sim.model_uri"
+        first_out_of_sample(ts, 4, "data=x S", "m", "mode.model_uri")
+    assert e.value.where == "mode.model_uri"

@@ -38,7 +38,7 @@ def test_replay_gives_the_backtest_signals(workdir, champion):
     """Every snapshot a decision (strategy.decision_ms=0) -> the same signals as the batch features +
     model the backtest uses, on the same rows: the model's test segment, with the rows before it fed
     to the features only (history, never decided on)."""
-    s = run_sim(sim_cfg(workdir, "strategy.decision_ms=0", "sim.max_snapshots=3000"))
+    s = run_sim(sim_cfg(workdir, "strategy.decision_ms=0", "mode.max_snapshots=3000"))
     bundle = load_bundle(champion, 10)
     start = bundle.meta["segments"]["test_start_ts"]
     ft = build_feature_table(sim_cfg(workdir), bundle.feature_set)
@@ -59,7 +59,7 @@ def test_replay_gives_the_backtest_signals(workdir, champion):
 
 
 def test_sim_summary_and_bounded_memory(workdir, champion):
-    s = run_sim(sim_cfg(workdir, "sim.max_snapshots=3500", "sim.ring_capacity=500", "sim.flush_every=300"))
+    s = run_sim(sim_cfg(workdir, "mode.max_snapshots=3500", "mode.ring_capacity=500", "mode.flush_every=300"))
     for k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
               "latency_ms_p50", "latency_ms_p99", "max_rss_mb"):
         assert k in s
@@ -72,9 +72,9 @@ def test_live_feed_survives_faults_and_loses_no_decision(workdir, champion):
     script = ["ok"] * 5 + ["500", "500", "drop", "garbage", "500", "500"] + ["ok"] * 5 + ["crossed"] + ["ok"] * 3
     with FakeBinance(BINANCE, script) as fake:
         opts = fake.ccxt_options()
-        cfg = sim_cfg(workdir, "feed=ccxt", "symbol=BTC/USDT", "sim.max_snapshots=40", "sim.sample_ms=0",
+        cfg = sim_cfg(workdir, "feed=ccxt", "symbol=BTC/USDT", "mode.max_snapshots=40", "mode.sample_ms=0",
                       "strategy.decision_ms=0",
-                      "feed.client.backoff_ms=5", "feed.client.backoff_cap_ms=20", "sim.stale_ms=60000")
+                      "feed.client.backoff_ms=5", "feed.client.backoff_cap_ms=20", "mode.stale_ms=60000")
         from omegaconf import open_dict
 
         with open_dict(cfg):
@@ -93,7 +93,7 @@ def test_live_feed_survives_faults_and_loses_no_decision(workdir, champion):
 @needs_binance
 def test_frozen_book_trips_the_stale_guard(workdir, champion):
     with FakeBinance(BINANCE, ["ok"] + ["stale"] * 30) as fake:
-        cfg = sim_cfg(workdir, "feed=ccxt", "sim.max_snapshots=25", "sim.sample_ms=10", "sim.stale_ms=50")
+        cfg = sim_cfg(workdir, "feed=ccxt", "mode.max_snapshots=25", "mode.sample_ms=10", "mode.stale_ms=50")
         from omegaconf import open_dict
 
         with open_dict(cfg):
@@ -108,7 +108,7 @@ def test_gives_up_after_bounded_failures(workdir, champion):
     from l2exp.errors import UserError
 
     with FakeBinance(BINANCE, ["500"] * 100) as fake:
-        cfg = sim_cfg(workdir, "feed=ccxt", "sim.max_snapshots=5", "feed.client.max_failures=4",
+        cfg = sim_cfg(workdir, "feed=ccxt", "mode.max_snapshots=5", "feed.client.max_failures=4",
                       "feed.client.backoff_ms=1", "feed.client.backoff_cap_ms=2")
         from omegaconf import open_dict
 
@@ -122,8 +122,8 @@ def test_gives_up_after_bounded_failures(workdir, champion):
 @needs_binance
 def test_record_writes_the_store_through_validation(workdir):
     with FakeBinance(BINANCE, ["ok"] * 10 + ["crossed"] + ["ok"] * 40) as fake:
-        cfg = make_cfg(["mode=record", f"workdir={workdir}", "feed=ccxt", "data=recorded", "record.max_snapshots=30",
-                        "record.rotate_rows=12", "store=parquet"])
+        cfg = make_cfg(["mode=record", f"workdir={workdir}", "feed=ccxt", "data=recorded", "mode.max_snapshots=30",
+                        "mode.rotate_rows=12", "store=parquet"])
         from omegaconf import open_dict
 
         with open_dict(cfg):
@@ -146,7 +146,7 @@ def test_paper_sim_with_keys_in_the_environment_makes_no_private_call(workdir, c
     monkeypatch.setenv("L2EXP_BINANCE_API_SECRET", "s" * 64)
     monkeypatch.setenv("L2EXP_BINANCE_SECRET", "s" * 64)  # the old name too: the issue's reproduction
     with FakeBinance(BINANCE) as fake:
-        cfg = sim_cfg(workdir, "feed=ccxt", "sim.max_snapshots=10", "sim.sample_ms=10")
+        cfg = sim_cfg(workdir, "feed=ccxt", "mode.max_snapshots=10", "mode.sample_ms=10")
         from omegaconf import open_dict
 
         with open_dict(cfg):
@@ -180,14 +180,14 @@ def test_record_of_a_replay_never_writes_into_its_source(workdir):
     src = run_ingest(make_cfg(["mode=ingest", f"workdir={workdir}", "data.reader.n_snapshots=3000",
                                "mode.progress=false"]))["store_rows"]
     s = run_record(make_cfg(["mode=record", f"workdir={workdir}", "feed=replay", "data.reader.n_snapshots=3000",
-                             "record.rotate_rows=1000"]))
+                             "mode.rotate_rows=1000"]))
     assert s["store"].endswith("recorded") and s["store_rows"] == s["accepted"] == src
     import hydra
 
     source = hydra.utils.instantiate(make_cfg(["mode=ingest", f"workdir={workdir}"]).store)
     assert source.count() == src  # untouched
     with pytest.raises(UserError, match="would write into the store it replays"):
-        run_record(make_cfg(["mode=record", f"workdir={workdir}", "feed=replay", "record.into=synthetic"]))
+        run_record(make_cfg(["mode=record", f"workdir={workdir}", "feed=replay", "mode.into=synthetic"]))
 
 
 @pytest.mark.parametrize("store", ["parquet", "sqlite"])
@@ -204,7 +204,7 @@ def test_record_rerun_after_sigterm_leaves_no_duplicates(workdir, store):
 
     base = [f"workdir={workdir}", "data.reader.n_snapshots=20000", f"store={store}"]
     run_ingest(make_cfg(["mode=ingest", *base, "mode.progress=false"]))
-    args = ["mode=record", "feed=replay", *base, "record.rotate_rows=700"]
+    args = ["mode=record", "feed=replay", *base, "mode.rotate_rows=700"]
     env = {**__import__("os").environ, "L2EXP_WORKDIR": str(workdir)}
     proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args, "feed.speed=30"], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
