@@ -1,5 +1,7 @@
 """Scale-out, measured in one run on one machine:
 
+0. Ingest of ``--ingest-files`` CSV.gz files: read and mapped here vs by a 2-process pool
+   (``compute=local``; validated and stored in file order either way), the stores compared.
 1. ``mode=features``' work (one task per (symbol, UTC day) partition) over a Parquet store of
    ``--days`` day-partitions of ``--rows-per-day`` tiled real snapshots: wall time in this process
    (serial), a local pool of 1 and of 2 processes, and 2 tasks at a time on a local Ray cluster; the
@@ -124,6 +126,73 @@ def features_part(days: int, rows_per_day: int) -> dict:
     }
 
 
+def day_files(n_files: int, rows: int) -> list[Path]:
+    """``n_files`` BitMEX orderbook10 CSV.gz files of ``rows`` rows each, file k shifted by k days (distinct
+    content, so none is skipped as already ingested)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    from bench._tiles import tiled_bitmex
+
+    out = []
+    base = None
+    for k in range(n_files):
+        f = WORK / f"bitmex_day{k}_{rows}.csv.gz"
+        if not f.exists():
+            if base is None:
+                from bench._tiles import BITMEX_COLUMNS
+
+                base = pacsv.read_csv(tiled_bitmex(rows, gz=True),
+                                      read_options=pacsv.ReadOptions(column_names=BITMEX_COLUMNS)).slice(0, rows)
+            moment = pc.add(base["moment"], pa.scalar(k * 86_400, pa.duration("s")))
+            t = base.set_column(0, "moment", pc.strftime(moment, "%Y-%m-%d %H:%M:%S"))
+            with pa.CompressedOutputStream(str(f) + ".tmp", "gzip") as sink:
+                pacsv.write_csv(t, sink, write_options=pacsv.WriteOptions(include_header=False,
+                                                                          quoting_style="needed"))
+            os.replace(str(f) + ".tmp", f)
+        out.append(f)
+    return out
+
+
+def ingest_part(n_files: int, rows: int) -> dict:
+    """Ingest of ``n_files`` files: read and mapped in this process vs by a 2-process pool (validated and
+    stored here in file order either way); the stores must be equal."""
+    import contextlib
+    import io
+
+    from hydra import compose, initialize_config_dir
+
+    from l2exp.config import CONF_DIR
+    from l2exp.data.ingest import ingest
+    from l2exp.modes.build import data_source
+    from l2exp.modes.build import store as store_of
+    from l2exp.modes.ingest import options, validator
+
+    files = day_files(n_files, rows)
+    out: dict = {"data": f"{n_files} BitMEX orderbook10 CSV.gz files x {rows:,} rows"}
+    digests = {}
+    for name, compute in (("serial", None), ("pool_2", LocalPool(workers=2))):
+        best = float("inf")
+        for _ in range(2):
+            work = Path(tempfile.mkdtemp(prefix="l2exp-ingest-"))
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=bitmex_ob10",
+                                                   f"data.path={WORK}/bitmex_day*_{rows}.csv.gz", f"workdir={work}"])
+            os.sync()
+            t = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                s = ingest(data_source(cfg), store_of(cfg), validator(cfg), options(cfg), compute)
+            best = min(best, time.perf_counter() - t)
+            digests[name] = sorted(v["blake2b"] for m in store_of(cfg).manifests() for v in m["files"].values())
+            shutil.rmtree(work, ignore_errors=True)
+        out[name] = {"wall_s": round(best, 2), "rows_per_s": round(s["rows_in"] / best), "rows": s["rows_in"]}
+    out["speedup_pool_2_vs_serial"] = round(out["serial"]["wall_s"] / out["pool_2"]["wall_s"], 2)
+    out["same_store"] = digests["serial"] == digests["pool_2"]
+    assert len(files) == n_files
+    return out
+
+
 def sweep_part(trials: int) -> dict:
     from tests.mlflow_server import start_server, stop_server
     from tests.sim.fake_exchange import _free_port
@@ -174,8 +243,15 @@ def main() -> None:
     ap.add_argument("--rows-per-day", type=int, default=500_000)
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--only-ingest", action="store_true")
+    ap.add_argument("--ingest-files", type=int, default=4)
+    ap.add_argument("--ingest-rows", type=int, default=250_000)
     args = ap.parse_args()
-    res = {"machine": f"{os.cpu_count()} CPUs", "features": features_part(args.days, args.rows_per_day)}
+    res = {"machine": f"{os.cpu_count()} CPUs", "ingest": ingest_part(args.ingest_files, args.ingest_rows)}
+    if args.only_ingest:
+        print(json.dumps(res, indent=2))
+        return
+    res["features"] = features_part(args.days, args.rows_per_day)
     if not args.skip_sweep:
         res["sweep"] = sweep_part(args.trials)
     print(json.dumps(res, indent=2))

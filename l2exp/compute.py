@@ -1,8 +1,9 @@
 """Where partition-parallel work runs (``conf/compute/*.yaml``): this process, a local process pool, or
 tasks on a Ray cluster.
 
-Each backend has one method, ``map(fn, items)``: ``fn(item)`` for every item, results in the items'
-order, the first exception re-raised in the caller (a :class:`~l2exp.errors.UserError` keeps its
+Each backend has ``map(fn, items)``: ``fn(item)`` for every item, results in the items' order (and
+``imap``, the same as an iterator yielding each result as soon as it and those before it are done),
+the first exception re-raised in the caller (a :class:`~l2exp.errors.UserError` keeps its
 message, where and fix). ``fn`` must be a module-level function and the items picklable: they travel
 to other processes. The work itself never depends on the backend -- the same tasks, the same outputs
 (``tests/features/test_partitioned.py`` compares digests).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ R = TypeVar("R")
 
 # what a pool worker imports once, before it takes tasks: the feature kernels (compiled code loaded
 # from Numba's cache), pyarrow and pandas -- ~1.5 s that every task would otherwise wait for
-PRELOAD = ["l2exp.features.partitioned"]
+PRELOAD = ["l2exp.features.partitioned", "l2exp.data.ingest"]
 
 
 class Serial:
@@ -34,7 +35,10 @@ class Serial:
     workers = 1
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return [fn(x) for x in items]
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        return (fn(x) for x in items)
 
     def describe(self) -> str:
         return "serial (this process)"
@@ -54,14 +58,17 @@ class LocalPool:
         self.start_method = start_method
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         items = list(items)
         if not items:
-            return []
+            return
         ctx = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(PRELOAD)
         with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx) as pool:
-            return list(pool.map(fn, items))
+            yield from pool.map(fn, items)
 
     def describe(self) -> str:
         return f"local pool ({self.workers} processes)"
@@ -86,6 +93,9 @@ class RayCluster:
         self.workers = 0
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         from l2exp.errors import UserError
 
         try:
@@ -107,10 +117,11 @@ class RayCluster:
         self.workers = int(ray.cluster_resources().get("CPU", 0) // self.num_cpus)
         task = ray.remote(num_cpus=self.num_cpus, max_retries=0)(fn)
         refs = [task.remote(x) for x in items]
-        try:
-            return ray.get(refs)
-        except ray.exceptions.RayTaskError as exc:
-            raise exc.as_instanceof_cause() from None
+        for ref in refs:
+            try:
+                yield ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None
 
     def describe(self) -> str:
         return f"ray ({self.address}, {self.num_cpus:g} CPU per task)"

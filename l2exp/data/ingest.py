@@ -8,9 +8,13 @@ writes nothing.
 from __future__ import annotations
 
 import contextlib
+import pickle
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,13 +104,50 @@ def _malformed_table(bad_rows: list[tuple[int, str, str]], path: str, levels: in
     return pa.table(cols, schema=schema)
 
 
+@dataclass(frozen=True)
+class MapTask:
+    """Read and map one source file in a worker, spilling each mapped chunk to ``spill`` (pickles,
+    one per chunk): the driver then validates and stores them in file order."""
+
+    source: DataSource
+    path: str
+    chunk_rows: int
+    spill: str
+
+
+def map_file(task: MapTask) -> list[str]:
+    """The chunk files of ``task.path``, in order. Reading and mapping (CSV parse, decompression, book
+    rebuilds) is most of an ingest's work and depends on the file alone; validation and writes do not
+    (cross-file rules, the store's single writer), so only this part runs in parallel and the store is
+    the serial run's by construction."""
+    out = Path(task.spill)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, item in enumerate(task.source.iter_mapped(task.path, task.chunk_rows)):
+        f = out / f"chunk-{k:06d}.pkl"
+        with open(f, "wb") as fh:
+            pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        files.append(str(f))
+    return files
+
+
+def _spilled(files: list[str]) -> Iterator[Any]:
+    """Mapped chunks back from a worker's spill, one at a time (memory: one chunk), deleted once read."""
+    for f in files:
+        with open(f, "rb") as fh:
+            item = pickle.load(fh)
+        Path(f).unlink(missing_ok=True)
+        yield item
+
+
 def ingest_file(source: DataSource, path: str, validator: Validator, writer: IngestWriter | None,
                 chunk_rows: int, progress: Progress | None = None, task: Any = None,
-                examples: int = 3) -> IngestStats:
-    """Read, map, validate and (unless ``writer`` is None) store one file."""
+                examples: int = 3, mapped: Iterable[Any] | None = None) -> IngestStats:
+    """Validate and (unless ``writer`` is None) store one file: read and mapped here, or ``mapped``
+    already (its chunks from :func:`map_file`)."""
     st = IngestStats()
     levels = source.mapping.levels
-    for raw, chunk, unparseable, detail in source.iter_mapped(path, chunk_rows):
+    for raw, chunk, unparseable, detail in (source.iter_mapped(path, chunk_rows) if mapped is None else mapped):
         n = chunk.n
         st.rows_in += n + len(raw.bad_rows)
         if raw.bad_rows:
@@ -195,21 +236,31 @@ class IngestOptions:
 
 
 def ingest(source: DataSource, store: L2Store | None, validator: Validator,
-           options: IngestOptions = IngestOptions()) -> dict[str, Any]:
+           options: IngestOptions = IngestOptions(), compute: Any = None) -> dict[str, Any]:
     """Every file of ``source`` through ``validator`` into ``store`` (``None``: validate only, write
     nothing); files the store already holds (same content digest) are skipped, their validation
-    end-state restored. Prints the report, writes ``summary.json``, returns the summary."""
+    end-state restored. With a parallel ``compute`` backend (:mod:`l2exp.compute`) and several files
+    to read, the files are read and mapped as parallel tasks (:func:`map_file`) while this process
+    validates and stores them in file order. Prints the report, writes ``summary.json``, returns it."""
     t0 = time.perf_counter()
     total = IngestStats()
     files = source.files()
     chunk_rows = int(options.chunk_rows)
     examples = int(options.examples_per_reason)
     lock = store.writer_lock() if store is not None else contextlib.nullcontext()
-    with lock, _progress(options.progress and console.is_terminal) as progress:
+    with lock, _progress(options.progress and console.is_terminal) as progress, \
+            tempfile.TemporaryDirectory(prefix="l2exp-premap-") as spill:
         if store is not None:
             store.recover()
+        digests = {path: source.digest(path) for path in files}
+        todo = [p for p in files if store is None or store.done(digests[p]) is None]
+        premapped: Iterator[list[str]] = iter(())
+        parallel = compute is not None and getattr(compute, "workers", 1) != 1 and len(todo) > 1
+        if parallel:
+            premapped = compute.imap(map_file, [MapTask(source, p, chunk_rows, f"{spill}/{k:05d}")
+                                                for k, p in enumerate(todo)])
         for path in files:
-            digest = source.digest(path)
+            digest = digests[path]
             manifest = store.done(digest) if store is not None else None
             if manifest is not None:
                 st = IngestStats.from_json(manifest["stats"])
@@ -219,8 +270,9 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
                 continue
             task = progress.add_task(path.rsplit("/", 1)[-1], total=None)
             writer = store.begin(digest, path) if store is not None else None
+            mapped = _spilled(next(premapped)) if parallel else None
             try:
-                st = ingest_file(source, path, validator, writer, chunk_rows, progress, task, examples)
+                st = ingest_file(source, path, validator, writer, chunk_rows, progress, task, examples, mapped)
             except BaseException:
                 if writer is not None:
                     writer.abort()
@@ -245,6 +297,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
         "symbols": dict(total.symbols), "first_ts": total.first_ts, "last_ts": total.last_ts,
         "seconds": round(seconds, 3), "rows_per_s": round(total.rows_in / seconds) if seconds else None,
         "files": total.files, "store": store.location() if store is not None else None,
+        "read_on": compute.describe() if parallel else "this process",
         "store_rows": store.count() if store is not None else None,
         "reject_examples": total.examples,
         **({"book": book_summary(total.book)} if total.book else {}),
@@ -302,6 +355,8 @@ def _report(s: dict[str, Any]) -> None:
              ("symbols", ", ".join(f"{k}: {v:,}" for k, v in s["symbols"].items())),
              ("time range (UTC)", f"{ts(s['first_ts'])} -> {ts(s['last_ts'])}"),
              ("seconds", f"{s['seconds']} ({s['rows_per_s'] or 0:,} rows/s)")]
+    if s.get("read_on", "this process") != "this process":
+        rows.append(("files read and mapped on", f"{s['read_on']} (validated and stored here, in file order)"))
     if s["store"]:
         reused = sum(1 for f in s["files"] if f["reused"])
         rows += [("store", s["store"]), ("newly inserted", f"{s['inserted']:,}"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from l2exp.config import instantiate
 from l2exp.data.ingest import IngestOptions, ingest
 from l2exp.data.validate import Validator
 from l2exp.modes.build import data_source, store
@@ -23,7 +24,8 @@ def options(cfg: DictConfig) -> IngestOptions:
 
 
 def run_ingest(cfg: DictConfig, write: bool = True) -> dict[str, Any]:
-    return ingest(data_source(cfg), store(cfg) if write else None, validator(cfg), options(cfg))
+    return ingest(data_source(cfg), store(cfg) if write else None, validator(cfg), options(cfg),
+                  instantiate(cfg.compute))
 
 
 def run_validate(cfg: DictConfig) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l2exp.config import PROJECT_ROOT
+from l2exp.data.ingest import ingest
 from l2exp.modes.ingest import run_ingest
 from l2exp.schema import canonical_columns
 from tests.conftest import make_cfg, needs_shared
@@ -209,3 +210,40 @@ def test_overlapping_files_store_each_row_once_in_both_stores(workdir):
         assert s["rows_in"] == 70 and s["accepted"] == s["store_rows"] == 50 and s["rejected"] == 20, s
         frames[store] = hydra.utils.instantiate(canonical_cfg(folder / "*.csv", store).store).read()
     pd.testing.assert_frame_equal(frames["parquet"], frames["sqlite"], check_dtype=False)
+
+
+def test_files_mapped_in_parallel_leave_the_serial_store(workdir, tmp_path_factory):
+    """``compute=local``: several files are read and mapped by a 2-process pool while one process validates
+    and stores them in file order -- the store (every part file, byte for byte), the rejects and the
+    summary's accounting equal a serial ingest's. The files overlap and go back in time across their
+    boundaries, so the cross-file rules (duplicates, time order) matter."""
+    import random
+
+    from l2exp.compute import LocalPool
+    from l2exp.modes.build import data_source, store
+    from l2exp.modes.ingest import options, validator
+
+    rng = random.Random(5)
+    write_book(workdir / "all.csv", [rng.choice(FAULTS[:1] * 6 + FAULTS) for _ in range(600)])
+    rows = (workdir / "all.csv").read_text().splitlines()
+    folder = workdir / "many"
+    folder.mkdir()
+    for k, (a, b) in enumerate([(0, 180), (150, 330), (330, 470), (440, 601)]):  # overlaps: duplicates
+        (folder / f"part-{k}.csv").write_text("\n".join([rows[0], *rows[1 + a:1 + b]]) + "\n")
+    out = {}
+    for name, compute in (("serial", None), ("pool", LocalPool(workers=2))):
+        wd = tmp_path_factory.mktemp(name)
+        cfg = make_cfg(["mode=ingest", "mode.progress=false", "data=canonical_csv", f"data.path={folder}/*.csv",
+                        "data.levels=3", f"workdir={wd}", "validation.chunk_rows=64"])
+        summary = ingest(data_source(cfg), store(cfg), validator(cfg), options(cfg), compute)
+        st = store(cfg)
+        parts = {k: v["blake2b"] for m in st.manifests() for k, v in m["files"].items()}
+        out[name] = (summary, parts, st.read(), st.read_rejects())
+    (s1, p1, b1, r1), (s2, p2, b2, r2) = out["serial"], out["pool"]
+    for key in ("rows_in", "accepted", "rejected", "rejected_by_reason", "inserted", "store_rows"):
+        assert s1[key] == s2[key], key
+    assert s1["rejected_by_reason"].get("duplicate") and s1["rows_in"] == s1["accepted"] + s1["rejected"]
+    assert p1 == p2 and len(p1) >= 4
+    assert s1["read_on"] == "this process" and s2["read_on"].startswith("local pool")
+    pd.testing.assert_frame_equal(b1, b2)
+    pd.testing.assert_frame_equal(r1, r2)
