@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import mlflow
@@ -49,9 +50,9 @@ def _child(ctx: RunContext, name: str, metrics: dict[str, Any], tags: dict[str, 
         return run.info.run_id
 
 
-def _sharpe(bt: dict[str, Any]) -> str:
-    s = bt["sharpe"]
-    return f"{s:.2f}" if s == s else f"undefined ({bt['sharpe_periods']} one-minute intervals)"
+def _sharpe(bt: BacktestStep) -> str:
+    s = bt.sharpe
+    return f"{s:.2f}" if s == s else f"undefined ({bt.sharpe_periods} one-minute intervals)"
 
 
 def _headline_on_parent(client: MlflowClient, train_run_id: str, backtest: dict[str, Any]) -> None:
@@ -74,20 +75,134 @@ def _headline_on_parent(client: MlflowClient, train_run_id: str, backtest: dict[
                    "pipeline's model"})
 
 
+@dataclass
+class IngestStep:
+    rows_in: int
+    accepted: int
+    rejected: int
+    reused: bool  # every file was in the store already
+
+
+@dataclass
+class FeaturesStep:
+    rows: int
+    reused: bool  # the cached table
+    data_digest: str
+
+
+@dataclass
+class TrainStep:
+    run_id: str
+    model_version: str
+    reused: bool  # a finished run with the same train key
+    selection: dict[str, Any] | None = None
+    beats_baseline: bool | None = None
+    val_metrics: dict[str, float] | None = None
+    test_metrics: dict[str, float] | None = None
+
+
+@dataclass
+class PromoteStep:
+    version: str
+    metric: str
+    value: float
+
+
+@dataclass
+class BacktestStep:
+    run_id: str
+    experiment: str
+    model_run_id: str
+    model_version: str | None
+    pnl_net: float
+    fees: float
+    sharpe: float
+    sharpe_periods: int
+    max_drawdown: float
+    n_fills: int
+    kill_switch_ts: int | None
+    model_test_start_ts: int
+    first_decision_ts: int | None
+    in_sample_rows: int
+    n_snapshots: int
+    trades_coverage: float
+
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> BacktestStep:
+        return cls(**{f.name: summary[f.name] for f in fields(cls)})
+
+
+@dataclass
+class PipelineSteps:
+    """What each step handed on: typed, so a step reads the previous one's fields, not a dict's keys."""
+
+    ingest: IngestStep
+    features: FeaturesStep
+    train: TrainStep
+    promote: PromoteStep
+    backtest: BacktestStep
+
+
+def _ingest(cfg: DictConfig, kid: RunContext) -> IngestStep:
+    from l2exp.modes.ingest import run_ingest
+
+    ing = run_ingest(_step_cfg(cfg, "ingest_step"))
+    reused_files = sum(1 for f in ing["files"] if f["reused"])
+    _child(kid, "ingest", {k: ing[k] for k in ("rows_in", "accepted", "rejected", "inserted", "seconds")} |
+           {"files_reused": reused_files})
+    return IngestStep(ing["rows_in"], ing["accepted"], ing["rejected"], reused_files == len(ing["files"]))
+
+
+def _features(cfg: DictConfig, kid: RunContext) -> FeaturesStep:
+    from l2exp.modes.build import feature_table
+
+    ft = feature_table(cfg, instantiate(cfg.features))
+    _child(kid, "features", {"rows": len(ft.features), "warmup_rows": int((~ft.ready).sum()),
+                             "n_features": ft.features.shape[1], "cache_hit": float(ft.cache_hit)})
+    return FeaturesStep(len(ft.features), ft.cache_hit, ft.data_digest)
+
+
+def _train(cfg: DictConfig, kid: RunContext, step_ctx: Any, exp_id: str, features: FeaturesStep) -> TrainStep:
+    """Reuses a finished run with the same train key (data digest, features, labels, split, model, seed)."""
+    from l2exp.modes.train import run_train
+
+    key = train_key(cfg, features.data_digest)
+    client = MlflowClient()
+    prior = client.search_runs([exp_id], filter_string=f"tags.`l2exp.train_key` = '{key}' and "
+                               "attributes.status = 'FINISHED'", max_results=1)
+    if prior and prior[0].data.tags.get("l2exp.model_version"):
+        run = prior[0]
+        console.print(f"reusing training run {run.info.run_id} (same data, features, labels, split, "
+                      f"model, seed): model version {run.data.tags['l2exp.model_version']}")
+        _child(kid, "train (reused)", {}, {"l2exp.reused_run": run.info.run_id})
+        return TrainStep(run.info.run_id, run.data.tags["l2exp.model_version"], True)
+    train_cfg = _step_cfg(cfg, "train_step")
+    tr = run_train(train_cfg, step_ctx(train_cfg))
+    client.set_tag(tr["run_id"], "l2exp.train_key", key)
+    return TrainStep(tr["run_id"], str(tr["model_version"]), False, tr["selection"], tr["beats_baseline"],
+                     tr["val_metrics"], tr["test_metrics"])
+
+
+def _promote(cfg: DictConfig, kid: RunContext) -> PromoteStep:
+    from l2exp.modes.promote import run_promote
+
+    pcfg = _step_cfg(cfg, "promote")
+    with open_dict(pcfg):
+        pcfg.mode.parent_run_id = None
+    pr = run_promote(pcfg)
+    _child(kid, "promote", {"value": pr["value"]}, {"l2exp.version": str(pr["version"])})
+    return PromoteStep(str(pr["version"]), pr["metric"], pr["value"])
+
+
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.modes.backtest import run_backtest
-    from l2exp.modes.build import feature_table as build_feature_table
     from l2exp.modes.build import run_context
-    from l2exp.modes.ingest import run_ingest
-    from l2exp.modes.promote import run_promote
-    from l2exp.modes.train import run_train
     from l2exp.tracking.setup import configure, experiment, experiment_url, print_links, run_url
 
     t0 = time.perf_counter()
     ctx = run_context(cfg)
     uri = configure(ctx.tracking)
     exp_id = experiment(ctx.tracking, "pipeline")
-    steps: dict[str, Any] = {}
     name = f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1].removesuffix('Model')}"
     with mlflow.start_run(run_name=named(name, ctx.overrides)) as parent:
         tlog.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
@@ -99,72 +214,37 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
 
         kid = ctx.nested(parent.info.run_id, "pipeline")
         console.rule("[bold]1/5 ingest")
-        ing = run_ingest(_step_cfg(cfg, "ingest_step"))
-        reused_files = sum(1 for f in ing["files"] if f["reused"])
-        _child(kid, "ingest", {k: ing[k] for k in ("rows_in", "accepted", "rejected", "inserted", "seconds")} |
-               {"files_reused": reused_files})
-        steps["ingest"] = {"rows_in": ing["rows_in"], "accepted": ing["accepted"], "rejected": ing["rejected"],
-                           "reused": reused_files == len(ing["files"])}
+        ingested = _ingest(cfg, kid)
         console.rule("[bold]2/5 features")
-        fs = instantiate(cfg.features)
-        ft = build_feature_table(cfg, fs)
-        _child(kid, "features", {"rows": len(ft.features), "warmup_rows": int((~ft.ready).sum()),
-                                 "n_features": ft.features.shape[1], "cache_hit": float(ft.cache_hit)})
-        steps["features"] = {"rows": len(ft.features), "reused": ft.cache_hit}
+        features = _features(cfg, kid)
         console.rule("[bold]3/5 train")
-        key = train_key(cfg, ft.data_digest)
-        client = MlflowClient()
-        prior = client.search_runs([exp_id], filter_string=f"tags.`l2exp.train_key` = '{key}' and "
-                                   "attributes.status = 'FINISHED'", max_results=1)
-        if prior and prior[0].data.tags.get("l2exp.model_version"):
-            run = prior[0]
-            console.print(f"reusing training run {run.info.run_id} (same data, features, labels, split, "
-                          f"model, seed): model version {run.data.tags['l2exp.model_version']}")
-            _child(kid, "train (reused)", {}, {"l2exp.reused_run": run.info.run_id})
-            steps["train"] = {"run_id": run.info.run_id, "model_version": run.data.tags["l2exp.model_version"],
-                              "reused": True}
-        else:
-            train_cfg = _step_cfg(cfg, "train_step")
-            tr = run_train(train_cfg, step_ctx(train_cfg))
-            client.set_tag(tr["run_id"], "l2exp.train_key", key)
-            steps["train"] = {"run_id": tr["run_id"], "model_version": tr["model_version"], "reused": False,
-                              "selection": tr["selection"], "beats_baseline": tr["beats_baseline"],
-                              "val_metrics": tr["val_metrics"], "test_metrics": tr["test_metrics"]}
+        trained = _train(cfg, kid, step_ctx, exp_id, features)
         console.rule("[bold]4/5 promote")
-        pcfg = _step_cfg(cfg, "promote")
-        with open_dict(pcfg):
-            pcfg.mode.parent_run_id = None
-        pr = run_promote(pcfg)
-        _child(kid, "promote", {"value": pr["value"]}, {"l2exp.version": str(pr["version"])})
-        steps["promote"] = {"version": pr["version"], "metric": pr["metric"], "value": pr["value"]}
+        promoted = _promote(cfg, kid)
         console.rule("[bold]5/5 backtest")
         bt_cfg = _step_cfg(cfg, "backtest")
         bt = run_backtest(bt_cfg, step_ctx(bt_cfg))
-        keep = ("run_id", "experiment", "model_run_id", "model_version", "pnl_net", "fees", "sharpe",
-                "sharpe_periods", "max_drawdown", "n_fills",
-                "kill_switch_ts", "model_test_start_ts", "first_decision_ts", "in_sample_rows", "n_snapshots",
-                "trades_coverage")
-        steps["backtest"] = {k: bt[k] for k in keep}
-        _headline_on_parent(client, steps["train"]["run_id"], bt)
+        done = PipelineSteps(ingested, features, trained, promoted, BacktestStep.of(bt))
+        _headline_on_parent(MlflowClient(), trained.run_id, bt)
+        steps = asdict(done)
         tlog.log_text(json.dumps(steps, indent=1, default=str), "steps.json")
         parent_id = parent.info.run_id
     summary = {"mode": "pipeline", "parent_run_id": parent_id, "steps": steps, "tracking_uri": uri,
                "seconds": round(time.perf_counter() - t0, 1)}
-    bt = steps["backtest"]
-    killed = " (risk kill switch fired: loss limit reached)" if bt["kill_switch_ts"] else ""
+    b = done.backtest
+    killed = " (risk kill switch fired: loss limit reached)" if b.kill_switch_ts else ""
     print_table("pipeline done", [
         ("parent run", f"{parent_id} (experiment {cfg.tracking.experiment_prefix}-pipeline)"),
-        ("ingest", f"{steps['ingest']['accepted']:,} rows accepted, {steps['ingest']['rejected']:,} rejected"
-                   + (" (already in store)" if steps["ingest"]["reused"] else "")),
-        ("features", f"{steps['features']['rows']:,} rows" + (" (cache)" if steps["features"]["reused"] else "")),
-        ("train", f"model version {steps['train']['model_version']}"
-                  + (" (reused)" if steps["train"]["reused"] else "")),
-        ("promote", f"@{cfg.mode.promote.alias} -> v{steps['promote']['version']} (selected on "
-                    f"{steps['promote']['metric']} = {steps['promote']['value']:.4g})"),
-        ("backtest (out of sample)", f"{bt['n_snapshots']:,} snapshots from the model's test start: pnl net "
-                                     f"{bt['pnl_net']:.2f}, sharpe {_sharpe(bt)}, {bt['n_fills']} fills{killed}"),
+        ("ingest", f"{ingested.accepted:,} rows accepted, {ingested.rejected:,} rejected"
+                   + (" (already in store)" if ingested.reused else "")),
+        ("features", f"{features.rows:,} rows" + (" (cache)" if features.reused else "")),
+        ("train", f"model version {trained.model_version}" + (" (reused)" if trained.reused else "")),
+        ("promote", f"@{cfg.mode.promote.alias} -> v{promoted.version} (selected on "
+                    f"{promoted.metric} = {promoted.value:.4g})"),
+        ("backtest (out of sample)", f"{b.n_snapshots:,} snapshots from the model's test start: pnl net "
+                                     f"{b.pnl_net:.2f}, sharpe {_sharpe(b)}, {b.n_fills} fills{killed}"),
     ])
     print_links([("compare runs", experiment_url(exp_id)), ("this pipeline", run_url(parent_id)),
-                  ("backtest report", run_url(bt["run_id"], "report.html"))])
+                  ("backtest report", run_url(b.run_id, "report.html"))])
     write_summary(summary)
     return summary
