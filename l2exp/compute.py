@@ -126,5 +126,3 @@ class RayCluster:
     def describe(self) -> str:
         return f"ray ({self.address}, {self.num_cpus:g} CPU per task)"
 
-
-Compute = Serial | LocalPool | RayCluster

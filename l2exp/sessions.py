@@ -15,10 +15,13 @@ DEFAULT_GAP_MS = 300_000.0  # features.params.reset_gap_ms default: 5 minutes
 DAY_NS = 86_400_000_000_000  # one UTC day: the store's partitions are (symbol, timestamp // DAY_NS)
 
 
-def sessions(ts: np.ndarray, gap_ms: float) -> list[slice]:
-    """Split one symbol's time-ordered snapshots where the gap exceeds ``gap_ms``."""
-    cuts = np.flatnonzero(np.diff(ts) > gap_ms * 1e6) + 1
-    bounds = [0, *cuts.tolist(), len(ts)]
+def sessions(ts: np.ndarray, gap_ms: float, daily: bool = False) -> list[slice]:
+    """Split one symbol's time-ordered snapshots where the gap exceeds ``gap_ms`` (and, with ``daily``,
+    at 00:00 UTC too: where the feature state restarts, see ``features.params.reset_daily``)."""
+    cut = np.diff(ts) > gap_ms * 1e6
+    if daily:
+        cut |= np.diff(ts // DAY_NS) != 0
+    bounds = [0, *(np.flatnonzero(cut) + 1).tolist(), len(ts)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 

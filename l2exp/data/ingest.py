@@ -253,15 +253,15 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
         if store is not None:
             store.recover()
         digests = {path: source.digest(path) for path in files}
-        todo = [p for p in files if store is None or store.done(digests[p]) is None]
+        manifests = {p: store.done(d) if store is not None else None for p, d in digests.items()}
+        todo = [p for p in files if manifests[p] is None]
         premapped: Iterator[list[str]] = iter(())
         parallel = compute is not None and getattr(compute, "workers", 1) != 1 and len(todo) > 1
         if parallel:
             premapped = compute.imap(map_file, [MapTask(source, p, chunk_rows, f"{spill}/{k:05d}")
                                                 for k, p in enumerate(todo)])
         for path in files:
-            digest = digests[path]
-            manifest = store.done(digest) if store is not None else None
+            digest, manifest = digests[path], manifests[path]
             if manifest is not None:
                 st = IngestStats.from_json(manifest["stats"])
                 validator.state = ValidationState.from_json(manifest["validation_state"])

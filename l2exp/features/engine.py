@@ -24,20 +24,14 @@ from l2exp.features.flow import flow_features, new_state
 from l2exp.features.params import FeatureParams
 from l2exp.features.price import price_features
 from l2exp.schema import SIDE_FIELDS, level_columns
-from l2exp.sessions import DAY_NS
+from l2exp.sessions import DAY_NS, sessions
 
 
 def state_segments(ts: np.ndarray, params: FeatureParams) -> list[slice]:
     """Stretches of one symbol's time-ordered snapshots over which the flow state runs: cut where the
     gap exceeds ``reset_gap_ms`` (the sessions of :mod:`l2exp.sessions`) and, with ``reset_daily``, at
     00:00 UTC -- where the store's (symbol, day) partitions end, so that each day can be computed alone."""
-    if len(ts) < 2:
-        return [slice(0, len(ts))]
-    cut = np.diff(ts) > params.reset_gap_ms * 1e6
-    if params.reset_daily:
-        cut |= np.diff(ts // DAY_NS) != 0
-    bounds = [0, *(np.flatnonzero(cut) + 1).tolist(), len(ts)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return sessions(ts, params.reset_gap_ms, params.reset_daily)
 
 
 @nb.njit(cache=True, inline="always")

@@ -35,6 +35,7 @@ from l2exp.data.stores.parquet import partition_dir
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
 from l2exp.sessions import DAY_NS
+from l2exp.tracking.context import worker
 
 BOOK_COLUMNS = ["timestamp", "symbol", "exchange", "bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]
 MANIFEST = "_manifest.json"
@@ -141,7 +142,7 @@ def compute_partition(task: PartitionTask) -> PartitionResult:
         symbol=p.symbol, date=p.date, file=str(path.relative_to(path.parent.parent)), rows=len(book),
         ready_rows=int(ready.sum()), digest=digest, seconds=round(time.perf_counter() - t0, 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        worker=f"{os.uname().nodename}:{os.getpid()}",
+        worker=worker(),
         undefined={n: int(c) for n, c in zip(res.features.columns, nan_after, strict=True) if c})
 
 
