@@ -195,15 +195,13 @@ def ingest_part(n_files: int, rows: int) -> dict:
 
 def sweep_part(trials: int) -> dict:
     from tests.mlflow_server import start_server, stop_server
-    from tests.sim.fake_exchange import _free_port
+    from tests.ray_cluster import local_cluster
 
     grid = ["model.n_estimators=40,80", "features=minimal,full", "model.learning_rate=0.05,0.1",
             "model.num_leaves=15,31"]
     grid = grid[: max(1, int(np.log2(trials)))]
     work = Path(tempfile.mkdtemp(prefix="l2exp-sweep-"))
-    ray_bin = Path(sys.executable).with_name("ray")
     proc, uri = start_server(work)
-    port = _free_port()
     env = dict(os.environ, L2EXP_WORKDIR=str(work), MLFLOW_TRACKING_URI=uri, RAY_USAGE_STATS_ENABLED="0",
                RAY_AUTH_MODE="disabled")
     base = [sys.executable, "-m", "l2exp.cli", "-m", "mode=train", "tracking=server", "data.reader.n_snapshots=60000",
@@ -218,18 +216,11 @@ def sweep_part(trials: int) -> dict:
         t = time.perf_counter()
         subprocess.run(base, env=env, check=True, capture_output=True)
         out["basic_launcher_s"] = round(time.perf_counter() - t, 1)
-        tmp = tempfile.mkdtemp(prefix="l2r", dir="/tmp")
-        subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                        "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", tmp],
-                       check=True, env=env, capture_output=True)
-        try:
+        with local_cluster(2) as address:
             t = time.perf_counter()
-            subprocess.run([*base, "hydra/launcher=ray_cluster"], env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+            subprocess.run([*base, "hydra/launcher=ray_cluster"], env={**env, "RAY_ADDRESS": address},
                            check=True, capture_output=True)
             out["ray_launcher_s"] = round(time.perf_counter() - t, 1)
-        finally:
-            subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True)
-            shutil.rmtree(tmp, ignore_errors=True)
         out["speedup_ray_vs_basic"] = round(out["basic_launcher_s"] / out["ray_launcher_s"], 2)
     finally:
         stop_server(proc)

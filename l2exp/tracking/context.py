@@ -58,6 +58,3 @@ class RunContext:
     def nested(self, parent_run_id: str, experiment_mode: str | None = None) -> RunContext:
         """The same context for runs nested under ``parent_run_id`` (a pipeline's steps)."""
         return replace(self, parent_run_id=parent_run_id, experiment_mode=experiment_mode or self.experiment_mode)
-
-    def with_config(self, config: dict[str, Any]) -> RunContext:
-        return replace(self, config=config)
