@@ -1,7 +1,7 @@
 """Keep Numba's on-disk cache honest across modules.
 
 Numba re-compiles a cached function when *its own* source file changes, but not when a function it
-calls from another module changes: ``engine._batch`` would keep running an old ``flow_features``.
+calls from another module changes: ``engine._batch`` would keep running an old ``flow_block``.
 Before the kernels are imported, this compares a digest of the kernel sources (a package, its
 sub-packages and any other package it compiles in) with the one stamped beside the cache and drops
 those packages' cache files when they differ.

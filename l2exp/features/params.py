@@ -126,6 +126,17 @@ class FeatureParams:
         fam.update({n: "flow" for n in self.names_flow()})
         return fam
 
+    def log1p_names(self) -> list[str]:
+        """Features defined as ln(1 + x): the kernels write x, the engines take ln(1 + x) after."""
+        out = [f"log_depth_{side}_{k}" for k in self.depth_levels for side in ("bid", "ask")]
+        out += [f"slope_bid_{self.slope_depth}", f"slope_ask_{self.slope_depth}"]
+        out += [f"liq_{side}_{x:g}bps" for x in self.liquidity_bps for side in ("bid", "ask")]
+        return out
+
+    def log1p_positions(self) -> np.ndarray:
+        every = self.names()
+        return np.asarray([every.index(f) for f in self.log1p_names()], dtype=np.int64)
+
     def levels_needed(self) -> dict[str, int]:
         """Deepest book level each feature reads (the set is refused if the data has fewer)."""
         need: dict[str, int] = {n: 1 for n in self.names()}

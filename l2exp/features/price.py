@@ -21,46 +21,60 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from l2exp.features._book import P_TICK, SEG_VWAP, SEG_WIDTH, SEG_WMID, at, seg
+from l2exp.features._book import P_TICK, SEG_VWAP, SEG_WIDTH, SEG_WMID, seg
 
 
 @nb.njit(cache=True)
-def price_features(bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, i: int, cum: np.ndarray,
-                   pf: np.ndarray, pi: np.ndarray, out: np.ndarray, o: int) -> int:
-    """Write the price family of snapshot ``i`` into ``out[o:]``; return the next offset.
+def price_block(bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, r0: int, r1: int,
+                cum: np.ndarray, pf: np.ndarray, pi: np.ndarray, out: np.ndarray, o: int) -> int:
+    """Write the price family of rows r0..r1-1 into columns ``o...`` of ``out``; return the next column.
 
-    ``cum`` holds this snapshot's prefix sums (bid size, bid price*size, ask size, ask price*size)."""
+    ``cum`` holds the block's prefix sums (:func:`l2exp.features._book.block_prefix`)."""
     tick = pf[P_TICK]
-    b1 = bp[i, 0]
-    a1 = ap[i, 0]
-    m = 0.5 * (a1 + b1)
-    qb = bs[i, 0]
-    qa = as_[i, 0]
-    out[o] = (a1 - b1) / m * 1e4
-    out[o + 1] = (a1 - b1) / tick
-    micro = (a1 * qb + b1 * qa) / (qb + qa)
-    out[o + 2] = (micro - m) / m * 1e4
+    L = bp.shape[1]
+    nr = r1 - r0
+    for j in range(nr):
+        r = np.uint64(r0 + j)
+        b1 = bp[r, 0]
+        a1 = ap[r, 0]
+        m = 0.5 * (a1 + b1)
+        out[r, o] = (a1 - b1) / m * 1e4
+        out[r, o + 1] = (a1 - b1) / tick
+        qb = bs[r, 0]
+        qa = as_[r, 0]
+        micro = (a1 * qb + b1 * qa) / (qb + qa)
+        out[r, o + 2] = (micro - m) / m * 1e4
     o += 3
     s, n = seg(pi, SEG_WMID)
     for t in range(n):
-        k = pi[s + t]
-        db, pvb, da, pva = at(cum[0], k), at(cum[1], k), at(cum[2], k), at(cum[3], k)
-        w = ((pvb / db) * da + (pva / da) * db) / (db + da)
-        out[o] = (w - m) / m * 1e4
+        k = min(pi[s + t], L)
+        for j in range(nr):
+            r = np.uint64(r0 + j)
+            m = 0.5 * (ap[r, 0] + bp[r, 0])
+            db, pvb, da, pva = cum[0, k, j], cum[1, k, j], cum[2, k, j], cum[3, k, j]
+            w = ((pvb / db) * da + (pva / da) * db) / (db + da)
+            out[r, o] = (w - m) / m * 1e4
         o += 1
     s, n = seg(pi, SEG_VWAP)
     for t in range(n):
-        k = pi[s + t]
-        out[o] = (m - at(cum[1], k) / at(cum[0], k)) / m * 1e4
-        out[o + 1] = (at(cum[3], k) / at(cum[2], k) - m) / m * 1e4
+        k = min(pi[s + t], L)
+        for j in range(nr):
+            r = np.uint64(r0 + j)
+            m = 0.5 * (ap[r, 0] + bp[r, 0])
+            out[r, o] = (m - cum[1, k, j] / cum[0, k, j]) / m * 1e4
+            out[r, o + 1] = (cum[3, k, j] / cum[2, k, j] - m) / m * 1e4
         o += 2
-    L = bp.shape[1]
-    out[o] = (b1 - bp[i, 1]) / tick if L > 1 else np.nan
-    out[o + 1] = (ap[i, 1] - a1) / tick if L > 1 else np.nan
+    for j in range(nr):
+        r = np.uint64(r0 + j)
+        out[r, o] = (bp[r, 0] - bp[r, 1]) / tick if L > 1 else np.nan
+        out[r, o + 1] = (ap[r, 1] - ap[r, 0]) / tick if L > 1 else np.nan
     o += 2
     s, n = seg(pi, SEG_WIDTH)
     for t in range(n):
         k = pi[s + t]
-        out[o] = (ap[i, k - 1] - bp[i, k - 1]) / m * 1e4 if k <= L else np.nan
+        for j in range(nr):
+            r = np.uint64(r0 + j)
+            m = 0.5 * (ap[r, 0] + bp[r, 0])
+            out[r, o] = (ap[r, k - 1] - bp[r, k - 1]) / m * 1e4 if k <= L else np.nan
         o += 1
     return o

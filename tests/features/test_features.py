@@ -80,11 +80,13 @@ def _stream(book: pd.DataFrame, p: FeatureParams, levels: int) -> tuple[np.ndarr
     return out, ready
 
 
-@pytest.mark.parametrize("unit", ["events", "ms"])
-def test_streaming_equals_batch_on_a_real_recording(bitmex, unit):
+@pytest.mark.parametrize(("unit", "capacity"), [("events", 2048), ("ms", 2048), ("ms", 64)])
+def test_streaming_equals_batch_on_a_real_recording(bitmex, unit, capacity):
+    """capacity 64 is below the batch block (256 rows): time windows are truncated to 63 snapshots and
+    the exact re-summation runs every 64 -- inside blocks, as the streaming engine does it per row."""
     windows = {"short": 10, "medium": 50, "long": 200} if unit == "events" else \
         {"short": 500, "medium": 2000, "long": 10000}
-    p = FeatureParams(tick_size=BITMEX_TICKS, window_unit=unit, windows=windows, capacity=2048)
+    p = FeatureParams(tick_size=BITMEX_TICKS, window_unit=unit, windows=windows, capacity=capacity)
     book = bitmex.iloc[:40_000].reset_index(drop=True)  # both symbols interleaved, ring wraps many times
     batch = compute_batch(book, p, 10)
     stream, ready = _stream(book, p, 10)
@@ -92,6 +94,30 @@ def test_streaming_equals_batch_on_a_real_recording(bitmex, unit):
     for j, name in enumerate(p.names()):
         np.testing.assert_allclose(stream[:, j], batch.features[name].to_numpy(), rtol=1e-12, atol=1e-12,
                                    equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("unit", ["events", "ms"])
+def test_block_size_changes_no_value(bitmex, unit):
+    """The batch engine's blocks are a speed device only: blocks of 256, 7 and 1 rows give the same bits."""
+    from l2exp.features import engine
+
+    windows = {"short": 10, "medium": 50, "long": 200} if unit == "events" else \
+        {"short": 500, "medium": 2000, "long": 10000}
+    p = FeatureParams(tick_size=0.5, window_unit=unit, windows=windows, capacity=512)
+    book = bitmex[bitmex.symbol == "XBTUSD"].iloc[:6_000]
+    pf, pi = p.packed()
+    mats = [np.asfortranarray(book[level_columns(f, 10)].to_numpy(float)) for f in SIDE_FIELDS]
+    ts = book["timestamp"].to_numpy(np.int64)
+    results = []
+    for block in (256, 7, 1):
+        out = np.empty((len(p.names()), len(book))).T
+        ready = np.zeros(len(book), dtype=bool)
+        engine._batch(ts, *mats, 0, len(book), pf, pi, out, ready, *engine._state(p, 10, pi),
+                      *engine._scratch(10, pi, block))
+        results.append((out, ready))
+    for out, ready in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(ready, results[0][1])
 
 
 @pytest.mark.parametrize("unit", ["events", "ms"])
