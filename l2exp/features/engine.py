@@ -70,27 +70,46 @@ def _batch(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: 
 
 
 @nb.njit(cache=True)
-def _step(t: int, book: np.ndarray, pf: np.ndarray, pi: np.ndarray, logs: np.ndarray, gap_ns: float, daily: bool,
-          out: np.ndarray, ready: np.ndarray, ring: np.ndarray, ring_ts: np.ndarray, sums: np.ndarray,
-          istate: np.ndarray, fstate: np.ndarray, prev: np.ndarray, cum: np.ndarray, tmp: np.ndarray,
-          pb: np.ndarray, ptr: np.ndarray, sv: np.ndarray) -> bool:
+def _step(t: int, book: np.ndarray, live: np.ndarray) -> bool:
     """One snapshot at time ``t``: ``book`` (4, L) = bid prices, bid sizes, ask prices, ask sizes, run as
-    a block of one row; then its ln(1 + x) columns. A new session starts (the state restarts) where
-    :func:`state_segments` cuts a batch: the first snapshot, a gap over ``gap_ns``, a new UTC day.
-    Everything happens here, in one call: each array argument costs ~50 ns of Numba dispatch, and a
-    Python-side reset check as much again."""
+    a block of one row, into ``live.out``; then its ln(1 + x) columns. A new session starts (the state
+    restarts) where :func:`state_segments` cuts a batch: the first snapshot, a gap over ``gap_ns``, a
+    new UTC day.
+
+    ``live`` is a one-element record array holding the parameters, the state, the scratch and the
+    output (:func:`_live_record`): Numba's dispatcher unboxes each array argument on every call (~60 ns
+    each), and the 20 arrays this took were ~1.2 us of a ~3.5 us tick; a record is one."""
+    r = live[0]
+    istate = r.istate
     last = istate[I_LAST_TS]
-    if istate[I_SESSIONS] == 0 or t - last > gap_ns or (daily and t // DAY_NS != last // DAY_NS):
+    if istate[I_SESSIONS] == 0 or t - last > r.gap_ns or (r.daily != 0 and t // DAY_NS != last // DAY_NS):
         if istate[I_SESSIONS] > 0:
-            restart(sums, istate, fstate, prev)
+            restart(r.sums, istate, r.fstate, r.prev)
         istate[I_SESSIONS] += 1
     istate[I_LAST_TS] = t
     istate[I_TS] = t
-    _block(istate[I_TS:I_TS + 1], book[0:1], book[1:2], book[2:3], book[3:4], 0, 1, pf, pi, out, ready, ring,
-           ring_ts, sums, istate, fstate, prev, cum, tmp, pb, ptr, sv)
-    for c in logs:
-        out[0, c] = np.log1p(out[0, c])
-    return ready[0]
+    _block(istate[I_TS:I_TS + 1], book[0:1], book[1:2], book[2:3], book[3:4], 0, 1, r.pf, r.pi, r.out, r.ready, r.ring,
+           r.ring_ts, r.sums, istate, r.fstate, r.prev, r.cum, r.tmp, r.pb, r.ptr, r.sv)
+    for c in r.logs:
+        r.out[0, c] = np.log1p(r.out[0, c])
+    return r.ready[0] != 0
+
+
+_LIVE_FIELDS = ("ring", "ring_ts", "sums", "istate", "fstate", "prev", "cum", "tmp", "pb", "ptr", "sv")
+
+
+def _live_record(pf: np.ndarray, pi: np.ndarray, logs: np.ndarray, gap_ns: float, daily: bool, n_features: int,
+                 arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+    """A one-element structured array with one field per array (:data:`_LIVE_FIELDS`), the packed
+    parameters, the log1p positions, the session rule and the output row, filled with their values."""
+    named = dict(zip(_LIVE_FIELDS, arrays, strict=True))
+    # flags as uint8: Numba's records hold no bool arrays
+    named.update(pf=pf, pi=pi, logs=logs, gap_ns=np.float64(gap_ns), daily=np.uint8(daily),
+                 out=np.zeros((1, n_features)), ready=np.zeros(1, dtype=np.uint8))
+    rec = np.zeros(1, dtype=np.dtype([(k, a.dtype, a.shape) for k, a in named.items()], align=True))
+    for k, a in named.items():
+        rec[k][0] = a
+    return rec
 
 
 def _log1p_columns(out: np.ndarray, logs: np.ndarray) -> None:
@@ -129,6 +148,16 @@ def _column_major(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return out
 
 
+def _instruments(book: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Row positions of each (symbol, exchange). One instrument -- the usual table -- is recognised by
+    counting distinct values (12 ms on 2 M rows) instead of grouping (80 ms)."""
+    if not len(book):
+        return {}
+    if book["symbol"].nunique() == 1 and book["exchange"].nunique() == 1:
+        return {(book["symbol"].iloc[0], book["exchange"].iloc[0]): np.arange(len(book))}
+    return book.groupby(["symbol", "exchange"], sort=False, observed=True).indices
+
+
 def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> FeatureResult:
     """Features of every snapshot of a canonical frame, per (symbol, exchange) in time order.
 
@@ -142,7 +171,7 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
     # array as is
     out = np.empty((len(names), len(book))).T
     ready = np.zeros(len(book), dtype=bool)
-    groups = book.groupby(["symbol", "exchange"], sort=False, observed=True).indices if len(book) else {}
+    groups = _instruments(book)
     scratch = _scratch(levels, pi, BLOCK)
     for (symbol, _), idx in groups.items():
         whole = len(idx) == len(book)
@@ -179,19 +208,18 @@ class StreamingEngine:
         self.logs = params.log1p_positions()
         self.gap_ns = float(params.reset_gap_ms) * 1e6
         self.daily = bool(params.reset_daily)
-        self.out = np.empty((1, len(self.names)), order="F")
-        self.ready = np.zeros(1, dtype=bool)
         self.book = np.empty((4, levels))  # bid prices, bid sizes, ask prices, ask sizes
-        self.arrays = (*_state(params, levels, self.pi), *_scratch(levels, self.pi, 1))
+        self.live = _live_record(self.pf, self.pi, self.logs, self.gap_ns, self.daily, len(self.names),
+                                 (*_state(params, levels, self.pi), *_scratch(levels, self.pi, 1)))
+        self.out = self.live[0]["out"][0]  # a view: each tick's features, overwritten by the next
         # compile / load the kernel now, on a throwaway state: the first live tick must not pay the JIT
         dummy = np.tile(np.array([[100.0], [1.0], [101.0], [1.0]]), (1, levels))
-        _step(0, dummy, self.pf, self.pi, self.logs, self.gap_ns, self.daily, self.out, self.ready,
-              *_state(params, levels, self.pi), *_scratch(levels, self.pi, 1))
+        _step(0, dummy, self.live.copy())
 
     @property
     def sessions(self) -> int:
         """Sessions started so far (a gap over ``reset_gap_ms`` or, with ``reset_daily``, a new UTC day)."""
-        return int(self.arrays[3][I_SESSIONS])
+        return int(self.live[0]["istate"][I_SESSIONS])
 
     def update(self, ts: int, bid_price: np.ndarray, bid_size: np.ndarray, ask_price: np.ndarray,
                ask_size: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -207,6 +235,4 @@ class StreamingEngine:
         """Fast path: ``book`` already a (4, levels) float64 array."""
         if not book.flags.c_contiguous:  # one compiled signature: a strided view would compile another
             book = np.ascontiguousarray(book)
-        ready = _step(ts, book, self.pf, self.pi, self.logs, self.gap_ns, self.daily, self.out, self.ready,
-                      *self.arrays)
-        return self.out[0], ready
+        return self.out, _step(ts, book, self.live)

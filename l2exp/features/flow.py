@@ -113,11 +113,12 @@ def _window_sum(w: int, s: int, n0: int, nr: int, s0: int, mask: int, cap: int, 
     acc = sums[w, s]
     for j in range(nr):
         n = n0 + j
-        acc += ring[s, np.uint64(s0 + j)]
+        step = ring[s, np.uint64(s0 + j)]  # in minus out, then one addition: the loop-carried chain is one add
         pn = ptr[w, j]
         while p < pn:
-            acc -= ring[s, np.uint64(p & mask)]
+            step -= ring[s, np.uint64(p & mask)]
             p += 1
+        acc += step
         if ((n + 1) & (cap - 1)) == 0:
             exact = 0.0
             for jj in range(pn, n + 1):
