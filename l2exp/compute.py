@@ -1,5 +1,5 @@
-"""Where partition-parallel work runs (``conf/compute/*.yaml``): this process, a local process pool, or
-tasks on a Ray cluster.
+"""Where partition-parallel work runs (``conf/compute/*.yaml``): this process, threads of this process, a
+local process pool, or tasks on a Ray cluster.
 
 Each backend has ``map(fn, items)``: ``fn(item)`` for every item, results in the items' order (and
 ``imap``, the same as an iterator yielding each result as soon as it and those before it are done),
@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,6 +42,33 @@ class Serial:
 
     def describe(self) -> str:
         return "serial (this process)"
+
+
+class LocalThreads:
+    """``workers`` threads of this process. The partition tasks spend their time in code that releases
+    the GIL -- the Numba kernels (``nogil``), Arrow's Parquet reads and IPC writes, NumPy's copies and
+    ufuncs, hashing -- so threads run them side by side without a process pool's start-up, imports,
+    pickling and per-process memory (2 M rows, 2 cores: 1.9 s vs 3.2 s for a 2-process pool).
+
+    Args:
+        workers: threads; 0 = the CPUs this process may use.
+    """
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = int(workers) or len(os.sched_getaffinity(0))
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        items = list(items)
+        if not items:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix="l2exp") as pool:
+            yield from pool.map(fn, items)
+
+    def describe(self) -> str:
+        return f"threads ({self.workers})"
 
 
 class LocalPool:

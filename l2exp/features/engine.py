@@ -49,7 +49,7 @@ def _block(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: 
                tmp, out, ready, o)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _batch(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, start: int, end: int,
            pf: np.ndarray, pi: np.ndarray, out: np.ndarray, ready: np.ndarray, ring: np.ndarray, ring_ts: np.ndarray,
            sums: np.ndarray, istate: np.ndarray, fstate: np.ndarray, prev: np.ndarray, cum: np.ndarray,
@@ -57,7 +57,7 @@ def _batch(ts: np.ndarray, bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: 
     """Rows start..end-1 (one state segment) in blocks of ``cum.shape[2]`` rows into ``out`` (n, F) and
     ``ready`` (n,). Both are allocated by NumPy, not here: NumPy asks the kernel for transparent huge
     pages on large arrays and Numba's allocator does not, and 4 KiB first-touch page faults cost more
-    than many features."""
+    than many features. Runs without the GIL: threads compute partitions side by side (``compute=threads``)."""
     size = cum.shape[2]
     slots = ring.shape[1]
     r0 = start

@@ -3,13 +3,13 @@
 Because the flow state restarts at 00:00 UTC (``features.params.reset_daily``, see
 :func:`l2exp.features.engine.state_segments`), a day's features depend on that day's snapshots alone.
 So each partition is an independent task -- read one (symbol, day) from the store, compute, write one
-Parquet file -- and the table is the same file for file whether the tasks ran in this process, in a
+Arrow IPC file -- and the table is the same file for file whether the tasks ran in this process, in a
 local pool or on a Ray cluster (:mod:`l2exp.compute`); the manifest records each file's digest, which
 the tests compare. A task holds one partition in memory, whatever the number of days.
 
 Layout under the cache key's directory::
 
-    symbol=<escaped>/<YYYY-MM-DD>.parquet   book columns, every feature, ``ready``
+    symbol=<escaped>/<YYYY-MM-DD>.arrow     book columns, every feature, ``ready`` (Arrow IPC, LZ4)
     _manifest.json                          partitions in read order, rows, digests (written last)
 """
 
@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import resource
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from l2exp.data.stores.base import L2Store, Partition
 from l2exp.data.stores.parquet import partition_dir
@@ -39,6 +39,7 @@ from l2exp.tracking.context import worker
 
 BOOK_COLUMNS = ["timestamp", "symbol", "exchange", "bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]
 MANIFEST = "_manifest.json"
+CHUNK_ROWS = 65_536  # rows per record batch of an IPC file: readers and filters stream batch by batch
 
 
 @dataclass(frozen=True)
@@ -96,25 +97,26 @@ class PartitionedTable:
 
 
 def write_table(head: pd.DataFrame, features: pd.DataFrame, ready: np.ndarray, path: Path) -> str:
-    """One Parquet file: the book columns, every feature, ``ready``; returns the blake2b digest of its
-    bytes. Built column by column from the arrays (no concatenated frame in between), written without
-    dictionary encoding of the float columns -- a cache is read back whole, and Parquet's dictionary
-    attempt on 67 float columns of distinct values cost more than the compression (2 M rows: 3.2 s) --
-    and LZ4-compressed: on 500 k rows x 67 features it wrote in 0.6 s vs snappy's 1.0 s, 138 vs 168 MB,
-    read back 5x faster. The file is made in memory and hashed there: no second read for the digest."""
+    """One Arrow IPC file: the book columns, every feature, ``ready``; returns the SHA-256 digest of its
+    bytes. Built column by column from the arrays (no concatenated frame in between). Arrow IPC with LZ4
+    rather than Parquet: a cache is written once and read back whole, and on 500 k rows x 67 features
+    IPC+LZ4 encoded in 0.20 s vs Parquet+LZ4's 0.47 s at the same size (141 vs 138 MB) and read back in
+    0.14 vs 0.40 s (Parquet's encodings and statistics buy nothing here). The file is made in memory and
+    hashed there (SHA-256: hardware-accelerated, 0.08 s vs blake2b's 0.16): no second read."""
     table = pa.Table.from_pandas(head, preserve_index=False)
     # the engine's matrix is column-major, so each feature's values are contiguous and Arrow wraps them
     # without a copy (a row-major frame would be transposed once here; 67 strided copies took 1.7 s)
     by_column = np.ascontiguousarray(features.to_numpy(np.float64).T)
     arrays = [*table.columns, *(pa.array(col) for col in by_column), pa.array(np.asarray(ready, dtype=bool))]
     table = pa.Table.from_arrays(arrays, names=[*table.column_names, *features.columns, "ready"])
+    table = table.replace_schema_metadata(None)  # pandas metadata: the reader rebuilds the frame itself
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="lz4", use_dictionary=["symbol", "exchange"],
-                   write_statistics=["timestamp"])
+    with pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table, max_chunksize=CHUNK_ROWS)
     data = sink.getvalue()
     with open(path, "wb") as fh:
         fh.write(memoryview(data))
-    return hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()
+    return hashlib.sha256(memoryview(data)).hexdigest()[:32]
 
 
 def compute_partition(task: PartitionTask) -> PartitionResult:
@@ -142,7 +144,8 @@ def compute_partition(task: PartitionTask) -> PartitionResult:
         symbol=p.symbol, date=p.date, file=str(path.relative_to(path.parent.parent)), rows=len(book),
         ready_rows=int(ready.sum()), digest=digest, seconds=round(time.perf_counter() - t0, 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        worker=worker(),
+        worker=worker() + ("" if threading.current_thread() is threading.main_thread()
+                           else f"/{threading.current_thread().name}"),
         undefined={n: int(c) for n, c in zip(res.features.columns, nan_after, strict=True) if c})
 
 
@@ -161,7 +164,7 @@ def build_partitioned(store: L2Store, fs: FeatureSet, levels: int, directory: Pa
     done = load_manifest(directory)
     if done is not None:
         return done
-    tasks = [PartitionTask(store, fs, levels, p, str(directory / partition_dir(p.symbol) / f"{p.date}.parquet"))
+    tasks = [PartitionTask(store, fs, levels, p, str(directory / partition_dir(p.symbol) / f"{p.date}.arrow"))
              for p in (store.partitions() if partitions is None else partitions)]
     parts = compute.map(compute_partition, tasks)
     directory.mkdir(parents=True, exist_ok=True)
@@ -234,7 +237,7 @@ def read_partitioned(table: PartitionedTable, columns: list[str] | None = None,
         f = ds.field("timestamp") < window.end_ns
         flt = f if flt is None else flt & f
     cols = None if columns is None else [*BOOK_COLUMNS, *columns, "ready"]
-    data = ds.dataset([str(table.directory / p.file) for p in parts], format="parquet")
+    data = ds.dataset([str(table.directory / p.file) for p in parts], format="ipc")
     out = data.to_table(columns=cols, filter=flt).to_pandas(split_blocks=True, self_destruct=True)
     if window.max_rows and len(out) > window.max_rows:
         ts = out["timestamp"].to_numpy(np.int64)

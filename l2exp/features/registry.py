@@ -17,6 +17,10 @@ from l2exp.errors import UserError
 from l2exp.features.engine import FeatureResult, StreamingEngine, compute_batch
 from l2exp.features.params import FeatureParams
 
+# bumped when the engine's values change (even in the last bit) or its cache files do: old caches are not reused
+# 2: column-wise blocks, ln(1 + x) by NumPy, window sums add (in - out); Arrow IPC partition files
+ENGINE_VERSION = 2
+
 
 class FeatureSet:
     """Args:
@@ -72,7 +76,8 @@ class FeatureSet:
 
     def fingerprint(self) -> str:
         """Digest of everything that changes the values: names and parameters (the cache key)."""
-        blob = json.dumps({"names": self.names, "params": self.params.__dict__}, sort_keys=True, default=str)
+        blob = json.dumps({"names": self.names, "params": self.params.__dict__, "engine": ENGINE_VERSION},
+                          sort_keys=True, default=str)
         return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
     def describe(self) -> dict[str, Any]:

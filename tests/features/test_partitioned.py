@@ -1,5 +1,5 @@
 """The feature table per (symbol, UTC day) partition: the same files, byte for byte, whether the tasks
-run in this process, in a local process pool or on a Ray cluster; days are independent (the flow state
+run in this process, on threads, in a local process pool or on a Ray cluster; days are independent (the flow state
 restarts at midnight, in batch and streaming alike); a run reads only the rows it asks for."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l2exp.compute import LocalPool, Serial
+from l2exp.compute import LocalPool, LocalThreads, Serial
 from l2exp.config import instantiate
 from l2exp.features.partitioned import RowWindow, build_partitioned, read_partitioned
 from l2exp.features.table import data_digest
@@ -65,7 +65,10 @@ def test_partitions_are_symbol_days_in_read_order(two_symbol_store):
 def test_serial_and_a_two_process_pool_write_the_same_files(two_symbol_store, tmp_path):
     serial, store, fs = _build(two_symbol_store, Serial(), tmp_path / "serial")
     pooled, _, _ = _build(two_symbol_store, LocalPool(workers=2), tmp_path / "pool")
+    threaded, _, _ = _build(two_symbol_store, LocalThreads(workers=2), tmp_path / "threads")
     assert [(p.file, p.digest) for p in serial.parts] == [(p.file, p.digest) for p in pooled.parts]
+    assert [(p.file, p.digest) for p in serial.parts] == [(p.file, p.digest) for p in threaded.parts]
+    assert len({p.worker for p in threaded.parts}) == 2  # two threads of this process (pid/thread name)
     assert serial.digest() == pooled.digest() and len(serial.parts) == len(store.partitions())
     assert len({p.worker for p in pooled.parts}) == 2 and {p.worker for p in serial.parts} != {
         p.worker for p in pooled.parts}
