@@ -161,25 +161,11 @@ class Validator:
 
     def check(self, chunk: BookChunk, unparseable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (reason code per row, 0 = accepted; row keys)."""
-        n = chunk.n
-        reason = np.zeros(n, dtype=np.int8)
-
-        def mark(name: str, mask: np.ndarray) -> None:
-            reason[(reason == 0) & mask] = CODE[name]
-
-        bp, bs, ap, as_ = chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size
-        mark("unparseable", unparseable)
-        mark("non_finite", np.isinf(bp).any(1) | np.isinf(ap).any(1) | np.isinf(bs).any(1) | np.isinf(as_).any(1))
-        with np.errstate(invalid="ignore"):
-            mark("implausible_value", (bp > self.max_price).any(1) | (ap > self.max_price).any(1)
-                 | (bs > self.max_size).any(1) | (as_ > self.max_size).any(1))
-        mark("empty_side", np.isnan(bp[:, 0]) | np.isnan(ap[:, 0]))
-        mark("incomplete_level", (np.isnan(bp) != np.isnan(bs)).any(1) | (np.isnan(ap) != np.isnan(as_)).any(1))
-        with np.errstate(invalid="ignore"):
-            mark("non_positive_price", (bp <= 0).any(1) | (ap <= 0).any(1))
-            mark("non_positive_size", (bs <= 0).any(1) | (as_ <= 0).any(1))
-            mark("crossed_book", bp[:, 0] >= ap[:, 0])
-            mark("unsorted_levels", _unsorted(bp, falling=True) | _unsorted(ap, falling=False))
+        reason = np.zeros(chunk.n, dtype=np.int8)
+        # the row rules: one compiled pass, the live loop's own check_row per row (one definition of the
+        # rules and their order; 9 vectorised NumPy passes over the 4 matrices cost ~30x more)
+        _row_rules(chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size,
+                   np.asarray(unparseable, dtype=np.bool_), self.max_price, self.max_size, reason)
         keys = row_keys(chunk)
         self._time_and_duplicates(chunk, keys, reason)
         return reason, keys
@@ -227,11 +213,17 @@ class Validator:
                 )
 
 
-def _unsorted(px: np.ndarray, falling: bool) -> np.ndarray:
-    a, b = px[:, :-1], px[:, 1:]
-    wrong = (a <= b) if falling else (a >= b)
-    hole = np.isnan(a) & ~np.isnan(b)
-    return (wrong & ~np.isnan(a) & ~np.isnan(b)).any(1) | hole.any(1)
+@nb.njit(cache=True)
+def _row_rules(bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, unparseable: np.ndarray,
+               max_price: float, max_size: float, reason: np.ndarray) -> None:
+    """``reason[i]``: the first row rule row i breaks (0 = none), :func:`check_row`'s order; time order
+    and duplicates are the chunk's own pass (:meth:`Validator._time_and_duplicates`)."""
+    lowest = np.iinfo(np.int64).min
+    for i in range(bp.shape[0]):
+        if unparseable[i]:
+            reason[i] = 1  # unparseable
+        else:
+            reason[i] = check_row(0, lowest, bp[i], bs[i], ap[i], as_[i], max_price, max_size)
 
 
 @nb.njit(cache=True)

@@ -102,11 +102,14 @@ class _ParquetWriter(IngestWriter):
         sym_names = sym.dictionary.to_pylist()
         table = accepted.drop_columns(["symbol"]).append_column("row_key", pa.array(keys, pa.int64()))
         part = (sym_codes << 32) + (day - day.min())
-        uniq, inverse = np.unique(part, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        if part.min() == part.max():  # one (symbol, day): the usual chunk, no grouping
+            order, bounds = np.arange(len(part)), np.array([0, len(part)])
+        else:  # one stable sort: rows of each (symbol, day) in file order
+            order = np.argsort(part, kind="stable")
+            bounds = np.concatenate([[0], np.flatnonzero(np.diff(part[order])) + 1, [len(part)]])
+        n_parts = len(bounds) - 1
         added = 0
-        for u in range(len(uniq)):
+        for u in range(n_parts):
             idx = order[bounds[u]:bounds[u + 1]]
             key = (sym_names[int(sym_codes[idx[0]])], str(np.datetime64(int(day[idx[0]]), "D")))
             known = self._known(key)
@@ -128,7 +131,7 @@ class _ParquetWriter(IngestWriter):
                                      write_page_checksum=True,
                                      use_dictionary=["exchange"])  # dictionaries of unique floats: wasted work
                 self.writers[key] = w
-            part_table = table if len(uniq) == 1 and len(idx) == table.num_rows else table.take(pa.array(idx))
+            part_table = table if n_parts == 1 and len(idx) == table.num_rows else table.take(pa.array(idx))
             w.write_table(part_table.cast(self.file_schema))
         return added
 
