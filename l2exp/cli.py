@@ -39,6 +39,36 @@ def main(cfg: DictConfig) -> Any:
         sys.exit(2)
 
 
+def entry() -> Any:
+    """The console script: ``l2exp --help`` answered from the files (:func:`fast_help`), everything
+    else through Hydra (:func:`main`)."""
+    if sys.argv[1:] in (["--help"], ["-h"]):
+        print(fast_help())
+        return None
+    return main()
+
+
+def fast_help() -> str:
+    """Hydra's ``--help`` page for this app, made from ``conf/hydra/help/l2exp.yaml`` and a listing of
+    ``conf/``. Hydra builds the group list by composing the config once per option -- 153 times,
+    ~1.2 s of a 1.6 s command; a listing of the files gives the same page (``tests/test_cli.py``
+    compares the two) in milliseconds."""
+    import string
+
+    from omegaconf import OmegaConf
+
+    page = OmegaConf.load(CONF_DIR / "hydra" / "help" / "l2exp.yaml")
+    wrapped = OmegaConf.create({"hydra": {"help": page}})
+    template = str(wrapped.hydra.help.template)  # resolves ${hydra.help.header} / footer
+    groups: dict[str, list[str]] = {}
+    for f in CONF_DIR.rglob("*.yaml"):
+        group = f.parent.relative_to(CONF_DIR).as_posix()
+        if group != "." and group.split("/")[0] != "hydra":
+            groups.setdefault(group, []).append(f.stem)
+    listing = "".join(f"{g}: {', '.join(sorted(opts))}\n" for g, opts in sorted(groups.items()))
+    return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing)
+
+
 def _check(cfg: DictConfig) -> None:
     """Every command-line value against its group's schema (:mod:`l2exp.config_check`)."""
     from hydra.core.hydra_config import HydraConfig
@@ -70,4 +100,4 @@ def objective(cfg: DictConfig, summary: Any) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

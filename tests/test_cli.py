@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -135,6 +138,15 @@ def test_synthetic_default_ingests_with_both_stores(tmp_path):
         assert proc.returncode == 0, proc.stderr
         s = last_summary(tmp_path)
         assert s["rows_in"] == s["accepted"] == 20_000 and s["data"] == "synthetic"
+
+
+def test_fast_help_is_hydras_own_help_page(tmp_path):
+    """``l2exp --help`` is answered from the files (no 153 compositions); it must stay Hydra's page."""
+    code = "import sys; sys.argv = ['l2exp', '--help']; from l2exp.cli import main; main()"
+    hydra = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           env={**os.environ, "L2EXP_WORKDIR": str(tmp_path)}, timeout=120)
+    assert hydra.returncode == 0, hydra.stderr
+    assert run_cli(["--help"], tmp_path).stdout == hydra.stdout
 
 
 def test_help_names_the_app_and_says_what_every_mode_does(tmp_path):
