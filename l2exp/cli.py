@@ -7,6 +7,7 @@ instantiates it and turns a :class:`~l2exp.errors.UserError` into one clear mess
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -73,13 +74,17 @@ def _check(cfg: DictConfig) -> None:
     """Every command-line value against its group's schema (:mod:`l2exp.config_check`)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from l2exp.config_check import check_config
+    from l2exp.config_check import check_config, compose_cached
 
     hc = HydraConfig.get()
     # the user's own config directories (hydra.searchpath=[...]) hold the groups' chosen files too
     searchpath = [o for o in hc.overrides.hydra if o.lstrip("+").startswith("hydra.searchpath")]
+
+    def compose(ov: list[str]) -> DictConfig:
+        return hydra.compose(config_name="config", overrides=[*ov, *searchpath])
+
     check_config(cfg, list(hc.overrides.task), dict(hc.runtime.choices),
-                 lambda ov: hydra.compose(config_name="config", overrides=[*ov, *searchpath]))
+                 compose if searchpath else compose_cached(compose, Path(str(cfg.workdir)) / "cache" / "config"))
 
 
 def objective(cfg: DictConfig, summary: Any) -> Any:

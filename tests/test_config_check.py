@@ -91,3 +91,28 @@ def test_valid_overrides_pass(overrides):
 def test_cli_exits_2_without_traceback(workdir):
     proc = run_cli(["mode=validate", "levels=abc"], workdir)
     assert proc.returncode == 2 and "levels must be a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_base_composition_cache_returns_what_hydra_composes(tmp_path):
+    """The base config is remembered on disk by group choices and the contents of conf/: the second
+    call reads the file, and what it reads is what Hydra composed."""
+    from omegaconf import OmegaConf
+
+    from l2exp.config_check import compose_cached
+
+    calls = []
+
+    def composing(overrides: list[str]):
+        calls.append(overrides)
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides)
+
+    cached = compose_cached(composing, tmp_path)
+    choices = ["model=catboost", "features=minimal"]
+    first = cached(choices)
+    again = cached(list(reversed(choices)))  # the same choices in another order: the same key
+    assert len(calls) == 1 and len(list(tmp_path.glob("base-*.yaml"))) == 1
+    assert OmegaConf.to_container(again) == OmegaConf.to_container(first)
+    assert again.model._target_.endswith("CatBoostModel")
+    cached(["model=lightgbm"])
+    assert len(calls) == 2
