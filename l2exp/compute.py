@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -44,7 +44,26 @@ class Serial:
         return "serial (this process)"
 
 
-class LocalThreads:
+class _Executor:
+    """``map`` / ``imap`` over a ``concurrent.futures`` executor of at most ``workers`` (the local backends)."""
+
+    workers: int
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        items = list(items)
+        if not items:
+            return
+        with self._executor(min(self.workers, len(items))) as pool:
+            yield from pool.map(fn, items)
+
+    def _executor(self, workers: int) -> Executor:
+        raise NotImplementedError
+
+
+class LocalThreads(_Executor):
     """``workers`` threads of this process. The partition tasks spend their time in code that releases
     the GIL -- the Numba kernels (``nogil``), Arrow's Parquet reads and IPC writes, NumPy's copies and
     ufuncs, hashing -- so threads run them side by side without a process pool's start-up, imports,
@@ -57,21 +76,14 @@ class LocalThreads:
     def __init__(self, workers: int = 0) -> None:
         self.workers = int(workers) or len(os.sched_getaffinity(0))
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return list(self.imap(fn, items))
-
-    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        items = list(items)
-        if not items:
-            return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix="l2exp") as pool:
-            yield from pool.map(fn, items)
+    def _executor(self, workers: int) -> Executor:
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="l2exp")
 
     def describe(self) -> str:
         return f"threads ({self.workers})"
 
 
-class LocalPool:
+class LocalPool(_Executor):
     """A pool of ``workers`` processes on this machine.
 
     Args:
@@ -84,18 +96,11 @@ class LocalPool:
         self.workers = int(workers) or len(os.sched_getaffinity(0))
         self.start_method = start_method
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return list(self.imap(fn, items))
-
-    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        items = list(items)
-        if not items:
-            return
+    def _executor(self, workers: int) -> Executor:
         ctx = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(PRELOAD)
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=ctx) as pool:
-            yield from pool.map(fn, items)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
     def describe(self) -> str:
         return f"local pool ({self.workers} processes)"
