@@ -38,7 +38,7 @@ import pyarrow as pa  # noqa: E402
 
 from bench._tiles import WORK  # noqa: E402
 from bench.features import real_xbt, tile  # noqa: E402
-from l2exp.compute import LocalPool, RayCluster, Serial  # noqa: E402
+from l2exp.compute import LocalPool, LocalThreads, RayCluster, Serial  # noqa: E402
 from l2exp.data.stores.parquet import ParquetStore  # noqa: E402
 from l2exp.features.partitioned import build_partitioned  # noqa: E402
 from l2exp.features.registry import FeatureSet  # noqa: E402
@@ -97,7 +97,8 @@ def features_part(days: int, rows_per_day: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="l2exp-scale-"))
     run_features(store, fs, Serial(), out / "warm", days=1, repeats=1)  # Numba cache loaded / compiled
     runs = {}
-    for key, compute in (("serial", Serial()), ("pool_1", LocalPool(workers=1)), ("pool_2", LocalPool(workers=2))):
+    for key, compute in (("serial", Serial()), ("pool_1", LocalPool(workers=1)), ("pool_2", LocalPool(workers=2)),
+                         ("threads_2", LocalThreads(workers=2))):
         runs[key] = run_features(store, fs, compute, out / key)
         shutil.rmtree(out / key, ignore_errors=True)
     quarter = max(1, days // 4)
@@ -120,6 +121,7 @@ def features_part(days: int, rows_per_day: int) -> dict:
         "speedup_pool_2_vs_pool_1": round(runs["pool_1"]["wall_s"] / runs["pool_2"]["wall_s"], 2),
         "speedup_pool_2_vs_serial": round(runs["serial"]["wall_s"] / runs["pool_2"]["wall_s"], 2),
         "speedup_ray_2_vs_pool_1": round(runs["pool_1"]["wall_s"] / runs["ray_2"]["wall_s"], 2),
+        "speedup_threads_2_vs_serial": round(runs["serial"]["wall_s"] / runs["threads_2"]["wall_s"], 2),
         "same_table_everywhere": len({r["table_digest"] for r in full}) == 1,
         "peak_rss_mb_per_worker_quarter_vs_all": [runs[f"pool_2_first_{quarter}_days"]["peak_rss_mb_per_worker"],
                                                   runs["pool_2"]["peak_rss_mb_per_worker"]],
