@@ -4,7 +4,8 @@
    (``compute=local``; validated and stored in file order either way), the stores compared.
 1. ``mode=features``' work (one task per (symbol, UTC day) partition) over a Parquet store of
    ``--days`` day-partitions of ``--rows-per-day`` tiled real snapshots: wall time in this process
-   (serial), a local pool of 1 and of 2 processes, and 2 tasks at a time on a local Ray cluster; the
+   (serial), on 2 threads of it, a local pool of 1 and of 2 processes, and 2 tasks at a time on a local
+   Ray cluster; the
    speed-up of 2 workers over 1 (target >= 1.7x on 2 cores); every run's files equal (digests); the
    peak memory of each worker, on a quarter of the days and on all of them (flat = bounded by one
    partition, not by the data).
