@@ -33,7 +33,7 @@ def depth_block(bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray,
                 cum: np.ndarray, pf: np.ndarray, pi: np.ndarray, tmp: np.ndarray, out: np.ndarray, o: int) -> int:
     """Write the depth family of rows r0..r1-1 into columns ``o...`` of ``out``; return the next column.
 
-    ``tmp`` is (4, block) scratch."""
+    Rows 0-3 of ``tmp`` (the block scratch) are its work space."""
     L = bp.shape[1]
     nr = r1 - r0
     for j in range(nr):
