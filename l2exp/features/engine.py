@@ -8,8 +8,9 @@
 
 Because both call the very same compiled functions, they agree by construction -- to the last bit,
 but for the ln(1 + x) columns, which the batch engine takes with NumPy's vectorised log1p and the
-streaming engine with libm's (within an ulp); the tests check it on real recordings anyway (state carried across Python calls is where streaming engines break),
-and check the formulas against an independent pandas implementation (:mod:`.reference`).
+streaming engine with libm's (within an ulp). The tests check it on real recordings anyway (state
+carried across Python calls is where streaming engines break), and check the formulas against an
+independent pandas implementation (:mod:`.reference`).
 """
 
 from __future__ import annotations
