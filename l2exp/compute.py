@@ -67,7 +67,8 @@ class LocalThreads(_Executor):
     """``workers`` threads of this process. The partition tasks spend their time in code that releases
     the GIL -- the Numba kernels (``nogil``), Arrow's Parquet reads and IPC writes, NumPy's copies and
     ufuncs, hashing -- so threads run them side by side without a process pool's start-up, imports,
-    pickling and per-process memory (2 M rows, 2 cores: 1.9 s vs 3.2 s for a 2-process pool).
+    pickling and per-process memory (4 x 500 k rows on 2 cores, this VM: 2.45-3.6 s on 2 threads, 3.2 s
+    on 2 processes, 3.3-4.7 s serial; memory bandwidth and page-cache writes are shared, so not 2x).
 
     Args:
         workers: threads; 0 = the CPUs this process may use.
