@@ -162,8 +162,8 @@ class Validator:
     def check(self, chunk: BookChunk, unparseable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (reason code per row, 0 = accepted; row keys)."""
         reason = np.zeros(chunk.n, dtype=np.int8)
-        # the row rules: one compiled pass, the live loop's own check_row per row (one definition of the
-        # rules and their order; 9 vectorised NumPy passes over the 4 matrices cost ~30x more)
+        # the row rules: one compiled pass, the live loop's own check_row per row -- one definition of the
+        # rules and their order (and 23 vs 31 ms per 200 k rows for the 9 vectorised NumPy passes it replaces)
         _row_rules(chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size,
                    np.asarray(unparseable, dtype=np.bool_), self.max_price, self.max_size, reason)
         keys = row_keys(chunk)

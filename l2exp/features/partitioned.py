@@ -3,8 +3,8 @@
 Because the flow state restarts at 00:00 UTC (``features.params.reset_daily``, see
 :func:`l2exp.features.engine.state_segments`), a day's features depend on that day's snapshots alone.
 So each partition is an independent task -- read one (symbol, day) from the store, compute, write one
-Arrow IPC file -- and the table is the same file for file whether the tasks ran in this process, in a
-local pool or on a Ray cluster (:mod:`l2exp.compute`); the manifest records each file's digest, which
+Arrow IPC file -- and the table is the same file for file whether the tasks ran in this process, on
+its threads, in a local pool or on a Ray cluster (:mod:`l2exp.compute`); the manifest records each file's digest, which
 the tests compare. A task holds one partition in memory, whatever the number of days.
 
 Layout under the cache key's directory::
@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import resource
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,8 +143,7 @@ def compute_partition(task: PartitionTask) -> PartitionResult:
         symbol=p.symbol, date=p.date, file=str(path.relative_to(path.parent.parent)), rows=len(book),
         ready_rows=int(ready.sum()), digest=digest, seconds=round(time.perf_counter() - t0, 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        worker=worker() + ("" if threading.current_thread() is threading.main_thread()
-                           else f"/{threading.current_thread().name}"),
+        worker=worker(),
         undefined={n: int(c) for n, c in zip(res.features.columns, nan_after, strict=True) if c})
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 
 def worker() -> str:
-    """``host:pid`` of this process, tagged on every run (``l2exp.worker``): a sweep's children show whether
-    they ran in the driver or in a Ray worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid`` of this process (``host:pid/thread`` off the main thread), tagged on every run
+    (``l2exp.worker``) and on every feature partition: a sweep's children show whether they ran in the
+    driver or in a Ray worker, a table's partitions which process or thread computed them."""
+    name = "" if threading.current_thread() is threading.main_thread() else f"/{threading.current_thread().name}"
+    return f"{socket.gethostname()}:{os.getpid()}{name}"
 
 
 @dataclass(frozen=True)
