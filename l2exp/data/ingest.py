@@ -23,7 +23,7 @@ import pyarrow as pa
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from l2exp.data.source import DataSource
+from l2exp.data.source import DIGEST_ALGO, DataSource
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import REASONS, ValidationState, Validator
 from l2exp.errors import UserError
@@ -254,6 +254,10 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             store.recover()
         digests = {path: source.digest(path) for path in files}
         manifests = {p: store.done(d) if store is not None else None for p, d in digests.items()}
+        if store is not None and any(m.get("digest_algo") is None for m in store.manifests()):
+            for p in files:  # a store of files keyed by the digest before XXH3: look them up by that key
+                if manifests[p] is None and (found := store.done(old := source.legacy_digest(p))) is not None:
+                    digests[p], manifests[p] = old, found
         todo = [p for p in files if manifests[p] is None]
         premapped: Iterator[list[str]] = iter(())
         parallel = compute is not None and getattr(compute, "workers", 1) != 1 and len(todo) > 1
@@ -278,7 +282,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
                     writer.abort()
                 raise
             if writer is not None:
-                writer.commit({"path": path, "digest": digest, "stats": st.to_json(),
+                writer.commit({"path": path, "digest": digest, "digest_algo": DIGEST_ALGO, "stats": st.to_json(),
                                "validation_state": validator.state.to_json()})
             total.add(st)
             for k, v in st.examples.items():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import mmap
+import os
 import queue
 import re
 import threading
@@ -27,7 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
+from isal import igzip_threaded, isal_zlib
 
+from l2exp.data.csv_fast import FastCsvParser
 from l2exp.errors import UserError
 
 
@@ -119,16 +123,20 @@ class CsvReader(Reader):
         companion: an optional second file read row-for-row beside the main one (LOBSTER's
             message file holds the times of the order-book file). ``{path_sub: [regex, repl],
             columns: [...]}``: its path is the main path with ``regex`` replaced by ``repl``.
+        fast: parse with the compiled parser where it can decide (``false``: pyarrow parses every
+            block; the same tables, slower).
 
-    Fast path: pyarrow parses numeric columns straight to float64. pyarrow cannot say on which
+    Fast path: numeric columns are parsed straight to float64, by :mod:`l2exp.data.csv_fast` where
+    it can decide exactly, else by pyarrow. pyarrow cannot say on which
     line a malformed row sits, so at the first malformed row or unparseable number the file is
     re-read in *line mode* -- every line one string, split by ``pyarrow.compute`` -- which knows
     each row's line; rows already delivered are skipped, and the mapping flags bad cells row by row.
     """
 
     def __init__(self, levels: int, columns: list[Any] | None = None, delimiter: str = ",",
-                 companion: dict[str, Any] | None = None, **kw: Any) -> None:
+                 companion: dict[str, Any] | None = None, fast: bool = True, **kw: Any) -> None:
         super().__init__(levels, **kw)
+        self.fast = fast
         self.columns = expand_columns(list(columns) if columns is not None else None, levels)
         self.delimiter = delimiter
         self.companion = dict(companion) if companion else None
@@ -166,9 +174,77 @@ class CsvReader(Reader):
             check_delimiter(first, self.delimiter, path)
         return names, 1
 
-    # -- the two parsing modes ------------------------------------------------------------------
+    # -- the parsing modes -----------------------------------------------------------------------
     def _fast(self, path: str, names: list[str], header: int, numeric: set[str],
               state: dict[str, int]) -> Iterator[_Batch]:
+        """Whole-line blocks through the compiled parser (:mod:`l2exp.data.csv_fast`), each block it
+        cannot decide exactly through pyarrow; without a single-byte ASCII delimiter, pyarrow's
+        streaming reader. Either way the same tables: numeric columns float64, the others of the
+        types pyarrow infers from the first block (a later block that does not fit them is a
+        conversion error, as in pyarrow's streaming reader: line mode)."""
+        parser = FastCsvParser(names, numeric, self.delimiter, threads=os.cpu_count() or 1)
+        if not parser.usable:
+            yield from self._arrow_stream(path, names, header, numeric, state)
+            return
+        try:
+            types: dict[str, pa.DataType] | None = None
+            for block in _line_blocks(path, _BLOCK_BYTES, header, lambda: state["rows"]):
+                if types is None:
+                    types = self._infer(_head(path, header), names, numeric)
+                table = parser.parse(block) if self.fast else None
+                table = _cast_inferred(table, types) if table is not None else \
+                    self._arrow_block(block, names, numeric, types)
+                n = table.num_rows
+                lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
+                state["rows"] += n
+                yield table, lines, [], n, None
+        finally:
+            parser.close()
+
+    def _infer(self, block: bytes, names: list[str], numeric: set[str]) -> dict[str, pa.DataType]:
+        """The types pyarrow's streaming reader would give the non-numeric columns: inferred from the
+        first block (at most its block size), as that reader does."""
+        others = [c for c in names if c not in numeric]
+        if not others:
+            return {}
+        head = block
+        try:
+            t = pacsv.read_csv(pa.BufferReader(pa.py_buffer(head)),
+                               read_options=pacsv.ReadOptions(column_names=names),
+                               parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
+                                                                invalid_row_handler=lambda _row: "skip"),
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={c: pa.float64() for c in numeric}, include_columns=others,
+                                   null_values=[""], strings_can_be_null=False))
+        except pa.ArrowInvalid as exc:
+            raise _Fallback(str(exc)) from exc
+        return {c: t.schema.field(c).type for c in others}
+
+    def _arrow_block(self, block: np.ndarray, names: list[str], numeric: set[str],
+                     types: dict[str, pa.DataType]) -> pa.Table:
+        """One block the compiled parser handed back, parsed by pyarrow with the same column types."""
+        invalid: list[str] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append(str(row.text))
+            return "skip"
+
+        try:
+            t = pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)),
+                               read_options=pacsv.ReadOptions(column_names=names),
+                               parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
+                                                                invalid_row_handler=on_invalid),
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={**{c: pa.float64() for c in numeric}, **types},
+                                   null_values=[""], strings_can_be_null=False))
+        except pa.ArrowInvalid as exc:
+            raise _Fallback(str(exc)) from exc
+        if invalid:
+            raise _Fallback("malformed row")
+        return t
+
+    def _arrow_stream(self, path: str, names: list[str], header: int, numeric: set[str],
+                      state: dict[str, int]) -> Iterator[_Batch]:
         invalid: list[str] = []
 
         def on_invalid(row: Any) -> str:
@@ -252,6 +328,9 @@ class CsvReader(Reader):
                     extra = extra.filter(pa.array(keep))
                 for name in extra.column_names:
                     table = table.append_column(name, extra.column(name))
+            if pending and pending[0].table.schema != table.schema:  # fast rows, then line mode: own chunk
+                yield _merge(pending)
+                pending, pending_rows = [], 0
             pending.append(RawChunk(table, path, lines, bad))
             pending_rows += table.num_rows
             if pending_rows >= chunk_rows:
@@ -347,6 +426,168 @@ def _batches(reader: pacsv.CSVStreamingReader, path: str, delivered: Any) -> Ite
         except (OSError, EOFError, zlib.error) as exc:
             raise _corrupt(path, exc, delivered()) from exc
         yield batch
+
+
+_BLOCK_BYTES = 1 << 25  # 32 MiB of text per block: ~100 k book rows, parsed by all cores at once
+
+
+def _line_blocks(path: str, size: int, header: int, delivered: Any) -> Iterator[np.ndarray]:
+    """The file's bytes (decompressed by its ending) in blocks of whole lines, ~``size`` bytes each;
+    the first ``header`` lines are dropped. A line longer than ``size`` makes a longer block. An
+    uncompressed file is mapped window by window (no copy; memory bounded by the window)."""
+    if not path.endswith(_COMPRESSED):
+        yield from _mapped_blocks(path, size, header)
+        return
+    try:
+        fh = _open_bytes(path)
+    except FileNotFoundError as exc:
+        raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, exc, 0) from exc
+    carry = np.zeros(0, np.uint8)
+    skip = header
+    seen = 0
+    with fh:
+        while True:
+            try:
+                data = fh.read(size)
+            except _READ_ERRORS as exc:
+                raise _corrupt(path, exc, delivered()) from exc
+            eof = len(data) == 0
+            seen += len(data)
+            buf = np.concatenate([carry, np.frombuffer(data, np.uint8)]) if len(carry) else \
+                np.frombuffer(data, np.uint8)
+            buf, skip = _skip_lines(buf, skip)
+            if eof:
+                if seen == 0:
+                    raise _empty_file(path)
+                if len(buf) and not skip:
+                    yield buf
+                return
+            cut = _last_newline(buf)
+            if cut < 0 or skip:
+                carry = buf.copy()
+                continue
+            yield buf[: cut + 1]
+            carry = buf[cut + 1:].copy()
+
+
+def _head(path: str, header: int) -> bytes:
+    """The whole lines of the first 4 MiB of text after the header: what pyarrow's streaming reader
+    infers column types from (its first block)."""
+    size = 1 << 22
+    with (_open_bytes(path) if path.endswith(_COMPRESSED) else open(path, "rb")) as fh:
+        data = bytes(fh.read(size + 1))
+    for _ in range(header):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    if len(data) > size - 1:
+        data = data[: data.rfind(b"\n") + 1] or data
+    return data
+
+
+_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4", ".br")
+
+
+def _mapped_blocks(path: str, size: int, header: int) -> Iterator[np.ndarray]:
+    """Blocks of whole lines of an uncompressed file, each a read-only view of a memory map of one
+    window (``MAP_POPULATE``: the pages are mapped in one call instead of one fault per 4 KiB page).
+    The parser copies what it keeps, so a window is unmapped once its block is dropped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+    except OSError as exc:
+        raise _corrupt(path, exc, 0) from exc
+    try:
+        total = os.fstat(fd).st_size
+        if total == 0:
+            raise _empty_file(path)
+        page = mmap.ALLOCATIONGRANULARITY
+        start, skip = 0, header
+        while start < total:
+            base = start - start % page
+            length = min(total - base, size + (start - base))
+            while True:
+                m = mmap.mmap(fd, length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ, offset=base)
+                buf, left = _skip_lines(np.frombuffer(m, np.uint8)[start - base:], skip)
+                last = base + length >= total
+                cut = len(buf) - 1 if last else _last_newline(buf)
+                if last or (cut >= 0 and not left):
+                    break
+                length = min(total - base, length * 2)  # a line longer than the window: a longer window
+            skip = left
+            if skip:
+                return
+            if cut >= 0:
+                yield buf[: cut + 1]
+            start = base + length - (len(buf) - (cut + 1))
+    finally:
+        os.close(fd)
+
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _skip_lines(buf: np.ndarray, skip: int) -> tuple[np.ndarray, int]:
+    while skip and len(buf):
+        nl = np.flatnonzero(buf == 10)
+        if not len(nl):
+            break
+        buf, skip = buf[int(nl[0]) + 1:], skip - 1
+    return buf, skip
+
+
+def _empty_file(path: str) -> UserError:
+    return UserError(f"the file is empty: {path}", where=path,
+                     fix="Point data.path at a file with rows, or remove the empty file.")
+
+
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, isal_zlib.error, pa.ArrowInvalid)
+
+
+def _open_bytes(path: str) -> Any:
+    """A binary stream of the file's text: ``.gz`` decompressed by ISA-L on a thread of its own
+    (~4x zlib, and beside the parsing), other endings by pyarrow (``compression="detect"``)."""
+    if path.endswith(".gz"):
+        with open(path, "rb"):  # FileNotFoundError here, not from the reading thread
+            pass
+        return igzip_threaded.open(path, "rb", threads=1)
+    return pa.input_stream(path, compression="detect")
+
+
+def _last_newline(buf: np.ndarray) -> int:
+    """Index of the last ``\\n`` in ``buf`` (-1: none), searching back from the end in growing windows."""
+    window = 1 << 16
+    end = len(buf)
+    while end > 0:
+        lo = max(0, end - window)
+        nl = np.flatnonzero(buf[lo:end] == 10)
+        if len(nl):
+            return lo + int(nl[-1])
+        end, window = lo, window * 4
+    return -1
+
+
+def _cast_inferred(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
+    """The compiled parser's string columns cast to the types pyarrow inferred (an empty cell is
+    null, as pyarrow reads it, unless the type is a string); a value that does not fit is the
+    conversion error pyarrow's streaming reader would raise."""
+    for name, typ in types.items():
+        if pa.types.is_string(typ):
+            continue
+        i = table.schema.get_field_index(name)
+        col = table.column(i)
+        if pa.types.is_null(typ):  # a column empty in the first block stays empty, or it is an error
+            if pc.any(pc.not_equal(pc.utf8_length(col), 0)).as_py():
+                raise _Fallback("conversion error: text in a column inferred empty")
+            table = table.set_column(i, name, pa.nulls(table.num_rows))
+            continue
+        try:
+            col = pc.cast(pc.if_else(pc.equal(pc.utf8_length(col), 0), pa.scalar(None, pa.string()), col), typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise _Fallback(f"conversion error: {exc}") from exc
+        table = table.set_column(i, name, col)
+    return table
 
 
 class _Lockstep:

@@ -7,8 +7,10 @@ import glob
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import xxhash
 
 from l2exp.data.mapping import LayoutMapping
 from l2exp.data.readers import RawChunk, Reader, prefetch
@@ -48,15 +50,22 @@ class DataSource:
         return out
 
     def digest(self, path: str) -> str:
-        """Content digest of one file (blake2b, streamed): the key of idempotent ingest and lineage."""
+        """Content digest of one file: the key of idempotent ingest and lineage.
+
+        XXH3-128 of the source name and the file's bytes, streamed (memory flat in file size):
+        0.06 s for 556 MB where BLAKE2b took 0.7 s -- it is a key against accidental equality
+        (which file was ingested), not a defence against a crafted collision. Stores written before
+        it keyed files by :meth:`legacy_digest`.
+        """
         if path.startswith("synthetic://"):
             return path.split("://", 1)[1]
-        h = hashlib.blake2b(digest_size=16)
-        h.update(self.name.encode())
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
-        return h.hexdigest()
+        return _file_hash(xxhash.xxh3_128(), self.name, path)
+
+    def legacy_digest(self, path: str) -> str:
+        """The BLAKE2b-128 key of stores written before XXH3 (manifests without ``digest_algo``)."""
+        if path.startswith("synthetic://"):
+            return path.split("://", 1)[1]
+        return _file_hash(hashlib.blake2b(digest_size=16), self.name, path)
 
     def iter_mapped(self, path: str, chunk_rows: int) -> Iterator[Mapped]:
         first = True
@@ -69,6 +78,17 @@ class DataSource:
                 continue
             chunk, bad, detail = self.mapping.apply(raw)
             yield raw, chunk, bad, detail
+
+
+DIGEST_ALGO = "xxh3_128"
+
+
+def _file_hash(h: Any, name: str, path: str) -> str:
+    h.update(name.encode())
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _empty(levels: int) -> BookChunk:

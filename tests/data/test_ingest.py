@@ -108,6 +108,26 @@ def test_ingest_twice_adds_nothing_and_stores_agree(workdir):
     pd.testing.assert_frame_equal(frames["parquet"], frames["sqlite"], check_dtype=False)
 
 
+def test_stores_keyed_by_the_old_digest_are_found_by_it(workdir, monkeypatch):
+    """A store written before XXH3 keyed its files by BLAKE2b (manifests without ``digest_algo``): the same
+    file ingested again is recognised as ingested by that key, not stored a second time."""
+    from l2exp.data import ingest as ingest_mod
+    from l2exp.data.source import DataSource
+
+    path = workdir / "old.csv"
+    write_book(path, ["none"] * 30)
+    for store in ("parquet", "sqlite"):
+        with monkeypatch.context() as m:  # the store as the previous release wrote it
+            m.setattr(DataSource, "digest", DataSource.legacy_digest)
+            m.setattr(ingest_mod, "DIGEST_ALGO", None)
+            old = run_ingest(canonical_cfg(path, store))
+        again = run_ingest(canonical_cfg(path, store))
+        assert old["inserted"] == 30
+        assert again["inserted"] == 0 and again["files"][0]["reused"], store
+        assert again["files"][0]["digest"] == old["files"][0]["digest"] != \
+            DataSource("canonical_csv", str(path), None, None).digest(str(path))  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 @needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")
 def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):

@@ -1,0 +1,101 @@
+"""The compiled CSV parser: the reader with it gives exactly the tables, line numbers and malformed rows
+of the reader with pyarrow parsing every block, on any text -- numbers it decides bit for bit as
+fast_float does, everything else handed back to pyarrow."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from l2exp.data import readers
+from l2exp.data.csv_fast import _POW10, FastCsvParser, _number
+from l2exp.data.readers import CsvReader
+
+NUMBERS = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.decimals(min_value=-10**9, max_value=10**9, places=6,
+                allow_nan=False, allow_infinity=False).map(str),
+    st.tuples(st.integers(0, 99999), st.integers(0, 99999)).map(lambda t: f"{t[0]}.{t[1]}"),
+    st.tuples(st.integers(1, 999), st.integers(-30, 30)).map(lambda t: f"{t[0]}e{t[1]}"),
+    st.sampled_from(["", "0", "-0", "0.0", "00012.50", ".5", "5.", "1E5", "1e+5", "2.5e-3", "12345678901234567",
+                     "123456789012345678901", "9007199254740993", "1e400", "-1e-400"]),
+)
+ODD = st.sampled_from(["nan", "inf", "+1", " 1", "1 ", "1e", "-", ".", "1.2.3", "0x10", '"7"', '""', "1_0", "é"])
+TEXT = st.one_of(st.from_regex(r"[A-Za-z0-9 :\-]{0,12}", fullmatch=True), st.sampled_from(['"XBTUSD\x00\x00"', '"a,b"',
+                                                                                            '"q""q"', "é", "ab\rc"]))
+
+
+def _line(row: tuple) -> str:
+    return ",".join(row)
+
+
+rows = st.lists(st.tuples(TEXT, st.one_of(NUMBERS, NUMBERS, NUMBERS, ODD), NUMBERS), min_size=1, max_size=40)
+
+
+def _read(path: str, fast: bool, columns: list[str] | None) -> list:
+    out = []
+    for c in CsvReader(1, columns=columns, fast=fast).iter_chunks(path, 7, {"x", "y"}):
+        out.append((c.table, c.lines.tolist(), c.bad_rows))  # noqa: PERF401
+    return out
+
+
+def _same(a: list, b: list) -> None:
+    """The same chunks: tables (NaN-aware: Arrow's equals says NaN != NaN; null apart from NaN; the
+    sign of zero), line numbers and malformed rows."""
+    assert len(a) == len(b)
+    for (ta, la, ba), (tb, lb, bb) in zip(a, b, strict=True):
+        assert (la, ba) == (lb, bb)
+        assert ta.schema == tb.schema and ta.num_rows == tb.num_rows
+        for name in ta.column_names:
+            ca, cb = ta.column(name), tb.column(name)
+            assert ca.is_null().to_pylist() == cb.is_null().to_pylist(), name
+            if pa.types.is_floating(ca.type):
+                np.testing.assert_array_equal(ca.to_numpy(), cb.to_numpy(), err_msg=name)
+                assert np.signbit(ca.to_numpy()).tolist() == np.signbit(cb.to_numpy()).tolist(), name
+            else:
+                assert ca.to_pylist() == cb.to_pylist(), name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows, header=st.booleans(), crlf=st.booleans(), trailing_newline=st.booleans(),
+       block=st.sampled_from([48, 200, 1 << 25]), gz=st.booleans())
+def test_fast_reader_equals_pyarrow_reader(tmp_path, monkeypatch, rows, header, crlf, trailing_newline, block, gz):
+    monkeypatch.setattr(readers, "_BLOCK_BYTES", block)  # many blocks, lines across window edges
+    end = "\r\n" if crlf else "\n"
+    text = ("s,x,y" + end if header else "") + end.join(_line(r) for r in rows) + (end if trailing_newline else "")
+    path = tmp_path / ("f.csv.gz" if gz else "f.csv")
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    columns = None if header else ["s", "x", "y"]
+    try:
+        want = _read(str(path), False, columns)
+    except Exception as exc:  # noqa: BLE001 - the fast reader must fail the same way
+        with pytest.raises(type(exc)):
+            _read(str(path), True, columns)
+        return
+    _same(_read(str(path), True, columns), want)
+
+
+@given(st.one_of(NUMBERS, ODD))
+@settings(max_examples=400, deadline=None)
+def test_numbers_decided_here_are_correctly_rounded(text):
+    buf = np.frombuffer(text.encode() or b"", np.uint8)
+    v, nxt = _number(buf, 0, len(buf), _POW10)
+    if nxt == len(buf) and text:  # decided here: must be Python's (correctly rounded) float
+        assert np.float64(v).tobytes() == np.float64(float(text)).tobytes(), text
+
+
+def test_the_common_shape_is_decided_here_and_odd_blocks_go_to_pyarrow():
+    p = FastCsvParser(["t", "sym", "p", "q"], {"p", "q"}, ",", threads=2)
+    good = b'"2020-03-10 18:25:10","XBTUSD\x00\x00",7823.5,1448760\n' * 1000
+    t = p.parse(np.frombuffer(good, np.uint8))
+    assert t is not None and t.num_rows == 1000
+    assert t.column("p").to_pylist()[:2] == [7823.5, 7823.5] and t.column("sym")[0].as_py() == "XBTUSD\x00\x00"
+    for odd in (b"a,b,nan,1\n", b"a,b,1,2,3\n", b"a,b,1\n", b"\n", b'a,"b""c",1,2\n', b"a,b,+1,2\n"):
+        assert p.parse(np.frombuffer(good + odd, np.uint8)) is None, odd
+    p.close()
