@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from l2exp.data.source import DIGEST_ALGO, DataSource
+from l2exp.data.stores.background import BackgroundWriter
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
 from l2exp.data.validate import REASONS, ValidationState, Validator
 from l2exp.errors import UserError
@@ -211,6 +212,8 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
             writer.write_rejects(_rejects_table(chunk, rej, reason, raw.lines, detail, path, levels))
         if progress is not None:
             progress.update(task, advance=n + len(raw.bad_rows))
+    if writer is not None:
+        st.inserted += writer.flush()
     return st
 
 
@@ -274,6 +277,8 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
                 continue
             task = progress.add_task(path.rsplit("/", 1)[-1], total=None)
             writer = store.begin(digest, path) if store is not None else None
+            if writer is not None and store.background_writes:
+                writer = BackgroundWriter(writer)
             mapped = _spilled(next(premapped)) if parallel else None
             try:
                 st = ingest_file(source, path, validator, writer, chunk_rows, progress, task, examples, mapped)

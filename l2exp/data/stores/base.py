@@ -80,6 +80,10 @@ class IngestWriter(ABC):
         source file, committed with it (and dropped with it)."""
         raise NotImplementedError(f"{type(self).__name__} stores no {kind}")
 
+    def flush(self) -> int:
+        """Finish queued writes; rows newly added by them (writers that write at once: 0)."""
+        return 0
+
     @abstractmethod
     def commit(self, manifest: dict[str, Any]) -> None: ...
 
@@ -106,6 +110,7 @@ class L2Store(ABC):
         """Called with the writer lock held: clear what a dead writer left half-done."""
 
     allow_uncommitted: bool = False
+    background_writes: bool = False  # its writer may run on another thread (BackgroundWriter)
 
     def integrity_issues(self, deep: bool = False) -> list[Issue]:
         """What is wrong with the stored data. Cheap by default (content digests re-computed only for

@@ -129,7 +129,10 @@ class _ParquetWriter(IngestWriter):
                 w = pq.ParquetWriter(d / f"part-{self.digest[:20]}.parquet", self.file_schema,
                                      compression="snappy",  # ~3x cheaper to write than zstd
                                      write_page_checksum=True,
-                                     use_dictionary=["exchange"])  # dictionaries of unique floats: wasted work
+                                     use_dictionary=["exchange"],  # dictionaries of unique floats: wasted work
+                                     # time ranges are what reads filter on; min/max of 40 book columns
+                                     # cost 13 % of the encoding and no read uses them
+                                     write_statistics=["timestamp"])
                 self.writers[key] = w
             part_table = table if n_parts == 1 and len(idx) == table.num_rows else table.take(pa.array(idx))
             w.write_table(part_table.cast(self.file_schema))
@@ -184,6 +187,8 @@ class _ParquetWriter(IngestWriter):
 
 
 class ParquetStore(L2Store):
+    background_writes = True  # a writer is files of its own: any one thread may write them
+
     def __init__(self, root: str, levels: int, lock_wait_s: float = 0.0, allow_uncommitted: bool = False) -> None:
         self.root = Path(root)
         self.levels = int(levels)

@@ -1,0 +1,65 @@
+"""A store writer whose writes run on a thread of their own, in order, a bounded number behind.
+
+Why: encoding Parquet (pyarrow, GIL released) is a third of an ingest's CPU time; on the calling
+thread it waits for mapping and validation and they wait for it. Here the next chunk is mapped and
+validated while the previous one is encoded. At most ``depth`` writes are queued (memory: ``depth``
+chunks); an error in a write is raised on the caller's next call, and nothing after it is written.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from l2exp.data.stores.base import IngestWriter
+
+
+class BackgroundWriter(IngestWriter):
+    def __init__(self, inner: IngestWriter, depth: int = 2) -> None:
+        self.inner = inner
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="l2exp-store-write")
+        self._pending: deque[Future] = deque()
+
+    def _submit(self, fn: Any, *args: Any) -> int:
+        self._pending.append(self._pool.submit(fn, *args))
+        done = 0
+        while len(self._pending) > self.depth:
+            done += self._result(self._pending.popleft())
+        return done
+
+    @staticmethod
+    def _result(fut: Future) -> int:
+        out = fut.result()  # re-raises the write's error here, on the caller's thread
+        return out if isinstance(out, int) else 0
+
+    def write(self, accepted: pa.Table, keys: Any) -> int:
+        """Rows newly added by the writes that finished during this call (the rest: :meth:`flush`)."""
+        return self._submit(self.inner.write, accepted, keys)
+
+    def write_rejects(self, rejects: pa.Table) -> None:
+        self._submit(self.inner.write_rejects, rejects)
+
+    def write_side(self, kind: str, table: pa.Table) -> None:
+        self._submit(self.inner.write_side, kind, table)
+
+    def flush(self) -> int:
+        done = 0
+        while self._pending:
+            done += self._result(self._pending.popleft())
+        return done
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        self.flush()
+        self._pool.shutdown()
+        self.inner.commit(manifest)
+
+    def abort(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+        self.inner.abort()
