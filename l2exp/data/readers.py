@@ -190,20 +190,20 @@ class CsvReader(Reader):
             yield from self._arrow_stream(path, names, header, numeric, state)
             return
         try:
-            types: dict[str, pa.DataType] | None = None
+            head = _head(path, header)
+            types = self._infer(head, names, numeric)
+            # blocks of a little more than a chunk (bytes per line from the head): a chunk is one
+            # block, its columns one contiguous array each (read by NumPy without a copy)
+            lines_in_head = head.count(b"\n")
             size = [_BLOCK_BYTES]
+            if lines_in_head and state.get("chunk_rows") and len(head) > 1 << 16:
+                want = len(head) / lines_in_head * state["chunk_rows"] * 1.05
+                size[0] = int(min(max(want, 1 << 20), 1 << 28))
             for block in _line_blocks(path, size, header, lambda: state["rows"]):
-                if types is None:
-                    types = self._infer(_head(path, header), names, numeric)
                 table = parser.parse(block) if self.fast and warm.ready() else None
                 table = _cast_inferred(table, types) if table is not None else \
                     self._arrow_block(block, names, numeric, types)
                 n = table.num_rows
-                if n and size[0] == _BLOCK_BYTES and state.get("chunk_rows"):
-                    # the next blocks hold a little more than a chunk: a chunk is one block, its
-                    # columns one contiguous array each (read by NumPy without a copy)
-                    want = len(block) / n * state["chunk_rows"] * 1.05
-                    size[0] = int(min(max(want, min(_BLOCK_BYTES, 1 << 20)), 1 << 28))
                 lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
                 state["rows"] += n
                 yield table, lines, [], n, None
@@ -510,8 +510,13 @@ def _head(path: str, header: int) -> bytes:
     """The whole lines of the first 4 MiB of text after the header: what pyarrow's streaming reader
     infers column types from (its first block)."""
     size = 1 << 22
-    with (_open_bytes(path) if path.endswith(_COMPRESSED) else open(path, "rb")) as fh:
-        data = bytes(fh.read(size + 1))
+    try:
+        with (_open_bytes(path) if path.endswith(_COMPRESSED) else open(path, "rb")) as fh:
+            data = bytes(fh.read(size + 1))
+    except FileNotFoundError as exc:
+        raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, exc, 0) from exc
     for _ in range(header):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     if len(data) > size - 1:
