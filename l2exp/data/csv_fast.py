@@ -124,13 +124,15 @@ def _number(buf: np.ndarray, pos: int, end: int, pow10: np.ndarray) -> tuple[flo
 
 @nb.njit(nogil=True, cache=True, boundscheck=False)
 def parse_rows(buf: np.ndarray, start: int, end: int, row0: int, kinds: np.ndarray, slots: np.ndarray,
-               delim: int, floats: np.ndarray, str_pos: np.ndarray, pow10: np.ndarray) -> int:
-    """Parse the whole lines in ``_ld(buf, start:end)`` into rows ``row0, row0 + 1, ...``.
+               delim: int, floats: np.ndarray, str_pos: np.ndarray, pow10: np.ndarray,
+               empty: np.ndarray) -> int:
+    """Parse the whole lines in ``buf[start:end]`` into rows ``row0, row0 + 1, ...``.
 
     ``kinds[c]`` / ``slots[c]``: source column ``c`` is skipped, a float (column ``slots[c]`` of
     ``floats``, shape (n_float, rows)) or a string (``str_pos[slots[c], 2 row]``, ``[.., 2 row + 1]``
-    = start, end byte). Returns the number of rows parsed, or ``-1 - r`` when row ``r`` (0-based in
-    this piece) needs the general parser.
+    = start, end byte). ``empty[slots[c]]`` is set when a float column has an empty cell (written
+    NaN: the caller makes those nulls). Returns the number of rows parsed, or ``-1 - r`` when row
+    ``r`` (0-based in this piece) needs the general parser.
     """
     ncols = kinds.shape[0]
     pos = start
@@ -146,6 +148,8 @@ def parse_rows(buf: np.ndarray, start: int, end: int, row0: int, kinds: np.ndarr
                 if nxt < 0:
                     return -1 - (row - row0)
                 floats[slots[c], row] = v
+                if nxt == pos:
+                    empty[slots[c]] = True
                 pos = nxt
             else:
                 a = pos
@@ -228,7 +232,10 @@ class FastCsvParser:
             self._pool.shutdown(wait=False)
 
     def parse(self, buf: np.ndarray) -> pa.Table | None:
-        """``buf``: whole lines (the last may lack its newline). None: let pyarrow parse it."""
+        """``buf``: whole lines (the last may lack its newline). None: let pyarrow parse it.
+
+        Every pass over the block runs on the pool: counting lines per piece, parsing the pieces,
+        copying out each string column."""
         end = len(buf)
         if end == 0:
             return None
@@ -239,29 +246,43 @@ class FastCsvParser:
             cut = target + int(nl[0]) + 1 if len(nl) else end
             cuts.append(max(cut, cuts[-1]))
         cuts.append(end)
-        counts = [int(np.count_nonzero(buf[a:b] == NL)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        pieces = list(zip(cuts[:-1], cuts[1:], strict=True))
+        counts = self._map(lambda ab: count_lines(buf, ab[0], ab[1]), pieces)
         if buf[end - 1] != NL:
             counts[-1] += 1
         rows0 = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         n = int(rows0[-1])
         floats = np.empty((self.n_float, n), np.float64)
         str_pos = np.empty((self.n_str, 2 * n), np.int64)
-        args = [(buf, cuts[p], cuts[p + 1], int(rows0[p]), self.kinds, self.slots, self.delim, floats,
-                 str_pos, _POW10) for p in range(len(counts))]
-        if self._pool is not None and len(args) > 1:
-            got = list(self._pool.map(lambda a: parse_rows(*a), args))
-        else:
-            got = [parse_rows(*a) for a in args]
+        empty = np.zeros((len(pieces), max(self.n_float, 1)), np.bool_)
+        got = self._map(lambda p: parse_rows(buf, pieces[p][0], pieces[p][1], int(rows0[p]), self.kinds, self.slots,
+                                             self.delim, floats, str_pos, _POW10, empty[p]), range(len(pieces)))
         if any(g != c for g, c in zip(got, counts, strict=True)):
             return None
+        strings = self._map(lambda s: gather_strings(buf, str_pos[s], n), range(self.n_str))
+        if not all(ascii_only for _, _, ascii_only in strings):
+            return None
+        has_empty = empty.any(axis=0)
         arrays = []
         for c, kind in enumerate(self.kinds):
             s = int(self.slots[c])
-            if kind == KIND_FLOAT:
-                arrays.append(pa.array(floats[s], from_pandas=True))  # NaN = an empty cell = null
+            if kind == KIND_FLOAT:  # NaN here is an empty cell: null, as pyarrow reads it
+                arrays.append(pa.array(floats[s], from_pandas=True) if has_empty[s] else pa.array(floats[s]))
             else:
-                offsets, data, ascii_only = gather_strings(buf, str_pos[s], n)
-                if not ascii_only:
-                    return None
+                offsets, data, _ = strings[s]
                 arrays.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)))
         return pa.Table.from_arrays(arrays, names=self.columns)
+
+    def _map(self, fn: Any, items: Any) -> list[Any]:
+        items = list(items)
+        if self._pool is not None and len(items) > 1:
+            return list(self._pool.map(fn, items))
+        return [fn(x) for x in items]
+
+
+@nb.njit(nogil=True, cache=True, boundscheck=False)
+def count_lines(buf: np.ndarray, start: int, end: int) -> int:
+    n = 0
+    for i in range(start, end):
+        n += _ld(buf, i) == NL
+    return n

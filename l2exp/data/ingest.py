@@ -23,6 +23,7 @@ import pyarrow as pa
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from l2exp.data import warm
 from l2exp.data.source import DIGEST_ALGO, DataSource
 from l2exp.data.stores.background import BackgroundWriter
 from l2exp.data.stores.base import IngestWriter, L2Store, rejects_schema
@@ -246,6 +247,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     to read, the files are read and mapped as parallel tasks (:func:`map_file`) while this process
     validates and stores them in file order. Prints the report, writes ``summary.json``, returns it."""
     t0 = time.perf_counter()
+    warm.start()  # the compiled kernels load beside the digest and the store's recovery
     total = IngestStats()
     files = source.files()
     chunk_rows = int(options.chunk_rows)

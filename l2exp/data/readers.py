@@ -185,7 +185,7 @@ class CsvReader(Reader):
         conversion error, as in pyarrow's streaming reader: line mode)."""
         parser = FastCsvParser(names, numeric, self.delimiter, threads=os.cpu_count() or 1)
         if self.fast:
-            warm.start()  # until the compiled parser is loaded, blocks go to pyarrow
+            warm.start(wait=True)  # the compiled parser, loaded (begun by the ingest, beside its digest)
         if not parser.usable:
             yield from self._arrow_stream(path, names, header, numeric, state)
             return
@@ -200,7 +200,7 @@ class CsvReader(Reader):
                 want = len(head) / lines_in_head * state["chunk_rows"] * 1.05
                 size[0] = int(min(max(want, 1 << 20), 1 << 28))
             for block in _line_blocks(path, size, header, lambda: state["rows"]):
-                table = parser.parse(block) if self.fast and warm.ready() else None
+                table = parser.parse(block) if self.fast else None
                 table = _cast_inferred(table, types) if table is not None else \
                     self._arrow_block(block, names, numeric, types)
                 n = table.num_rows

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l2exp.data import readers, warm
+from l2exp.data import readers
 from l2exp.data.csv_fast import _POW10, FastCsvParser, _number
 from l2exp.data.readers import CsvReader
 
@@ -39,7 +39,6 @@ rows = st.lists(st.tuples(TEXT, st.one_of(NUMBERS, NUMBERS, NUMBERS, ODD), NUMBE
 
 
 def _read(path: str, fast: bool, columns: list[str] | None) -> list:
-    warm.start(wait=True)  # the compiled parser loaded: blocks are not handed to pyarrow while it loads
     out = []
     for c in CsvReader(1, columns=columns, fast=fast).iter_chunks(path, 7, {"x", "y"}):
         out.append((c.table, c.lines.tolist(), c.bad_rows))  # noqa: PERF401
