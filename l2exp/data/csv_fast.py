@@ -65,24 +65,25 @@ def _number(buf: np.ndarray, pos: int, end: int, pow10: np.ndarray) -> tuple[flo
         i += 1
     m = np.int64(0)
     k = 0
-    digits = 0
+    first = i
     while i < end:
-        d = np.int64(_ld(buf, i)) - 48
+        d = _ld(buf, i) - 48
         if d < 0 or d > 9:
             break
         m = m * 10 + d
-        digits += 1
         i += 1
+    digits = i - first
     if i < end and _ld(buf, i) == 46:  # '.'
         i += 1
+        frac = i
         while i < end:
-            d = np.int64(_ld(buf, i)) - 48
+            d = _ld(buf, i) - 48
             if d < 0 or d > 9:
                 break
             m = m * 10 + d
-            digits += 1
-            k -= 1
             i += 1
+        k = frac - i
+        digits -= k
     if digits == 0:
         if i == pos:  # empty field
             return np.nan, i
