@@ -233,7 +233,13 @@ class FastCsvParser:
             self._pool.shutdown(wait=False)
 
     def parse(self, buf: np.ndarray) -> pa.Table | None:
-        """``buf``: whole lines (the last may lack its newline). None: let pyarrow parse it.
+        """``buf``: whole lines (the last may lack its newline). None: let pyarrow parse it."""
+        parsed = self.parse_block(buf)
+        return None if parsed is None else parsed[0]
+
+    def parse_block(self, buf: np.ndarray) -> tuple[pa.Table, np.ndarray] | None:
+        """The table and its float columns as one (rows, n_float) column-major matrix (the table's
+        float columns are views of it), or None: let pyarrow parse the block.
 
         Every pass over the block runs on the pool: counting lines per piece, parsing the pieces,
         copying out each string column."""
@@ -272,7 +278,7 @@ class FastCsvParser:
             else:
                 offsets, data, _ = strings[s]
                 arrays.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)))
-        return pa.Table.from_arrays(arrays, names=self.columns)
+        return pa.Table.from_arrays(arrays, names=self.columns), floats.T
 
     def _map(self, fn: Any, items: Any) -> list[Any]:
         items = list(items)

@@ -183,6 +183,10 @@ class LayoutMapping:
         nested_cache: dict[str, np.ndarray] = {}
         mats: dict[str, np.ndarray] = {}
         for fld in SIDE_FIELDS:
+            view = self._parsed_levels(raw, fld)
+            if view is not None:
+                mats[fld] = view
+                continue
             mat = np.empty((n, self.source_levels), order="F")  # column-major: each level contiguous
             for i in range(1, self.source_levels + 1):
                 ref = self.field_column(fld, i)
@@ -219,6 +223,18 @@ class LayoutMapping:
         chunk = BookChunk(ts, self._strings(table, self.symbol, n, "symbol"),
                           self._strings(table, self.exchange, n, "exchange"), **out)
         return chunk, bad, detail
+
+    def _parsed_levels(self, raw: RawChunk, fld: str) -> np.ndarray | None:
+        """The levels of ``fld`` as a slice of the compiled parser's float matrix -- no copy -- when
+        they are adjacent columns of it in level order and this mapping changes no value in place
+        (no placeholder levels, scaling or re-sorting: the slice shares memory with the raw table)."""
+        if raw.floats is None or self.empty_level_prices or self.empty_level_sizes or self.sort_levels \
+                or self.price_scale != 1.0 or self.size_scale != 1.0:
+            return None
+        cols = [raw.float_columns.get(self.field_column(fld, i)) for i in range(1, self.source_levels + 1)]
+        if cols[0] is None or cols != list(range(cols[0], cols[0] + self.source_levels)):
+            return None
+        return raw.floats[:, cols[0]: cols[0] + self.source_levels]
 
     def _numeric(self, table: pa.Table, ref: str, level: int, pattern: str,
                  cache: dict[str, np.ndarray], bad: np.ndarray, detail: dict[int, str]) -> np.ndarray:

@@ -54,6 +54,11 @@ class RawChunk:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     sides: dict[str, pa.Table] = field(default_factory=dict)  # "deltas" / "trades" rows to store beside
+    # the compiled parser's float columns as one (rows, k) column-major matrix (column j of it is
+    # ``float_columns``' column j; the table's float columns are views of it): the mapping takes a
+    # side's levels as a slice of it when they are adjacent, instead of copying them
+    floats: np.ndarray | None = None
+    float_columns: dict[str, int] = field(default_factory=dict)
 
 
 def expand_columns(spec: list[Any] | None, levels: int) -> list[str] | None:
@@ -177,7 +182,7 @@ class CsvReader(Reader):
 
     # -- the parsing modes -----------------------------------------------------------------------
     def _fast(self, path: str, names: list[str], header: int, numeric: set[str],
-              state: dict[str, int]) -> Iterator[_Batch]:
+              state: dict[str, Any]) -> Iterator[_Batch]:
         """Whole-line blocks through the compiled parser (:mod:`l2exp.data.csv_fast`), each block it
         cannot decide exactly through pyarrow; without a single-byte ASCII delimiter, pyarrow's
         streaming reader. Either way the same tables: numeric columns float64, the others of the
@@ -200,9 +205,12 @@ class CsvReader(Reader):
                 want = len(head) / lines_in_head * state["chunk_rows"] * 1.05
                 size[0] = int(min(max(want, 1 << 20), 1 << 28))
             for block in _line_blocks(path, size, header, lambda: state["rows"]):
-                table = parser.parse(block) if self.fast else None
-                table = _cast_inferred(table, types) if table is not None else \
-                    self._arrow_block(block, names, numeric, types)
+                parsed = parser.parse_block(block) if self.fast else None
+                if parsed is not None:
+                    table = _cast_inferred(parsed[0], types)
+                    state["floats"] = parsed[1]
+                else:
+                    table = self._arrow_block(block, names, numeric, types)
                 n = table.num_rows
                 lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
                 state["rows"] += n
@@ -257,7 +265,7 @@ class CsvReader(Reader):
         return t
 
     def _arrow_stream(self, path: str, names: list[str], header: int, numeric: set[str],
-                      state: dict[str, int]) -> Iterator[_Batch]:
+                      state: dict[str, Any]) -> Iterator[_Batch]:
         invalid: list[str] = []
 
         def on_invalid(row: Any) -> str:
@@ -284,7 +292,7 @@ class CsvReader(Reader):
             raise _Fallback("malformed row")
 
     def _line_mode(self, path: str, names: list[str], header: int, skip: int,
-                   state: dict[str, int]) -> Iterator[_Batch]:
+                   state: dict[str, Any]) -> Iterator[_Batch]:
         reader = self._open(
             path,
             pacsv.ReadOptions(column_names=["line"], skip_rows=header, block_size=1 << 22),
@@ -323,7 +331,8 @@ class CsvReader(Reader):
         names, header = self._names(path)
         numeric = {c for c in numeric if c in names}
         companion = _Lockstep(self._companion_iter(path, chunk_rows), path) if self.companion else None
-        state = {"rows": 0, "chunk_rows": chunk_rows}
+        state: dict[str, Any] = {"rows": 0, "chunk_rows": chunk_rows}
+        float_columns = {c: j for j, c in enumerate(c for c in names if c in numeric)}  # the parser's order
         pending: list[RawChunk] = []
         pending_rows = 0
 
@@ -344,7 +353,9 @@ class CsvReader(Reader):
             if pending and pending[0].table.schema != table.schema:  # fast rows, then line mode: own chunk
                 yield _merge(pending)
                 pending, pending_rows = [], 0
-            pending.append(RawChunk(table, path, lines, bad))
+            floats = state.pop("floats", None)
+            pending.append(RawChunk(table, path, lines, bad, floats=floats,
+                                    float_columns=float_columns if floats is not None else {}))
             pending_rows += table.num_rows
             if pending_rows >= chunk_rows:
                 yield _merge(pending)

@@ -99,3 +99,38 @@ def test_the_common_shape_is_decided_here_and_odd_blocks_go_to_pyarrow():
     for odd in (b"a,b,nan,1\n", b"a,b,1,2,3\n", b"a,b,1\n", b"\n", b'a,"b""c",1,2\n', b"a,b,+1,2\n"):
         assert p.parse(np.frombuffer(good + odd, np.uint8)) is None, odd
     p.close()
+
+
+def test_mapping_slices_adjacent_parsed_levels_and_maps_the_same(tmp_path):
+    """BitMEX's layout (a1..a10, av1..av10, ...): each side's levels are adjacent columns of the parser's
+    float matrix, so the mapping takes them as slices instead of copying -- and maps exactly what it maps
+    from the table's columns; a mapping that rewrites values in place (scaling) copies."""
+    from l2exp.data.mapping import LayoutMapping
+
+    rng = np.random.default_rng(3)
+    lines = []
+    for k in range(500):
+        mid = 7000 + k * 0.5
+        asks = [mid + 0.5 * i for i in range(1, 4)]
+        bids = [mid - 0.5 * i for i in range(1, 4)]
+        sizes = rng.integers(1, 10**6, 12)
+        lines.append(",".join([f'"2020-03-10 00:00:{k % 60:02d}"', str(k % 1000), '"XBTUSD"',
+                               *map(str, asks), *map(str, sizes[:3]), *map(str, bids), *map(str, sizes[3:6])]))
+    path = tmp_path / "ob.csv"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = {"bid_price": "b{i}", "bid_size": "bv{i}", "ask_price": "a{i}", "ask_size": "av{i}",
+           "timestamp": {"column": "moment", "unit": "iso", "tz": "UTC", "plus": {"column": "millis", "unit": "ms"}},
+           "symbol": {"column": "symbol"}, "exchange": {"value": "bitmex"}}
+    reader = CsvReader(3, columns=["moment", "millis", "symbol", "a{i}", "av{i}", "b{i}", "bv{i}"])
+    for extra, sliced in (({}, True), ({"price_scale": 2.0}, False)):
+        mapping = LayoutMapping.from_config({**cfg, **extra}, source_levels=3, levels=3)
+        raw = next(reader.iter_chunks(str(path), 1000, mapping.numeric_columns()))
+        assert raw.floats is not None
+        chunk, bad, _ = mapping.apply(raw)
+        assert np.shares_memory(chunk.ask_price, raw.floats) is sliced
+        raw.floats = None  # the same rows mapped from the table's columns
+        ref, ref_bad, _ = mapping.apply(raw)
+        for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
+            np.testing.assert_array_equal(getattr(chunk, name), getattr(ref, name))
+        np.testing.assert_array_equal(chunk.timestamp, ref.timestamp)
+        assert not bad.any() and not ref_bad.any()
