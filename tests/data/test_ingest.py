@@ -257,7 +257,7 @@ def test_files_mapped_in_parallel_leave_the_serial_store(workdir, tmp_path_facto
                         "data.levels=3", f"workdir={wd}", "validation.chunk_rows=64"])
         summary = ingest(data_source(cfg), store(cfg), validator(cfg), options(cfg), compute)
         st = store(cfg)
-        parts = {k: v["blake2b"] for m in st.manifests() for k, v in m["files"].items()}
+        parts = {k: v["xxh3"] for m in st.manifests() for k, v in m["files"].items()}
         out[name] = (summary, parts, st.read(), st.read_rejects())
     (s1, p1, b1, r1), (s2, p2, b2, r2) = out["serial"], out["pool"]
     for key in ("rows_in", "accepted", "rejected", "rejected_by_reason", "inserted", "store_rows"):
