@@ -126,6 +126,7 @@ def map_file(task: MapTask) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for k, item in enumerate(task.source.iter_mapped(task.path, task.chunk_rows)):
+        item[0].floats = None  # mapped already: the parser's matrix would be pickled a second time
         f = out / f"chunk-{k:06d}.pkl"
         with open(f, "wb") as fh:
             pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
