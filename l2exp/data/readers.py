@@ -11,6 +11,7 @@ a compact pattern language (see :func:`expand_columns`).
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import mmap
 import os
@@ -189,11 +190,11 @@ class CsvReader(Reader):
         types pyarrow infers from the first block (a later block that does not fit them is a
         conversion error, as in pyarrow's streaming reader: line mode)."""
         parser = FastCsvParser(names, numeric, self.delimiter, threads=os.cpu_count() or 1)
-        if self.fast:
-            warm.start(wait=True)  # the compiled parser, loaded (begun by the ingest, beside its digest)
         if not parser.usable:
             yield from self._arrow_stream(path, names, header, numeric, state)
             return
+        if self.fast:
+            warm.start()  # begun by an ingest already, beside its digest
         try:
             head = _head(path, header)
             types = self._infer(head, names, numeric)
@@ -204,7 +205,11 @@ class CsvReader(Reader):
             if lines_in_head and state.get("chunk_rows") and len(head) > 1 << 16:
                 want = len(head) / lines_in_head * state["chunk_rows"] * 1.05
                 size[0] = int(min(max(want, 1 << 20), 1 << 28))
-            for block in _line_blocks(path, size, header, lambda: state["rows"]):
+            blocks = _line_blocks(path, size, header, lambda: state["rows"])
+            first = next(blocks, None)  # read (decompressed, mapped) while the compiled parser loads
+            if self.fast:
+                warm.start(wait=True)
+            for block in itertools.chain([first] if first is not None else [], blocks):
                 parsed = parser.parse_block(block) if self.fast else None
                 if parsed is not None:
                     table = _cast_inferred(parsed[0], types)
