@@ -66,6 +66,8 @@ def _number(buf: np.ndarray, pos: int, end: int, pow10: np.ndarray) -> tuple[flo
     m = np.int64(0)
     k = 0
     first = i
+    # the digit loop is written out twice (integer and fraction): a shared helper returning (m, i) was
+    # measured at 2.8 vs 2.1 ns a byte -- Numba does not keep the tuple in registers across the call
     while i < end:
         d = _ld(buf, i) - 48
         if d < 0 or d > 9:
