@@ -191,6 +191,7 @@ class CsvReader(Reader):
         conversion error, as in pyarrow's streaming reader: line mode)."""
         parser = FastCsvParser(names, numeric, self.delimiter, threads=os.cpu_count() or 1)
         if not parser.usable:
+            parser.close()
             yield from self._arrow_stream(path, names, header, numeric, state)
             return
         if self.fast:
@@ -229,9 +230,8 @@ class CsvReader(Reader):
         others = [c for c in names if c not in numeric]
         if not others:
             return {}
-        head = block
         try:
-            t = pacsv.read_csv(pa.BufferReader(pa.py_buffer(head)),
+            t = pacsv.read_csv(pa.BufferReader(pa.py_buffer(block)),
                                read_options=pacsv.ReadOptions(column_names=names),
                                parse_options=pacsv.ParseOptions(delimiter=self.delimiter,
                                                                 invalid_row_handler=lambda _row: "skip"),
