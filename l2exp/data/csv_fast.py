@@ -8,7 +8,7 @@ whole target. This parser only accepts what it can decide exactly and cheaply, a
 other block back to pyarrow, so the rows read -- and their values, bit for bit -- are the same:
 
 * a field is ``[-]digits[.digits][(e|E)[+|-]digits]`` (numeric columns), optionally in double
-  quotes, or empty (NaN, as pyarrow's null); anything else in a numeric column (``nan``, ``+1``,
+  quotes, or empty (null, as pyarrow reads it); anything else in a numeric column (``nan``, ``+1``,
   spaces, a thousands separator) sends the block to pyarrow;
 * a number is converted exactly as pyarrow's fast_float does when the decimal significand ``m``
   fits in 53 bits and the power of ten ``k`` is within +/-22 (Clinger's fast path: ``m`` and
@@ -212,7 +212,7 @@ def gather_strings(buf: np.ndarray, pos: np.ndarray, n: int) -> tuple[np.ndarray
 class FastCsvParser:
     """Parses whole-line blocks of one CSV layout; ``parse`` returns a table or ``None`` (the block
     needs pyarrow). ``columns`` are the file's columns, ``numeric`` those read as float64; every
-    other column is read as a string, as the general path reads it."""
+    other column is read as a string (the reader casts it to the type pyarrow infers for it)."""
 
     def __init__(self, columns: list[str], numeric: set[str], delimiter: str, threads: int = 2) -> None:
         self.columns = list(columns)
