@@ -53,11 +53,24 @@ def _send_dir(args: dict[str, Any], files: Path) -> None:
 
 
 def _send_input(args: dict[str, Any], files: Path) -> None:
+    """Log the dataset as the run's input. Jobs of one sweep running at once log the same dataset (same
+    experiment, name, digest): the tracking server looks it up, then inserts it, and the second insert of
+    a race fails its unique constraint (seen on a Ray sweep). The dataset exists by then, so the call is
+    made again -- at most twice more -- and links it."""
+    from mlflow.exceptions import RestException
+
     sample = pd.read_parquet(files / "sample.parquet")
     with warnings.catch_warnings():  # the int64 timestamp column triggers a schema hint meant for model inputs
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(sample, source=args["source"], name=args["name"], digest=args["digest"])
-        mlflow.log_input(ds, context=args["context"], tags=args["tags"])  # the schema is inferred here
+        for attempt in range(3):
+            try:
+                mlflow.log_input(ds, context=args["context"], tags=args["tags"])  # the schema is inferred here
+                return
+            except RestException as exc:
+                if "UNIQUE constraint failed: datasets" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
 
 def _send_model(args: dict[str, Any], files: Path, native: Any = None) -> str | None:
