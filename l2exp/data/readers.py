@@ -35,6 +35,7 @@ from isal import igzip_threaded, isal_zlib
 from l2exp.data import warm
 from l2exp.data.csv_fast import FastCsvParser
 from l2exp.errors import UserError
+from l2exp.files import MAP_POPULATE
 
 
 @dataclass
@@ -563,7 +564,7 @@ def _mapped_blocks(path: str, size: list[int], header: int) -> Iterator[np.ndarr
             base = start - start % page
             length = min(total - base, size[0] + (start - base))
             while True:
-                m = mmap.mmap(fd, length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ, offset=base)
+                m = mmap.mmap(fd, length, flags=mmap.MAP_SHARED | MAP_POPULATE, prot=mmap.PROT_READ, offset=base)
                 buf, left = _skip_lines(np.frombuffer(m, np.uint8)[start - base:], skip)
                 last = base + length >= total
                 cut = len(buf) - 1 if last else _last_newline(buf)
@@ -578,9 +579,6 @@ def _mapped_blocks(path: str, size: list[int], header: int) -> Iterator[np.ndarr
             start = base + length - (len(buf) - (cut + 1))
     finally:
         os.close(fd)
-
-
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _skip_lines(buf: np.ndarray, skip: int) -> tuple[np.ndarray, int]:

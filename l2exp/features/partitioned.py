@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import resource
 import time
@@ -34,6 +33,7 @@ from l2exp.data.stores.base import L2Store, Partition
 from l2exp.data.stores.parquet import partition_dir
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
+from l2exp.files import hash_file
 from l2exp.sessions import DAY_NS
 from l2exp.tracking.context import worker
 
@@ -115,11 +115,7 @@ def write_table(head: pd.DataFrame, features: pd.DataFrame, ready: np.ndarray, p
     with pa.OSFile(str(path), "wb") as sink, \
             pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(table, max_chunksize=CHUNK_ROWS)
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        with mmap.mmap(fh.fileno(), size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
-                       prot=mmap.PROT_READ) as m:
-            return hashlib.sha256(m).hexdigest()[:32]
+    return hash_file(hashlib.sha256(), path)[:32]
 
 
 def compute_partition(task: PartitionTask) -> PartitionResult:

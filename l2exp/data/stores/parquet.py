@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from l2exp.data.stores.base import IngestWriter, Issue, L2Store, Partition, rejects_schema
 from l2exp.errors import UserError
+from l2exp.files import hash_file
 from l2exp.schema import SIDE_TABLES, arrow_schema
 from l2exp.sessions import DAY_NS
 
@@ -427,17 +428,13 @@ def _source_prefix(part: Path) -> str:
 
 
 def file_digest(path: Path, algo: str = "xxh3") -> str:
-    """XXH3-128 (or, for manifests written before it, BLAKE2b-128) of a file's bytes, streamed: memory
-    flat in file size. XXH3 is ~10x faster; the digest guards against damage, not against an attacker."""
+    """XXH3-128 (or, for manifests written before it, BLAKE2b-128) of a file's bytes. XXH3 is ~10x
+    faster; the digest guards against damage, not against an attacker."""
     import hashlib
 
     import xxhash
 
-    h = xxhash.xxh3_128() if algo == "xxh3" else hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hash_file(xxhash.xxh3_128() if algo == "xxh3" else hashlib.blake2b(digest_size=16), path)
 
 
 def _sorted(table: pa.Table) -> bool:
