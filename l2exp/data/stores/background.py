@@ -3,7 +3,8 @@
 Why: encoding Parquet (pyarrow, GIL released) is a third of an ingest's CPU time; on the calling
 thread it waits for mapping and validation and they wait for it. Here the next chunk is mapped and
 validated while the previous one is encoded. At most ``depth`` writes are queued (memory: ``depth``
-chunks); an error in a write is raised on the caller's next call, and nothing after it is written.
+chunks); an error in a write is raised on the caller's next call (or :meth:`flush`), and the ingest then
+aborts the file: writes still queued are cancelled and everything staged for it is dropped.
 """
 
 from __future__ import annotations
