@@ -162,8 +162,8 @@ class Validator:
     def check(self, chunk: BookChunk, unparseable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (reason code per row, 0 = accepted; row keys)."""
         reason = np.zeros(chunk.n, dtype=np.int8)
-        # the row rules: one compiled pass, the live loop's own check_row per row -- one definition of the
-        # rules and their order (and 23 vs 31 ms per 200 k rows for the 9 vectorised NumPy passes it replaces)
+        # the row rules: the live loop's own check_row for every row a column-wise pass cannot clear -- one
+        # definition of the rules and their order
         _row_rules(chunk.bid_price, chunk.bid_size, chunk.ask_price, chunk.ask_size,
                    np.asarray(unparseable, dtype=np.bool_), self.max_price, self.max_size, reason)
         keys = row_keys(chunk)
@@ -217,10 +217,34 @@ class Validator:
 def _row_rules(bp: np.ndarray, bs: np.ndarray, ap: np.ndarray, as_: np.ndarray, unparseable: np.ndarray,
                max_price: float, max_size: float, reason: np.ndarray) -> None:
     """``reason[i]``: the first row rule row i breaks (0 = none), :func:`check_row`'s order; time order
-    and duplicates are the chunk's own pass (:meth:`Validator._time_and_duplicates`)."""
+    and duplicates are the chunk's own pass (:meth:`Validator._time_and_duplicates`).
+
+    Two passes so that the rules keep one definition (``check_row``, also the live loop's) and still
+    run at memory speed: a column-wise pass (each level's column is contiguous in the Fortran-order
+    matrices) marks the rows that certainly break no rule -- every value a number in
+    ``(0, max]``, best bid < best ask, bids strictly falling and asks strictly rising -- and only the
+    other rows (any NaN, inf, <= 0, out of order, ...) go through ``check_row``. A certain row is one
+    ``check_row`` passes (each of its rules tests for something the pre-pass excludes), so the codes
+    are the same; ``tests/data/test_validate.py`` checks it on random books. 0.36 -> ~0.06 CPU-s per
+    2 M rows x 10 levels: ``check_row`` per row reads 40 cache lines, one per column.
+    """
+    n, levels = bp.shape
+    certain = np.empty(n, np.bool_)
+    for i in range(n):
+        certain[i] = (not unparseable[i]) and bp[i, 0] < ap[i, 0]
+    for k in range(levels):
+        for i in range(n):
+            b, a, x, y = bp[i, k], ap[i, k], bs[i, k], as_[i, k]
+            fine = (b > 0.0) & (b <= max_price) & (a > 0.0) & (a <= max_price) \
+                & (x > 0.0) & (x <= max_size) & (y > 0.0) & (y <= max_size)
+            if k > 0:
+                fine = fine & (b < bp[i, k - 1]) & (a > ap[i, k - 1])
+            certain[i] = certain[i] & fine
     lowest = np.iinfo(np.int64).min
-    for i in range(bp.shape[0]):
-        if unparseable[i]:
+    for i in range(n):
+        if certain[i]:
+            reason[i] = 0
+        elif unparseable[i]:
             reason[i] = 1  # unparseable
         else:
             reason[i] = check_row(0, lowest, bp[i], bs[i], ap[i], as_[i], max_price, max_size)

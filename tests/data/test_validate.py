@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from l2exp.data.validate import CODE, REASONS, Validator, row_keys
 from l2exp.errors import UserError
@@ -169,3 +171,56 @@ def test_no_non_finite_value_reaches_the_store(workdir):
                                   f"workdir={workdir}"]).store)
     stored = store.read()
     assert np.isfinite(stored[["bid_price_1", "bid_size_1", "ask_price_1", "ask_size_1"]].to_numpy()).all()
+
+
+_CELLS = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e308, 5e12, 1.0, 2.0, 3.0, 99.0, 100.0, 101.0, 102.0]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_chunk_row_rules_equal_the_live_check_row(data):
+    """The chunk pass clears most rows column-wise and sends only the others to ``check_row``: on random
+    books -- NaN holes, inf, zeros, absurd sizes, crossed and unsorted sides, mostly-valid ladders --
+    every row gets exactly the code ``check_row`` gives it alone."""
+    from l2exp.data.validate import _row_rules, check_row
+
+    n = data.draw(st.integers(1, 25))
+    levels = data.draw(st.integers(1, 4))
+    cells = st.sampled_from(_CELLS)
+    mats = []
+    for side, step in (("bid", -1.0), ("ask", 1.0)):
+        price = np.empty((n, levels))
+        size = np.empty((n, levels))
+        for i in range(n):
+            if data.draw(st.booleans()):  # a valid ladder, perhaps with one bad cell
+                price[i] = (100.0 if side == "bid" else 101.0) + step * np.arange(levels)
+                size[i] = 5.0
+                how = data.draw(st.sampled_from(["none", "cell", "equal", "swap", "trailing_nan", "zero_last"]))
+                k = data.draw(st.integers(0, levels - 1))
+                if how == "cell":
+                    (price if data.draw(st.booleans()) else size)[i, k] = data.draw(cells)
+                elif how == "equal" and k > 0:  # a level equal to the one above: unsorted
+                    price[i, k] = price[i, k - 1]
+                elif how == "swap" and k > 0:
+                    price[i, [k - 1, k]] = price[i, [k, k - 1]]
+                elif how == "trailing_nan":  # legal: a short side
+                    price[i, k:] = size[i, k:] = np.nan
+                elif how == "zero_last":  # the deepest price 0: still falls on the bid side
+                    price[i, -1] = 0.0
+            else:
+                price[i] = data.draw(st.lists(cells, min_size=levels, max_size=levels))
+                size[i] = data.draw(st.lists(cells, min_size=levels, max_size=levels))
+        mats += [np.asfortranarray(price), np.asfortranarray(size)]
+    bp, bs, ap, as_ = mats
+    for i in range(n):
+        if data.draw(st.integers(0, 5)) == 0:  # best bid at the best ask: crossed
+            bp[i, 0] = ap[i, 0]
+    unparseable = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    max_price = data.draw(st.sampled_from([1e9, 1e9, 100.5, 1e308]))
+    max_size = data.draw(st.sampled_from([1e12, 1e12, 4.0]))
+    got = np.zeros(n, np.int8)
+    _row_rules(bp, bs, ap, as_, unparseable, max_price, max_size, got)
+    lowest = np.iinfo(np.int64).min
+    want = [1 if unparseable[i] else check_row(0, lowest, bp[i], bs[i], ap[i], as_[i], max_price, max_size)
+            for i in range(n)]
+    assert got.tolist() == want
