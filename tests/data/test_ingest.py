@@ -267,3 +267,56 @@ def test_files_mapped_in_parallel_leave_the_serial_store(workdir, tmp_path_facto
     assert s1["read_on"] == "this process" and s2["read_on"].startswith("local pool")
     pd.testing.assert_frame_equal(b1, b2)
     pd.testing.assert_frame_equal(r1, r2)
+
+
+def test_parts_with_optional_fields_read_with_required_ones(workdir, monkeypatch):
+    """Parts written before the fields became required (optional: a definition level per value) and parts
+    written now read as one store, pass the deep integrity check and keep every value."""
+    import pyarrow as pa
+
+    from l2exp.data.stores import parquet as pqs
+
+    write_book(workdir / "all.csv", ["none"] * 40)
+    rows = pd.read_csv(workdir / "all.csv")
+    folder = workdir / "two"
+    folder.mkdir()
+    rows.iloc[:20].to_csv(folder / "a.csv", index=False)
+    original_init = pqs._ParquetWriter.__init__
+
+    def optional_fields(self, *a, **k):
+        original_init(self, *a, **k)
+        self.file_schema = pa.schema([f.with_nullable(True) for f in self.file_schema])
+
+    with monkeypatch.context() as m:
+        m.setattr(pqs._ParquetWriter, "__init__", optional_fields)
+        run_ingest(canonical_cfg(folder / "*.csv", "parquet"))
+    rows.iloc[20:].to_csv(folder / "b.csv", index=False)
+    s = run_ingest(canonical_cfg(folder / "*.csv", "parquet"))
+    assert s["store_rows"] == 40 and s["files"][0]["reused"] and not s["files"][1]["reused"]
+    store = hydra.utils.instantiate(canonical_cfg(folder / "*.csv", "parquet").store)
+    nullable = {pq_file.name: pqs.pq.read_schema(pq_file).field("bid_price_1").nullable
+                for pq_file in store.root.glob("symbol=*/date=*/*.parquet")}
+    assert sorted(nullable.values()) == [False, True], nullable
+    got = store.read()
+    assert len(got) == 40 and np.allclose(got["bid_price_1"].to_numpy(), rows["bid_price_1"].to_numpy())
+    assert store.integrity_issues(deep=True) == []
+
+
+def test_a_chunk_across_midnight_is_split_into_day_partitions(workdir):
+    """Rows either side of midnight in one chunk land in their own day's part, in file order."""
+    from l2exp.schema import canonical_columns as cols
+
+    t0 = np.datetime64("2024-01-01T23:59:59", "ns").astype(np.int64)
+    lines = [",".join(cols(1))]
+    for k in range(10):
+        lines.append(f"{t0 + k * 250_000_000},S,E,{100 - k * 0.5},1,{101 - k * 0.5},1")
+    path = workdir / "midnight.csv"
+    path.write_text("\n".join(lines) + "\n")
+    s = run_ingest(canonical_cfg(path, "parquet", levels=1))
+    assert s["store_rows"] == 10
+    store = hydra.utils.instantiate(canonical_cfg(path, "parquet", levels=1).store)
+    days = sorted(p.parent.name for p in store.root.glob("symbol=*/date=*/*.parquet"))
+    assert days == ["date=2024-01-01", "date=2024-01-02"]
+    got = store.read()
+    assert got["timestamp"].tolist() == [t0 + k * 250_000_000 for k in range(10)]
+    assert got["bid_price_1"].tolist() == [100 - k * 0.5 for k in range(10)]
