@@ -119,6 +119,8 @@ def group_keys(chunk: BookChunk, rows: np.ndarray) -> tuple[np.ndarray, list[str
     categorical codes: no per-row strings."""
     sym, exch = pd.Categorical(chunk.symbol), pd.Categorical(chunk.exchange)
     ne = max(len(exch.categories), 1)
+    if len(sym.categories) == 1 and ne == 1:  # one symbol on one venue: no sort
+        return np.zeros(len(rows), np.int64), [f"{sym.categories[0]}|{exch.categories[0]}"]
     combined = np.asarray(sym.codes, dtype=np.int64)[rows] * ne + np.asarray(exch.codes, dtype=np.int64)[rows]
     uniq, inverse = np.unique(combined, return_inverse=True)
     names = [f"{sym.categories[c // ne]}|{exch.categories[c % ne]}" for c in uniq]
@@ -184,8 +186,23 @@ class Validator:
         on_time = ~late
         idx = live[on_time]
         carried = [k for u in uniques for k in st.last_keys.get(u, [])]
-        all_keys = np.concatenate([np.asarray(carried, dtype=np.int64), keys[idx]])
-        dup = pd.Series(all_keys).duplicated().to_numpy()[len(carried):]
+        dup = np.zeros(len(idx), dtype=bool)
+        # a copy shares its row's time (the key hashes it) and on-time rows of a group are in time order, so
+        # only rows in a run of equal times -- or at a group's carried last time -- can be copies; with one
+        # group (the usual chunk) the hash-table pass runs on those rows alone
+        if len(uniques) == 1:
+            t_on = ts[on_time]
+            same = np.zeros(len(idx), dtype=bool)
+            same[1:] = t_on[1:] == t_on[:-1]
+            same[:-1] |= same[1:]
+            if carried:
+                same |= t_on == prev[0]
+            cand = np.flatnonzero(same)
+        else:
+            cand = np.arange(len(idx))
+        if len(cand):
+            all_keys = np.concatenate([np.asarray(carried, dtype=np.int64), keys[idx[cand]]])
+            dup[cand] = pd.Series(all_keys).duplicated().to_numpy()[len(carried):]
         reason[idx[dup]] = CODE["duplicate"]
         # carry forward: last time and the keys at that time, per group
         acc = idx[~dup]

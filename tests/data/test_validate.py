@@ -224,3 +224,35 @@ def test_chunk_row_rules_equal_the_live_check_row(data):
     want = [1 if unparseable[i] else check_row(0, lowest, bp[i], bs[i], ap[i], as_[i], max_price, max_size)
             for i in range(n)]
     assert got.tolist() == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2), st.integers(0, 1)), min_size=1, max_size=60),
+       st.lists(st.integers(1, 20), min_size=1, max_size=8))
+def test_time_and_duplicate_rules_equal_a_row_by_row_reference(rows, cuts):
+    """Random rows -- times that repeat and step back, books drawn from three, one or two symbols -- cut into
+    random chunks: the reasons equal a row-by-row reference (late: before the running latest time of
+    its symbol; duplicate: the same time, symbol and book as an earlier on-time row)."""
+    v = Validator(RULES)
+    latest: dict[str, int] = {}
+    seen: set[tuple[int, str, int]] = set()
+    want = []
+    for t, bk, sym in rows:
+        name = "XY"[sym]
+        if t < latest.get(name, -1):
+            want.append("non_monotonic_time")
+            continue
+        latest[name] = t
+        want.append("duplicate" if (t, name, bk) in seen else "ok")
+        seen.add((t, name, bk))
+    got, start, k = [], 0, 0
+    while start < len(rows):
+        part = rows[start:start + cuts[k % len(cuts)]]
+        start, k = start + len(part), k + 1
+        n = len(part)
+        b = book(n=n, ts=[1_700_000_000 * 10**9 + t * 1_000 for t, _, _ in part])
+        for i, (_, bk, _sym) in enumerate(part):
+            b.bid_size[i, 0] = 1.0 + bk
+        b.symbol = pd.Categorical(["XY"[sym] for _, _, sym in part])
+        got += reasons(b, v=v)
+    assert got == want
