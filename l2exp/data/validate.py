@@ -187,19 +187,11 @@ class Validator:
         idx = live[on_time]
         carried = [k for u in uniques for k in st.last_keys.get(u, [])]
         dup = np.zeros(len(idx), dtype=bool)
-        # a copy shares its row's time (the key hashes it) and on-time rows of a group are in time order, so
-        # only rows in a run of equal times -- or at a group's carried last time -- can be copies; with one
-        # group (the usual chunk) the hash-table pass runs on those rows alone
-        if len(uniques) == 1:
-            t_on = ts[on_time]
-            same = np.zeros(len(idx), dtype=bool)
-            same[1:] = t_on[1:] == t_on[:-1]
-            same[:-1] |= same[1:]
-            if carried:
-                same |= t_on == prev[0]
-            cand = np.flatnonzero(same)
-        else:
-            cand = np.arange(len(idx))
+        # a copy shares its row's time (the key hashes it) and a group's on-time rows are in time order, so
+        # only rows in a run of equal times of their group -- or at its carried last time -- can be copies:
+        # the hash-table pass runs on those rows alone
+        has_carried = np.array([bool(st.last_keys.get(u)) for u in uniques], dtype=np.bool_)
+        cand = np.flatnonzero(_in_time_runs(group_codes[on_time], ts[on_time], prev, has_carried))
         if len(cand):
             all_keys = np.concatenate([np.asarray(carried, dtype=np.int64), keys[idx[cand]]])
             dup[cand] = pd.Series(all_keys).duplicated().to_numpy()[len(carried):]
@@ -283,6 +275,26 @@ def _late_rows(group: np.ndarray, ts: np.ndarray, last: np.ndarray) -> np.ndarra
         else:
             cur[g] = ts[i]
     return late
+
+
+@nb.njit(cache=True)
+def _in_time_runs(group: np.ndarray, ts: np.ndarray, carried_ts: np.ndarray, has_carried: np.ndarray) -> np.ndarray:
+    """Rows (time-ordered within each group) that share their time with another row of their group, or
+    with the group's carried rows (``carried_ts``, when ``has_carried``): the only rows that can be
+    exact copies."""
+    n_groups = carried_ts.shape[0]
+    last_t = carried_ts.copy()
+    last_i = np.full(n_groups, -1, np.int64)
+    out = np.zeros(ts.shape[0], dtype=np.bool_)
+    for i in range(ts.shape[0]):
+        g = group[i]
+        if ts[i] == last_t[g] and (last_i[g] >= 0 or has_carried[g]):
+            out[i] = True
+            if last_i[g] >= 0:
+                out[last_i[g]] = True
+        last_t[g] = ts[i]
+        last_i[g] = i
+    return out
 
 
 @nb.njit(cache=True)
