@@ -122,9 +122,12 @@ def group_keys(chunk: BookChunk, rows: np.ndarray) -> tuple[np.ndarray, list[str
     if len(sym.categories) == 1 and ne == 1:  # one symbol on one venue: no sort
         return np.zeros(len(rows), np.int64), [f"{sym.categories[0]}|{exch.categories[0]}"]
     combined = np.asarray(sym.codes, dtype=np.int64)[rows] * ne + np.asarray(exch.codes, dtype=np.int64)[rows]
-    uniq, inverse = np.unique(combined, return_inverse=True)
+    # the groups present, in code order, by counting (codes are small): no sort of every row
+    uniq = np.flatnonzero(np.bincount(combined, minlength=len(sym.categories) * ne))
+    index = np.zeros(len(sym.categories) * ne, np.int64)
+    index[uniq] = np.arange(len(uniq))
     names = [f"{sym.categories[c // ne]}|{exch.categories[c % ne]}" for c in uniq]
-    return inverse.astype(np.int64), names
+    return index[combined], names
 
 
 @dataclass
@@ -199,12 +202,14 @@ class Validator:
         # carry forward: last time and the keys at that time, per group
         acc = idx[~dup]
         g_acc = group_codes[on_time][~dup]
+        t_acc = chunk.timestamp[acc]
+        last_run = np.flatnonzero(_last_time_rows(g_acc, t_acc, len(uniques)))
         for gi, name in enumerate(uniques):
-            rows = acc[g_acc == gi]
+            rows = last_run[g_acc[last_run] == gi]
             if not len(rows):
                 continue
-            t_last = int(chunk.timestamp[rows].max())
-            at_last = keys[rows][chunk.timestamp[rows] == t_last].tolist()
+            t_last = int(t_acc[rows[0]])
+            at_last = keys[acc[rows]].tolist()
             if st.last_ts.get(name) == t_last:
                 at_last = st.last_keys.get(name, []) + at_last
             st.last_ts[name] = t_last
@@ -294,6 +299,30 @@ def _in_time_runs(group: np.ndarray, ts: np.ndarray, carried_ts: np.ndarray, has
                 out[last_i[g]] = True
         last_t[g] = ts[i]
         last_i[g] = i
+    return out
+
+
+@nb.njit(cache=True)
+def _last_time_rows(group: np.ndarray, ts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Rows (time-ordered within each group) at their group's last time: the rows the duplicate rule
+    carries to the next chunk. One backward pass that stops once every group met an earlier time."""
+    out = np.zeros(ts.shape[0], dtype=np.bool_)
+    last_t = np.zeros(n_groups, np.int64)
+    state = np.zeros(n_groups, np.int8)  # 0 not seen yet, 1 in its last run, 2 done
+    open_groups = n_groups
+    for i in range(ts.shape[0] - 1, -1, -1):
+        g = group[i]
+        if state[g] == 0:
+            state[g], last_t[g] = 1, ts[i]
+            out[i] = True
+        elif state[g] == 1:
+            if ts[i] == last_t[g]:
+                out[i] = True
+            else:
+                state[g] = 2
+                open_groups -= 1
+                if open_groups == 0:
+                    break
     return out
 
 
