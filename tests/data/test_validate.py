@@ -244,7 +244,7 @@ def test_time_and_duplicate_rules_equal_a_row_by_row_reference(steps, cuts):
     want = []
     for t, bk, sym in rows:
         name = "XY"[sym]
-        if t < latest.get(name, -1):
+        if name in latest and t < latest[name]:
             want.append("non_monotonic_time")
             continue
         latest[name] = t
