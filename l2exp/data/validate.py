@@ -192,14 +192,15 @@ class Validator:
         # only rows in a run of equal times of their group -- or at its carried last time -- can be copies:
         # the hash-table pass runs on those rows alone
         has_carried = np.array([bool(st.last_keys.get(u)) for u in uniques], dtype=np.bool_)
-        cand = np.flatnonzero(_in_time_runs(group_codes[on_time], ts[on_time], prev, has_carried))
+        g_on = group_codes[on_time]
+        cand = np.flatnonzero(_in_time_runs(g_on, ts[on_time], prev, has_carried))
         if len(cand):
             all_keys = np.concatenate([np.asarray(carried, dtype=np.int64), keys[idx[cand]]])
             dup[cand] = pd.Series(all_keys).duplicated().to_numpy()[len(carried):]
         reason[idx[dup]] = CODE["duplicate"]
         # carry forward: last time and the keys at that time, per group
         acc = idx[~dup]
-        g_acc = group_codes[on_time][~dup]
+        g_acc = g_on[~dup]
         t_acc = chunk.timestamp[acc]
         last_run = np.flatnonzero(_last_time_rows(g_acc, t_acc, len(uniques)))
         for gi, name in enumerate(uniques):
