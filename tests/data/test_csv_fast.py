@@ -9,7 +9,7 @@ import gzip
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from l2exp.data import readers
@@ -65,6 +65,8 @@ def _same(a: list, b: list) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows, header=st.booleans(), crlf=st.booleans(), trailing_newline=st.booleans(),
        block=st.sampled_from([48, 200, 1 << 25]), gz=st.booleans())
+# an integer with a trailing blank: pyarrow's CSV conversion reads it, a compute cast refuses it
+@example(rows=[("0 ", "0", "0")], header=False, crlf=False, trailing_newline=True, block=48, gz=False)
 def test_fast_reader_equals_pyarrow_reader(tmp_path, monkeypatch, rows, header, crlf, trailing_newline, block, gz):
     monkeypatch.setattr(readers, "_BLOCK_BYTES", block)  # many blocks, lines across window edges
     end = "\r\n" if crlf else "\n"

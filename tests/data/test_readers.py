@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import threading
+import time
 
 import numpy as np
 import pytest
 
+from l2exp.data import readers
 from l2exp.data.readers import CsvReader, JsonLinesReader
 from l2exp.errors import UserError
 
@@ -60,3 +63,45 @@ def test_jsonl_bad_lines_become_rejects_with_lines(tmp_path):
     assert sum(c.table.num_rows for c in chunks) == 2
     assert [b[0] for c in chunks for b in c.bad_rows] == [2]
     assert [int(x) for c in chunks for x in c.lines] == [1, 3]
+
+
+class _CountingStream:
+    """A stream of ``data`` that records how far it has been read (``readinto`` as a file's)."""
+
+    def __init__(self, data: bytes, wake_at: int) -> None:
+        self.data, self.pos, self.wake_at = data, 0, wake_at
+        self.reached = threading.Event()
+
+    def readinto(self, b) -> int:
+        n = min(len(b), len(self.data) - self.pos)
+        memoryview(b)[:n] = self.data[self.pos: self.pos + n]
+        self.pos += n
+        if self.pos >= self.wake_at:
+            self.reached.set()
+        return n
+
+
+def test_compressed_blocks_are_read_one_ahead_into_the_other_buffer():
+    """While the consumer holds block k, block k+1 is read (decompressed) by the reading thread -- into
+    the other buffer, so block k's bytes stay intact; the blocks together are the text, whole lines."""
+    text = b"".join(b"%d,%d.25\n" % (i, i * 3) for i in range(5000))
+    fh = _CountingStream(text, wake_at=2 * 4096)
+    blocks = readers._stream_blocks(fh, [4096], 0, "t.csv.gz", lambda: 0)
+    first = next(blocks)
+    kept = bytes(first)
+    assert fh.reached.wait(5), "the next block was not read while the first was held"
+    time.sleep(0.05)  # the reader now waits for a free buffer; it must not have taken the held one
+    assert bytes(first) == kept and kept.endswith(b"\n")
+    rest = [bytes(b) for b in blocks]
+    assert kept + b"".join(rest) == text and all(b.endswith(b"\n") for b in rest)
+
+
+def test_a_reader_left_early_stops_its_thread_and_errors_reach_the_consumer(tmp_path):
+    text = b"".join(b"%d,%d\n" % (i, i) for i in range(20000))
+    blocks = readers._stream_blocks(_CountingStream(text, 0), [1024], 1, "t.csv.gz", lambda: 0)
+    assert next(blocks).tobytes().startswith(b"1,1\n")  # the header line skipped
+    blocks.close()
+    assert not [t for t in threading.enumerate() if t.name == "l2exp-decompress"]
+    (tmp_path / "e.csv.gz").write_bytes(gzip.compress(b""))
+    with pytest.raises(UserError, match="empty"):
+        list(CsvReader(1, columns=["x"]).iter_chunks(str(tmp_path / "e.csv.gz"), 10, set()))
