@@ -235,7 +235,7 @@ class IngestOptions:
     """How to ingest: ``chunk_rows`` per read (``validation.chunk_rows``; memory is flat in rows), reject
     examples kept per reason, a progress bar on a terminal."""
 
-    chunk_rows: int = 200_000
+    chunk_rows: int = 100_000
     examples_per_reason: int = 3
     progress: bool = True
 
