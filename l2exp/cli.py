@@ -46,7 +46,55 @@ def entry() -> Any:
     if sys.argv[1:] in (["--help"], ["-h"]):
         print(fast_help())
         return None
-    return main()
+    if not needs_mode_probe(sys.argv[1:]):
+        from hydra._internal.hydra import Hydra
+
+        Hydra.get_mode = _no_mode  # type: ignore[method-assign]
+    try:
+        return main()
+    finally:
+        settle_garbage()
+
+
+def settle_garbage() -> None:
+    """Before the interpreter's teardown: one collection, then every survivor frozen.
+
+    As CPython tears its modules down, the cyclic collector walks every live object several times --
+    with the ~1 M objects of a run (Hydra, pandas, pyarrow, Numba) ~0.4 s of a 2 s ``mode=validate``
+    (measured: 0.65 s from the last exit handler to the process's end, 0.3 s with this). The
+    collection here runs the finalisers of unreachable cycles, as the teardown would; the frozen
+    objects are freed as usual, only not walked again. Exit handlers (logging's, MLflow's) run after."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+# Config groups whose options may set ``hydra.mode`` (tests/test_cli.py fails if any other file of conf/ does).
+MODE_SETTING_GROUPS = ("hparams_search",)
+
+
+def needs_mode_probe(args: list[str]) -> bool:
+    """Whether Hydra must compose the config once just to read ``hydra.mode`` before composing it again
+    to run it (its ``Hydra.get_mode``): ~0.15 s of every command. Only a config setting ``hydra.mode``
+    needs that -- in conf/ the options of :data:`MODE_SETTING_GROUPS` -- or anything the command line
+    may bring in: a ``hydra.*`` override, another config name or directory, any Hydra flag but ``-m``.
+    Without one, the probe finds no mode and Hydra runs the command once (``-m``: a multirun), which is
+    what skipping it does."""
+    for arg in args:
+        if arg.startswith("-"):
+            if arg not in ("-m", "--multirun"):
+                return True
+            continue
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if key.startswith("hydra") or key.split("/")[0] in MODE_SETTING_GROUPS:
+            return True
+    return False
+
+
+def _no_mode(self: Any, config_name: str | None, overrides: list[str]) -> None:
+    """``Hydra.get_mode`` where no config sets ``hydra.mode`` (see :func:`needs_mode_probe`)."""
+    return None
 
 
 def fast_help() -> str:

@@ -158,3 +158,59 @@ def test_help_names_the_app_and_says_what_every_mode_does(tmp_path):
     described = {line.split()[0] for line in section.splitlines()[1:]
                  if line.startswith("  ") and line.split()}
     assert set(modes) == described, set(modes) ^ described
+
+
+@pytest.mark.parametrize(("args", "probe"), [
+    (["mode=validate", "data=bitmex_ob10"], False),
+    (["-m", "mode=train", "model=lightgbm,catboost"], False),
+    (["--multirun", "seed=1,2"], False),
+    (["mode=train", "hparams_search=lightgbm_optuna"], True),
+    (["+hparams_search=catboost_optuna"], True),
+    (["hydra.mode=MULTIRUN", "seed=1,2"], True),
+    (["+hydra.searchpath=[file:///x]"], True),
+    (["--cfg", "job"], True),
+    (["-cd", "/elsewhere"], True),
+])
+def test_the_mode_probe_is_skipped_only_where_no_config_can_set_hydra_mode(args, probe):
+    from l2exp.cli import needs_mode_probe
+
+    assert needs_mode_probe(args) is probe
+
+
+def test_only_the_listed_groups_set_hydra_mode_and_the_probe_finds_none_without_them():
+    """Skipping Hydra's mode probe is the same run only if no other config file sets ``hydra.mode``, and
+    the probe itself answers None for a plain command (MULTIRUN for a search) -- checked on Hydra itself,
+    so an upgrade that changes either fails here."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from l2exp.cli import MODE_SETTING_GROUPS
+    from l2exp.config import CONF_DIR
+
+    setting = {f.relative_to(CONF_DIR).parts[0] for f in CONF_DIR.rglob("*.yaml")
+               if OmegaConf.select(OmegaConf.load(f), "hydra.mode") is not None}
+    assert setting == set(MODE_SETTING_GROUPS)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra.get_mode(config_name="config", overrides=["mode=validate", "data=bitmex_ob10"]) is None
+        assert hydra.get_mode(config_name="config", overrides=["hparams_search=lightgbm_optuna"]) == RunMode.MULTIRUN
+
+
+def test_a_command_ends_with_its_objects_collected_once_and_frozen(monkeypatch):
+    import gc
+
+    from hydra._internal.hydra import Hydra
+
+    import l2exp.cli as cli
+
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)  # entry() replaces it: restored after the test
+    monkeypatch.setattr(sys, "argv", ["l2exp", "mode=validate"])
+    monkeypatch.setattr(cli, "main", lambda: None)
+    gc.unfreeze()
+    try:
+        cli.entry()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
