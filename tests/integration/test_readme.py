@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 import pytest
 
@@ -87,14 +88,15 @@ def test_readme_commands_in_order_on_a_fresh_workdir(workdir, chain):
         for sub, extra in ADJUST:
             if sub in cmd:
                 args = [a for a in args if a.split("=")[0] not in {e.split("=")[0] for e in extra}] + extra
+        t0 = time.perf_counter()
         proc = run_cli(args, workdir, timeout=900)
         assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stdout[-2500:]}\n{proc.stderr[-2500:]}"
-        ran.append(cmd)
+        ran.append(f"{time.perf_counter() - t0:6.1f} s  {cmd}")
         if "mode=backtest" in args and "-m" not in args:
             s = last_summary(workdir)
             assert s["in_sample_rows"] == 0 and s["first_decision_ts"] >= s["model_test_start_ts"], cmd
     assert len(ran) >= (4 if chain == "synthetic" or (SHARED / "bitmex").exists() else 0), (ran, skipped)
-    print("\n".join(f"skipped: {c}  ({w})" for c, w in skipped))
+    print("\n".join([*ran, *(f"skipped: {c}  ({w})" for c, w in skipped)]))
 
 
 def test_every_readme_link_points_at_something_that_exists():
