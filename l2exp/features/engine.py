@@ -15,6 +15,7 @@ independent pandas implementation (:mod:`.reference`).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba as nb
@@ -193,6 +194,37 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
     # copy=False: pandas 3 copies an ndarray into a new block by default -- for 2 M rows x 67 features a
     # 1 GB copy that took longer than computing the features; the frame owns ``out`` now
     return FeatureResult(pd.DataFrame(out, columns=names, index=book.index, copy=False), ready)
+
+
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def warm_start(levels: int) -> None:
+    """Load the batch kernels (Numba's on-disk cache) on a thread of their own, once per process.
+
+    Why: the first compiled call of a process initialises Numba's CPU target and loads the kernels --
+    ~0.35 s on one core. A partition task starts this before reading its partition (Arrow's read
+    releases the GIL), so the load overlaps the read instead of following it; the task's own first
+    call waits for what is left (Numba's compiler lock). Any parameters do: the compiled code depends
+    on the arrays' types, which a two-snapshot book of ``levels`` levels has as every book does."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(target=_warm, args=(levels,), daemon=True, name="l2exp-feature-load")
+            _warm_thread.start()
+
+
+def _warm(levels: int) -> None:
+    cols: dict[str, object] = {"timestamp": np.array([0, 10**8], np.int64), "symbol": ["S", "S"],
+                               "exchange": ["E", "E"]}
+    for field, first, step in zip(SIDE_FIELDS, (100.0, 1.0, 101.0, 1.0), (-0.5, 0.0, 0.5, 0.0), strict=True):
+        for i, c in enumerate(level_columns(field, levels)):
+            cols[c] = np.full(2, first + step * i)
+    try:
+        compute_batch(pd.DataFrame(cols), FeatureParams(), levels)
+    except Exception:  # noqa: BLE001 - a kernel's own error is raised again where it is really called
+        return
 
 
 class StreamingEngine:

@@ -28,10 +28,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import xxhash
 
 from l2exp.data.stores.base import L2Store, Partition
 from l2exp.data.stores.parquet import partition_dir
 from l2exp.errors import UserError
+from l2exp.features.engine import warm_start
 from l2exp.features.registry import FeatureSet
 from l2exp.files import hash_file
 from l2exp.sessions import DAY_NS
@@ -102,9 +104,10 @@ def write_table(head: pd.DataFrame, features: pd.DataFrame, ready: np.ndarray, p
     rather than Parquet: a cache is written once and read back whole, and on 500 k rows x 67 features
     IPC+LZ4 encoded in 0.20 s vs Parquet+LZ4's 0.47 s at the same size (141 vs 138 MB) and read back in
     0.14 vs 0.40 s (Parquet's encodings and statistics buy nothing here). The file is written straight
-    to disk and hashed through a memory map of it (SHA-256: hardware-accelerated, 0.08 s vs blake2b's
-    0.16): building it in memory first cost 0.35 s more per 500 k rows (the buffer's growth, its pages'
-    first touch and a copy), and the map reads the page cache without a copy."""
+    to disk and hashed through a memory map of it (XXH3-128, as the ingest keys its files: the digest
+    tells equal tables from different ones, it is no defence against a crafted collision; ~0.02 s per
+    141 MB where SHA-256 took 0.087): building it in memory first cost 0.35 s more per 500 k rows (the
+    buffer's growth, its pages' first touch and a copy), and the map reads the page cache without a copy."""
     table = pa.Table.from_pandas(head, preserve_index=False)
     # the engine's matrix is column-major, so each feature's values are contiguous and Arrow wraps them
     # without a copy (a row-major frame would be transposed once here; 67 strided copies took 1.7 s)
@@ -115,13 +118,14 @@ def write_table(head: pd.DataFrame, features: pd.DataFrame, ready: np.ndarray, p
     with pa.OSFile(str(path), "wb") as sink, \
             pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(table, max_chunksize=CHUNK_ROWS)
-    return hash_file(hashlib.sha256(), path)[:32]
+    return hash_file(xxhash.xxh3_128(), path)
 
 
 def compute_partition(task: PartitionTask) -> PartitionResult:
     """Read one (symbol, day), compute its features, write its file (atomically: a temporary name per
     process, then a rename, so two runs building the same table never see half a file)."""
     t0 = time.perf_counter()
+    warm_start(task.levels)  # the kernels load while the partition is read
     p = task.partition
     book = task.store.read(symbols=[p.symbol], start_ns=p.start_ns, end_ns=p.end_ns)
     if p.rows and len(book) != p.rows:

@@ -154,3 +154,37 @@ def test_ray_tasks_on_a_local_cluster_write_the_same_files(two_symbol_store, ray
         ray.shutdown()
     assert [(p.file, p.digest) for p in serial.parts] == [(p.file, p.digest) for p in on_ray.parts]
     assert os.getpid() not in {int(p.worker.split(":")[1]) for p in on_ray.parts}  # ran in Ray workers
+
+
+def test_a_task_loads_the_kernels_while_it_reads_and_they_are_the_ones_its_book_uses(two_symbol_store, tmp_path):
+    """A fresh process: the first partition task starts the kernel load on its own thread before it reads;
+    the kernel loaded is the one a real book calls -- no second compilation (signature) after it."""
+    root = open_store(_cfg(two_symbol_store)).root
+    code = f"""
+import threading
+from pathlib import Path
+from l2exp.compute import Serial
+from l2exp.data.stores.parquet import ParquetStore
+from l2exp.features import engine
+from l2exp.features.partitioned import build_partitioned
+from l2exp.features.registry import FeatureSet
+seen = []
+real = engine.compute_batch
+def spy(book, params, levels):
+    seen.append((threading.current_thread().name, len(book)))
+    return real(book, params, levels)
+engine.compute_batch = spy
+import l2exp.features.registry as registry
+registry.compute_batch = spy
+store = ParquetStore({str(root)!r}, 10)
+build_partitioned(store, FeatureSet("full", params={{"tick_size": 0.5}}), 10, Path({str(tmp_path / "t")!r}), Serial())
+assert seen[0] == ("l2exp-feature-load", 2), seen
+assert all(name == "MainThread" for name, _ in seen[1:]) and len(seen) == 1 + len(store.partitions()), seen
+assert len(engine._batch.signatures) == 1, engine._batch.signatures
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
