@@ -397,32 +397,47 @@ def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     stop = threading.Event()
 
     def produce() -> None:
+        for item in items:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(done)
+
+    _forwarding_thread(produce, q, "l2exp-prefetch")
+    try:
+        yield from _received(q, done)
+    finally:
+        stop.set()
+
+
+def _forwarding_thread(target: Any, q: Any, name: str) -> threading.Thread:
+    """``target`` started on a daemon thread; an exception it raises is put on ``q`` for the consumer."""
+    def run() -> None:
         try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
+            target()
         except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
             q.put(exc)
 
-    thread = threading.Thread(target=produce, daemon=True, name="l2exp-prefetch")
+    thread = threading.Thread(target=run, daemon=True, name=name)
     thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    return thread
+
+
+def _received(q: Any, done: object, error: Any = None) -> Iterator[Any]:
+    """The items a :func:`_forwarding_thread` puts on ``q`` until ``done``; an exception it forwarded is
+    raised here, in the consumer (``error`` may turn it into another first)."""
+    while True:
+        item = q.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item if error is None else error(item)
+        yield item
 
 
 def _merge(parts: list[RawChunk]) -> RawChunk:
@@ -536,24 +551,17 @@ def _stream_blocks(fh: Any, size: list[int], header: int, path: str, delivered: 
             tail = buf[cut + 1: filled].copy()
             k = 1 - k
 
-    def run() -> None:
-        try:
-            fill()
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
-            ready.put(exc)
+    def error(exc: BaseException) -> BaseException:
+        if not isinstance(exc, _READ_ERRORS):
+            return exc
+        err = _corrupt(path, exc, delivered())  # rows delivered by the time the consumer meets the damage
+        err.__cause__ = exc
+        return err
 
-    thread = threading.Thread(target=run, daemon=True, name="l2exp-decompress")
-    thread.start()
+    thread = _forwarding_thread(fill, ready, "l2exp-decompress")
     try:
-        while True:
-            item = ready.get()
-            if item is done:
-                return
-            if isinstance(item, _READ_ERRORS):
-                raise _corrupt(path, item, delivered()) from item
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        for block in _received(ready, done, error):
+            yield block
             free.release()  # the next block is asked for: this one's buffer is free
     finally:
         stop.set()
