@@ -9,8 +9,11 @@ those packages' cache files when they differ.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def invalidate_if_sources_changed(package_dir: Path, *also: Path) -> None:
@@ -28,3 +31,20 @@ def invalidate_if_sources_changed(package_dir: Path, *also: Path) -> None:
         stamp.write_text(digest)
     except OSError:  # read-only install: Numba then compiles in memory, which is always correct
         pass
+
+
+def load_with_collector_paused(load: Callable[[], Any]) -> None:
+    """Run ``load`` (a first compiled call: Numba initialises its CPU target and loads kernels from this
+    cache) with the cyclic collector paused, then restore it as it was found.
+
+    Numba's initialisation imports a few hundred modules; with the objects a CLI process holds (Hydra,
+    pandas, pyarrow: 0.2-1 M), the collections those allocations trigger cost ~25 % of it (ingest's
+    kernels 0.39-0.43 -> 0.29-0.32 s, the feature kernels 0.37-0.41 -> 0.28-0.29 s). Loading makes no
+    garbage cycles worth collecting meanwhile."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        load()
+    finally:
+        if collecting:
+            gc.enable()

@@ -10,11 +10,12 @@ CPU-s more -- pyarrow's parser costs more, and it contends with the loading for 
 
 from __future__ import annotations
 
-import gc
 import threading
 
 import numpy as np
 import pandas as pd
+
+from l2exp._numba_cache import load_with_collector_paused
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -32,17 +33,7 @@ def start(wait: bool = False) -> None:
 
 
 def _load() -> None:
-    """Numba's initialisation imports a few hundred modules; with the ~1 M objects a CLI process holds
-    (Hydra, pandas, pyarrow), the cyclic collector's passes triggered by those allocations cost ~25 %
-    of it (0.39-0.43 -> 0.29-0.32 s measured): it is paused while the kernels load (they make no
-    garbage cycles worth collecting meanwhile) and resumed as it was."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        _load_kernels()
-    finally:
-        if collecting:
-            gc.enable()
+    load_with_collector_paused(_load_kernels)
 
 
 def _load_kernels() -> None:

@@ -22,6 +22,7 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
+from l2exp._numba_cache import load_with_collector_paused
 from l2exp.features._book import BLOCK, P_TICK, SEG_OFI, block_prefix, seg
 from l2exp.features.depth import depth_block
 from l2exp.features.flow import I_LAST_TS, I_SESSIONS, I_TS, T_ROWS, flow_block, new_scratch, new_state, restart
@@ -222,7 +223,7 @@ def _warm(levels: int) -> None:
         for i, c in enumerate(level_columns(field, levels)):
             cols[c] = np.full(2, first + step * i)
     try:
-        compute_batch(pd.DataFrame(cols), FeatureParams(), levels)
+        load_with_collector_paused(lambda: compute_batch(pd.DataFrame(cols), FeatureParams(), levels))
     except Exception:  # noqa: BLE001 - a kernel's own error is raised again where it is really called
         return
 

@@ -188,3 +188,14 @@ print("ok")
 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_the_feature_kernel_load_pauses_the_collector_and_restores_it(monkeypatch):
+    import gc
+
+    from l2exp.features import engine
+
+    seen = []
+    monkeypatch.setattr(engine, "compute_batch", lambda book, params, levels: seen.append((gc.isenabled(), len(book))))
+    engine._warm(10)
+    assert seen == [(False, 2)] and gc.isenabled()
