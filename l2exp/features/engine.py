@@ -16,6 +16,7 @@ independent pandas implementation (:mod:`.reference`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba as nb
@@ -195,6 +196,59 @@ def compute_batch(book: pd.DataFrame, params: FeatureParams, levels: int) -> Fea
     # copy=False: pandas 3 copies an ndarray into a new block by default -- for 2 M rows x 67 features a
     # 1 GB copy that took longer than computing the features; the frame owns ``out`` now
     return FeatureResult(pd.DataFrame(out, columns=names, index=book.index, copy=False), ready)
+
+
+PIECE_ROWS = 1 << 18  # rows per piece of :func:`compute_pieces` (rounded up to a multiple of the ring)
+
+
+def compute_pieces(book: pd.DataFrame, params: FeatureParams, levels: int,
+                   rows: int = PIECE_ROWS) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """The features of a one-instrument frame in consecutive pieces of at most ~``rows`` rows: ``(start,
+    stop, features, ready)`` with ``features`` (stop - start, F) column-major and ``ready`` -- views of
+    two buffers reused for every piece, valid until the next piece is asked for. The same values as
+    :func:`compute_batch`, bit for bit (tested).
+
+    Why: a whole partition's output is 67 float64 columns of every row (a busy symbol-day of 1.5 M rows:
+    0.8 GB, plus 0.5 GB of level matrices), and memory a process touches for the first time is page
+    faults -- on this VM a 1.5 M-row partition took 2.7x longer per row than 500 k-row ones. Piece by
+    piece, the buffers are a piece's size and reused; the flow state carries over between the pieces of
+    a session. A piece starts at a multiple of the ring's size from its session's start, where
+    :func:`_batch` (which places blocks relative to its ``start``) agrees with the state's own count."""
+    pf, pi = params.packed()
+    names = params.names()
+    logs = params.log1p_positions()
+    symbols = book["symbol"].unique() if len(book) else []
+    if len(symbols) > 1 or (len(book) and book["exchange"].nunique() > 1):
+        raise ValueError("compute_pieces takes one instrument; compute_batch takes any frame")
+    if len(symbols):
+        pf[P_TICK] = params.tick_for(str(symbols[0]))
+    ts = book["timestamp"].to_numpy(np.int64)
+    scratch = _scratch(levels, pi, BLOCK)
+    slots = _state(params, levels, pi)[0].shape[1]
+    step = -(-max(rows, 1) // slots) * slots
+    cap = min(step, len(book))
+    out_buf, mat_buf = np.empty(len(names) * cap), np.empty((len(SIDE_FIELDS), levels * cap))
+    ready_buf = np.zeros(cap, dtype=bool)
+    for session in state_segments(ts, params):
+        state = _state(params, levels, pi)
+        for a in range(session.start, session.stop, step):
+            b = min(a + step, session.stop)
+            n = b - a
+            part = book.iloc[a:b]
+            # (n, k) column-major views of the flat buffers: the layouts compute_batch passes, so the same
+            # compiled kernel runs (a strided view would be another signature to compile)
+            mats = []
+            for k, f in enumerate(SIDE_FIELDS):
+                m = mat_buf[k, : levels * n].reshape(levels, n).T
+                for j, c in enumerate(level_columns(f, levels)):
+                    m[:, j] = part[c].to_numpy(np.float64)
+                mats.append(m)
+            out = out_buf[: len(names) * n].reshape(len(names), n).T
+            ready = ready_buf[:n]
+            ready[:] = False
+            _batch(ts[a:b], *mats, 0, n, pf, pi, out, ready, *state, *scratch)
+            _log1p_columns(out, logs)
+            yield a, b, out, ready
 
 
 _warm_lock = threading.Lock()

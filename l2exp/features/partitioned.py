@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,27 +99,55 @@ class PartitionedTable:
         return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
 
-def write_table(head: pd.DataFrame, features: pd.DataFrame, ready: np.ndarray, path: Path) -> str:
-    """One Arrow IPC file: the book columns, every feature, ``ready``; returns the SHA-256 digest of its
-    bytes. Built column by column from the arrays (no concatenated frame in between). Arrow IPC with LZ4
-    rather than Parquet: a cache is written once and read back whole, and on 500 k rows x 67 features
-    IPC+LZ4 encoded in 0.20 s vs Parquet+LZ4's 0.47 s at the same size (141 vs 138 MB) and read back in
-    0.14 vs 0.40 s (Parquet's encodings and statistics buy nothing here). The file is written straight
-    to disk and hashed through a memory map of it (XXH3-128, as the ingest keys its files: the digest
-    tells equal tables from different ones, it is no defence against a crafted collision; ~0.02 s per
-    141 MB where SHA-256 took 0.087): building it in memory first cost 0.35 s more per 500 k rows (the
-    buffer's growth, its pages' first touch and a copy), and the map reads the page cache without a copy."""
-    table = pa.Table.from_pandas(head, preserve_index=False)
-    # the engine's matrix is column-major, so each feature's values are contiguous and Arrow wraps them
-    # without a copy (a row-major frame would be transposed once here; 67 strided copies took 1.7 s)
-    by_column = np.ascontiguousarray(features.to_numpy(np.float64).T)
-    arrays = [*table.columns, *(pa.array(col) for col in by_column), pa.array(np.asarray(ready, dtype=bool))]
-    table = pa.Table.from_arrays(arrays, names=[*table.column_names, *features.columns, "ready"])
-    table = table.replace_schema_metadata(None)  # pandas metadata: the reader rebuilds the frame itself
+Piece = tuple[int, int, list[np.ndarray], np.ndarray]  # (start, stop, one array per feature, ready)
+
+
+def write_table(head: pa.Table, names: list[str], pieces: Iterator[Piece], path: Path) -> str:
+    """One Arrow IPC file: the book columns ``head``, the features ``names`` and ``ready``, written piece
+    by piece as the features are computed; returns the file's digest.
+
+    Each piece's columns are wrapped by Arrow without a copy (every feature's values are contiguous)
+    and written before the next piece reuses their memory. Arrow IPC with LZ4 rather than Parquet: a
+    cache is written once and read back whole, and on 500 k rows x 67 features IPC+LZ4 encoded in
+    0.20 s vs Parquet+LZ4's 0.47 s at the same size (141 vs 138 MB) and read back in 0.14 vs 0.40 s
+    (Parquet's encodings and statistics buy nothing here); uncompressed it would write in 0.08 s and
+    map in no time, at 2.1x the disk. The file is written straight to disk and hashed through a memory
+    map of it (XXH3-128, as the ingest keys its files: the digest tells equal tables from different
+    ones, it is no defence against a crafted collision; ~0.02 s per 141 MB where SHA-256 took 0.087):
+    building it in memory first cost 0.35 s more per 500 k rows (the buffer's growth, its pages' first
+    touch and a copy), and the map reads the page cache without a copy."""
+    head = head.replace_schema_metadata(None)  # pandas metadata: the reader rebuilds the frame itself
+    schema = pa.schema([*head.schema, *(pa.field(n, pa.float64()) for n in names), pa.field("ready", pa.bool_())])
     with pa.OSFile(str(path), "wb") as sink, \
-            pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-        writer.write_table(table, max_chunksize=CHUNK_ROWS)
+            pa.ipc.new_file(sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        for start, stop, columns, ready in pieces:
+            arrays = [*head.slice(start, stop - start).columns, *(pa.array(c) for c in columns), pa.array(ready)]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema), max_chunksize=CHUNK_ROWS)
     return hash_file(xxhash.xxh3_128(), path)
+
+
+def _pieces(fs: FeatureSet, book: pd.DataFrame, levels: int) -> Iterator[Piece]:
+    """A partition's features: piece by piece (:meth:`FeatureSet.compute_pieces`, memory bounded by a
+    piece) for one instrument -- a (symbol, day) partition is one unless exchanges share a symbol --
+    else the whole frame as one piece."""
+    if len(book) and book["symbol"].nunique() == 1 and book["exchange"].nunique() == 1:
+        yield from fs.compute_pieces(book, levels)
+        return
+    res = fs.compute(book, levels)
+    values = res.features.to_numpy(np.float64)  # column-major (the engine's layout): each column contiguous
+    yield 0, len(book), [values[:, j] for j in range(values.shape[1])], np.asarray(res.ready, dtype=bool)
+
+
+def _tallied(pieces: Iterator[Piece], nan_after: np.ndarray, ready_rows: list[int]) -> Iterator[Piece]:
+    """The pieces, counting as they pass each feature's NaN after warm-up (all NaN - NaN on warm-up rows:
+    a boolean selection of every row would copy them) and the ready rows."""
+    for piece in pieces:
+        _, _, columns, ready = piece
+        warm = ~ready
+        for j, col in enumerate(columns):
+            nan_after[j] += int(np.isnan(col).sum()) - int(np.isnan(col[warm]).sum())
+        ready_rows[0] += int(ready.sum())
+        yield piece
 
 
 def compute_partition(task: PartitionTask) -> PartitionResult:
@@ -132,23 +161,20 @@ def compute_partition(task: PartitionTask) -> PartitionResult:
         raise UserError(f"the store changed while features were computed: {p.symbol} {p.date} has {len(book):,} "
                         f"rows, {p.rows:,} when the run started", where=task.store.location(),
                         fix="Run again once the writer (ingest / record) has finished.")
-    res = task.features.compute(book, task.levels)
-    ready = np.asarray(res.ready, dtype=bool)
-    values = res.features.to_numpy(np.float64)  # column-major (the engine's layout): each column contiguous
-    # NaN after warm-up = all NaN - NaN on the few warm-up rows (a boolean row selection of the whole
-    # column-major matrix would copy it, strided: 0.8 s on 500 k rows)
-    nan_after = np.isnan(values).sum(axis=0) - np.isnan(values[~ready]).sum(axis=0)
+    names = task.features.names
+    nan_after, ready_rows = np.zeros(len(names), np.int64), [0]
     path = Path(task.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    digest = write_table(book[BOOK_COLUMNS].reset_index(drop=True), res.features.reset_index(drop=True), ready, tmp)
+    head = pa.Table.from_pandas(book[BOOK_COLUMNS].reset_index(drop=True), preserve_index=False)
+    digest = write_table(head, names, _tallied(_pieces(task.features, book, task.levels), nan_after, ready_rows), tmp)
     tmp.replace(path)
     return PartitionResult(
         symbol=p.symbol, date=p.date, file=str(path.relative_to(path.parent.parent)), rows=len(book),
-        ready_rows=int(ready.sum()), digest=digest, seconds=round(time.perf_counter() - t0, 3),
+        ready_rows=ready_rows[0], digest=digest, seconds=round(time.perf_counter() - t0, 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         worker=worker(),
-        undefined={n: int(c) for n, c in zip(res.features.columns, nan_after, strict=True) if c})
+        undefined={n: int(c) for n, c in zip(names, nan_after, strict=True) if c})
 
 
 def load_manifest(directory: Path) -> PartitionedTable | None:

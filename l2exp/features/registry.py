@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from l2exp.errors import UserError
-from l2exp.features.engine import FeatureResult, StreamingEngine, compute_batch
+from l2exp.features.engine import FeatureResult, StreamingEngine, compute_batch, compute_pieces
 from l2exp.features.params import FeatureParams
 
 # bumped when the engine's values change (even in the last bit) or its cache files do: old caches are not reused
@@ -70,6 +71,13 @@ class FeatureSet:
         if self.names == list(res.features.columns):  # the whole library: no 67-column copy
             return res
         return FeatureResult(res.features[self.names], res.ready)
+
+    def compute_pieces(self, book: pd.DataFrame,
+                       levels: int) -> Iterator[tuple[int, int, list[np.ndarray], np.ndarray]]:
+        """This set's features of a one-instrument frame piece by piece (:func:`compute_pieces`):
+        ``(start, stop, one contiguous array per feature of this set, ready)``, valid until the next."""
+        for a, b, out, ready in compute_pieces(book, self.params, levels):
+            yield a, b, [out[:, j] for j in self._positions], ready
 
     def streaming(self, levels: int, symbol: str | None = None) -> StreamingFeatures:
         return StreamingFeatures(self, levels, symbol)

@@ -214,3 +214,39 @@ def test_feature_set_minimal_selects_its_columns(tmp_path):
     snap = np.vstack([book[level_columns(f, 10)].to_numpy()[0] for f in SIDE_FIELDS])
     vec, _ = stream.update_book(int(book.timestamp[0]), snap)
     np.testing.assert_allclose(vec, res.features.iloc[0].to_numpy(), equal_nan=True)
+
+
+@pytest.mark.parametrize("unit", ["events", "ms"])
+def test_pieces_equal_the_whole_batch_bit_for_bit(bitmex, unit):
+    """Piece by piece (memory bounded by a piece, the state carried between the pieces of a session) the
+    same bits as the whole frame at once: pieces of ~1,000 rows over both BitMEX sessions (6 days apart),
+    a ring of 1,024 slots, windows in events and in time."""
+    from l2exp.features.engine import compute_pieces
+
+    windows = {"short": 10, "medium": 50, "long": 200} if unit == "events" else \
+        {"short": 500, "medium": 2000, "long": 10000}
+    p = FeatureParams(tick_size=BITMEX_TICKS, window_unit=unit, windows=windows, capacity=512)
+    xbt = bitmex[bitmex.symbol == "XBTUSD"].reset_index(drop=True)
+    whole = compute_batch(xbt, p, 10)
+    assert len(state_segments(xbt["timestamp"].to_numpy(np.int64), p)) >= 2
+    values, seen = whole.features.to_numpy(), 0
+    for a, b, out, ready in compute_pieces(xbt, p, 10, rows=1000):
+        assert a == seen and b - a <= 1024
+        np.testing.assert_array_equal(out, values[a:b])
+        np.testing.assert_array_equal(ready, whole.ready[a:b])
+        seen = b
+    assert seen == len(xbt)
+
+
+def test_a_partition_of_two_exchanges_is_computed_whole(bitmex):
+    from l2exp.features.partitioned import _pieces
+
+    fs = FeatureSet("full", params={"tick_size": BITMEX_TICKS})
+    book = bitmex[bitmex.symbol == "XBTUSD"].iloc[:3000].reset_index(drop=True)
+    book["exchange"] = np.where(np.arange(len(book)) % 2, "venue-a", "venue-b")
+    pieces = list(_pieces(fs, book, 10))
+    whole = fs.compute(book, 10)
+    assert len(pieces) == 1 and pieces[0][:2] == (0, len(book))
+    np.testing.assert_array_equal(np.column_stack(pieces[0][2]), whole.features.to_numpy())
+    with pytest.raises(ValueError, match="one instrument"):
+        next(fs.compute_pieces(book, 10))
