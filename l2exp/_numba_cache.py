@@ -37,7 +37,7 @@ def invalidate_if_sources_changed(package_dir: Path, *also: Path) -> None:
 _BLAS_PROBE = "scipy.linalg.cython_blas"
 
 
-def load_with_collector_paused(load: Callable[[], Any]) -> None:
+def start_numba(load: Callable[[], Any]) -> None:
     """Run ``load`` (a first compiled call: Numba initialises its CPU target and loads kernels from this
     cache) quickly: the cyclic collector paused, and Numba's start-up BLAS probe answered "absent".
 

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pandas as pd
 
-from l2exp._numba_cache import load_with_collector_paused
+from l2exp._numba_cache import start_numba
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -33,7 +33,7 @@ def start(wait: bool = False) -> None:
 
 
 def _load() -> None:
-    load_with_collector_paused(_load_kernels)
+    start_numba(_load_kernels)
 
 
 def _load_kernels() -> None:

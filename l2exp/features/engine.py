@@ -23,10 +23,20 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-from l2exp._numba_cache import load_with_collector_paused
+from l2exp._numba_cache import start_numba
 from l2exp.features._book import BLOCK, P_TICK, SEG_OFI, block_prefix, seg
 from l2exp.features.depth import depth_block
-from l2exp.features.flow import I_LAST_TS, I_SESSIONS, I_TS, T_ROWS, flow_block, new_scratch, new_state, restart
+from l2exp.features.flow import (
+    I_LAST_TS,
+    I_SESSIONS,
+    I_TS,
+    T_ROWS,
+    flow_block,
+    new_scratch,
+    new_state,
+    restart,
+    ring_size,
+)
 from l2exp.features.params import FeatureParams
 from l2exp.features.price import price_block
 from l2exp.schema import SIDE_FIELDS, level_columns
@@ -144,10 +154,11 @@ class FeatureResult:
     ready: np.ndarray  # False on warm-up rows (some window not yet full)
 
 
-def _column_major(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """(rows, levels) float64 in Fortran order, filled column by column: one copy per column instead of
-    pandas' row-major interleave followed by a transpose."""
-    out = np.empty((len(frame), len(columns)), order="F")
+def _column_major(frame: pd.DataFrame, columns: list[str], out: np.ndarray | None = None) -> np.ndarray:
+    """(rows, levels) float64 in Fortran order (into ``out`` if given), filled column by column: one copy
+    per column instead of pandas' row-major interleave followed by a transpose."""
+    if out is None:
+        out = np.empty((len(frame), len(columns)), order="F")
     for j, c in enumerate(columns):
         out[:, j] = frame[c].to_numpy(np.float64)
     return out
@@ -224,7 +235,7 @@ def compute_pieces(book: pd.DataFrame, params: FeatureParams, levels: int,
         pf[P_TICK] = params.tick_for(str(symbols[0]))
     ts = book["timestamp"].to_numpy(np.int64)
     scratch = _scratch(levels, pi, BLOCK)
-    slots = _state(params, levels, pi)[0].shape[1]
+    slots = ring_size(int(params.capacity))
     step = -(-max(rows, 1) // slots) * slots
     cap = min(step, len(book))
     out_buf, mat_buf = np.empty(len(names) * cap), np.empty((len(SIDE_FIELDS), levels * cap))
@@ -237,12 +248,8 @@ def compute_pieces(book: pd.DataFrame, params: FeatureParams, levels: int,
             part = book.iloc[a:b]
             # (n, k) column-major views of the flat buffers: the layouts compute_batch passes, so the same
             # compiled kernel runs (a strided view would be another signature to compile)
-            mats = []
-            for k, f in enumerate(SIDE_FIELDS):
-                m = mat_buf[k, : levels * n].reshape(levels, n).T
-                for j, c in enumerate(level_columns(f, levels)):
-                    m[:, j] = part[c].to_numpy(np.float64)
-                mats.append(m)
+            mats = [_column_major(part, level_columns(f, levels), mat_buf[k, : levels * n].reshape(levels, n).T)
+                    for k, f in enumerate(SIDE_FIELDS)]
             out = out_buf[: len(names) * n].reshape(len(names), n).T
             ready = ready_buf[:n]
             ready[:] = False
@@ -277,7 +284,7 @@ def _warm(levels: int) -> None:
         for i, c in enumerate(level_columns(field, levels)):
             cols[c] = np.full(2, first + step * i)
     try:
-        load_with_collector_paused(lambda: compute_batch(pd.DataFrame(cols), FeatureParams(), levels))
+        start_numba(lambda: compute_batch(pd.DataFrame(cols), FeatureParams(), levels))
     except Exception:  # noqa: BLE001 - a kernel's own error is raised again where it is really called
         return
 
