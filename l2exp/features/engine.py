@@ -164,12 +164,17 @@ def _column_major(frame: pd.DataFrame, columns: list[str], out: np.ndarray | Non
     return out
 
 
+def one_instrument(book: pd.DataFrame) -> bool:
+    """Whether a non-empty frame holds one (symbol, exchange): counting distinct values, not grouping."""
+    return len(book) > 0 and book["symbol"].nunique() == 1 and book["exchange"].nunique() == 1
+
+
 def _instruments(book: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """Row positions of each (symbol, exchange). One instrument -- the usual table -- is recognised by
     counting distinct values (12 ms on 2 M rows) instead of grouping (80 ms)."""
     if not len(book):
         return {}
-    if book["symbol"].nunique() == 1 and book["exchange"].nunique() == 1:
+    if one_instrument(book):
         return {(book["symbol"].iloc[0], book["exchange"].iloc[0]): np.arange(len(book))}
     return book.groupby(["symbol", "exchange"], sort=False, observed=True).indices
 
@@ -228,11 +233,10 @@ def compute_pieces(book: pd.DataFrame, params: FeatureParams, levels: int,
     pf, pi = params.packed()
     names = params.names()
     logs = params.log1p_positions()
-    symbols = book["symbol"].unique() if len(book) else []
-    if len(symbols) > 1 or (len(book) and book["exchange"].nunique() > 1):
+    if len(book) and not one_instrument(book):
         raise ValueError("compute_pieces takes one instrument; compute_batch takes any frame")
-    if len(symbols):
-        pf[P_TICK] = params.tick_for(str(symbols[0]))
+    if len(book):
+        pf[P_TICK] = params.tick_for(str(book["symbol"].iloc[0]))
     ts = book["timestamp"].to_numpy(np.int64)
     scratch = _scratch(levels, pi, BLOCK)
     slots = ring_size(int(params.capacity))

@@ -34,7 +34,7 @@ import xxhash
 from l2exp.data.stores.base import L2Store, Partition
 from l2exp.data.stores.parquet import partition_dir
 from l2exp.errors import UserError
-from l2exp.features.engine import warm_start
+from l2exp.features.engine import one_instrument, warm_start
 from l2exp.features.registry import FeatureSet
 from l2exp.files import hash_file
 from l2exp.sessions import DAY_NS
@@ -130,7 +130,7 @@ def _pieces(fs: FeatureSet, book: pd.DataFrame, levels: int) -> Iterator[Piece]:
     """A partition's features: piece by piece (:meth:`FeatureSet.compute_pieces`, memory bounded by a
     piece) for one instrument -- a (symbol, day) partition is one unless exchanges share a symbol --
     else the whole frame as one piece."""
-    if len(book) and book["symbol"].nunique() == 1 and book["exchange"].nunique() == 1:
+    if one_instrument(book):
         yield from fs.compute_pieces(book, levels)
         return
     res = fs.compute(book, levels)
