@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from l2exp.config import CONF_DIR, PROJECT_ROOT, shared_data_dir
+from tests.cli_zygote import Zygote
 
 SHARED = shared_data_dir()
 pytest_plugins = ["tests.ray_cluster"]  # the session's local Ray cluster fixture (``ray_cluster``)
@@ -48,17 +49,35 @@ def cfg_factory(workdir: Path):
     return make_cfg
 
 
+_zygote: Zygote | None = None
+
+
 def run_cli(args: list[str], workdir: Path, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+            timeout: float = 600, fresh: bool = False) -> subprocess.CompletedProcess:
     """Run ``l2exp`` as a user would; returns the completed process (stdout+stderr captured). The timeout
-    catches a hang, not slowness: a loaded 2-core CI machine ran a 20 s training for > 300 s."""
+    catches a hang, not slowness: a loaded 2-core CI machine ran a 20 s training for > 300 s.
+
+    The command is a fork of this worker's warm interpreter (:mod:`tests.cli_zygote`: the imports done
+    once, not once per command); ``fresh=True`` -- or ``L2EXP_TEST_ZYGOTE=0`` for every command -- starts
+    a new interpreter, for what happens at start-up itself."""
+    global _zygote
     e = dict(os.environ)
     e["L2EXP_WORKDIR"] = str(workdir)
     e.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir}/mlruns/mlflow.db")
     e["COLUMNS"] = "200"
     e.update(env or {})
+    if not fresh and os.environ.get("L2EXP_TEST_ZYGOTE", "1") != "0":
+        _zygote = _zygote or Zygote()
+        proc = _zygote.run(args, e, PROJECT_ROOT, timeout)
+        if proc is not None:
+            return proc
     return subprocess.run([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _zygote is not None:
+        _zygote.stop()
 
 
 def last_summary(workdir: Path) -> dict:

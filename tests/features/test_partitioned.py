@@ -158,7 +158,8 @@ def test_ray_tasks_on_a_local_cluster_write_the_same_files(two_symbol_store, ray
 
 def test_a_task_loads_the_kernels_while_it_reads_and_they_are_the_ones_its_book_uses(two_symbol_store, tmp_path):
     """A fresh process: the first partition task starts the kernel load on its own thread before it reads;
-    the kernel loaded is the one a real book calls -- no second compilation (signature) after it."""
+    the kernel loaded is the one a real book calls -- no second compilation (signature) after it. (Which
+    thread reaches the kernel first is the scheduler's choice: on a loaded machine the read can win.)"""
     root = open_store(_cfg(two_symbol_store)).root
     code = f"""
 import threading
@@ -174,10 +175,17 @@ def spy(ts, *args):
     seen.append((threading.current_thread().name, len(ts)))
     return real(ts, *args)
 engine._batch = spy
+loading_when_read = []
+read = ParquetStore.read
+def read_spy(self, *a, **k):
+    loading_when_read.append(engine._warm_thread is not None)
+    return read(self, *a, **k)
+ParquetStore.read = read_spy
 store = ParquetStore({str(root)!r}, 10)
 build_partitioned(store, FeatureSet("full", params={{"tick_size": 0.5}}), 10, Path({str(tmp_path / "t")!r}), Serial())
-assert seen[0] == ("l2exp-feature-load", 2), seen
-assert len(seen) > 1 and all(name == "MainThread" for name, _ in seen[1:]), seen
+assert loading_when_read and all(loading_when_read), loading_when_read
+assert [s for s in seen if s[0] != "MainThread"] == [("l2exp-feature-load", 2)], seen
+assert sum(name == "MainThread" for name, _ in seen) >= 2, seen
 assert len(real.signatures) == 1, real.signatures
 print("ok")
 """
