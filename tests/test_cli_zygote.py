@@ -41,3 +41,38 @@ def test_environment_cwd_and_timeout(tmp_path):
     finally:
         z.stop()
     assert z.proc is not None and z.proc.poll() is not None
+
+
+def test_the_zygote_ends_with_the_process_that_started_it(tmp_path):
+    """A worker killed mid-suite (no pytest_unconfigure) leaves no zygote behind."""
+    import signal
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        from pathlib import Path
+        from tests.cli_zygote import Zygote
+        z = Zygote()
+        z.start(Path({str(PROJECT_ROOT)!r}))
+        print(z.proc.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        zygote_pid = int(parent.stdout.readline())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{zygote_pid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] == "Z":  # ended, waiting to be reaped by init
+                    return
+        except FileNotFoundError:  # ended and reaped
+            return
+        time.sleep(0.1)
+    os.kill(zygote_pid, signal.SIGKILL)
+    raise AssertionError("the zygote outlived the process that started it")
