@@ -22,7 +22,10 @@ def start_server(workdir: Path, port: int | None = None) -> tuple[subprocess.Pop
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{workdir}/server.db",
                              "--artifacts-destination", str(workdir / "server-artifacts"), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            # MLflow 3's server-side jobs (GenAI evaluation, trace rollups): a job runner and 7
+                            # huey consumers, each a Python importing MLflow -- ~15 CPU-s per server, unused by l2exp
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
