@@ -21,6 +21,7 @@ answers ``<pid>\\n`` when the child is forked and ``<wait status>\\n`` when it h
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -144,7 +145,7 @@ class Zygote:
         self.path = os.path.join(self._dir, "sock")
         self.proc: subprocess.Popen | None = None
         self.usable = True
-        self._runs = 0
+        self._runs = itertools.count(1)  # output file names; commands may run from several threads
 
     def start(self, cwd: Path) -> None:
         # OpenBLAS starts its pool at import unless told one thread (CI sets OMP_NUM_THREADS=1 anyway)
@@ -168,8 +169,8 @@ class Zygote:
             self.start(cwd)
         if not self.usable:
             return None
-        self._runs += 1
-        out, err = (Path(self._dir) / f"{self._runs}.{ext}" for ext in ("out", "err"))
+        run = next(self._runs)
+        out, err = (Path(self._dir) / f"{run}.{ext}" for ext in ("out", "err"))
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(self.path)

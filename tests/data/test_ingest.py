@@ -21,7 +21,7 @@ from l2exp.config import PROJECT_ROOT
 from l2exp.data.ingest import ingest
 from l2exp.modes.ingest import run_ingest
 from l2exp.schema import canonical_columns
-from tests.conftest import make_cfg, needs_shared
+from tests.conftest import make_cfg, needs_shared, run_cli
 
 FAULTS = ["none", "crossed", "neg_size", "text", "unsorted", "duplicate", "time_back", "malformed", "empty_side"]
 EXPECTED = {"crossed": "crossed_book", "neg_size": "non_positive_size", "text": "unparseable",
@@ -146,9 +146,9 @@ def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
         assert proc.poll() is None, "ingest finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        subprocess.run(args, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
-        subprocess.run(args, cwd=PROJECT_ROOT, env=dict(os.environ, L2EXP_WORKDIR=str(clean)), check=True,
-                       capture_output=True)
+        for workdir in (crashed, clean):  # the rerun, and a clean run to compare with
+            done = run_cli(args[3:], workdir)
+            assert done.returncode == 0, done.stderr[-3000:]
         cfg_a = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={crashed}"])
         cfg_b = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={clean}"])
         a = hydra.utils.instantiate(cfg_a.store).read()

@@ -5,34 +5,30 @@ the validation metric its MLflow child run logged."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 
-from l2exp.config import PROJECT_ROOT
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_workers_share_one_study_without_losing_or_duplicating_trials(workdir):
     storage = f"sqlite:///{workdir}/optuna.db"
-    args = [sys.executable, "-m", "l2exp.cli", "mode=train", "hparams_search=lightgbm_optuna",
-            "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared",
-            "data.reader.n_snapshots=20000", "features=minimal", "model.n_estimators=30"]
-    env = dict(os.environ, L2EXP_WORKDIR=str(workdir), COLUMNS="200")
+    args = ["mode=train", "hparams_search=lightgbm_optuna", "hydra.sweeper.n_trials=3",
+            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared", "data.reader.n_snapshots=20000",
+            "features=minimal", "model.n_estimators=30"]
     # the store and feature cache first (one writer), then two sweeps at once on the same study
-    subprocess.run([sys.executable, "-m", "l2exp.cli", "mode=features", "data.reader.n_snapshots=20000",
-                    "features=minimal"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=300)
+    first = run_cli(["mode=features", "data.reader.n_snapshots=20000", "features=minimal"], workdir, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
     # each worker its own sampler seed: with one seed their random start-up trials would coincide
-    procs = [subprocess.Popen([*args, f"hydra.sweeper.sampler.seed={k}"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    for p, out in zip(procs, outs, strict=True):
-        assert p.returncode == 0, out[-4000:]
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda k: run_cli([*args, f"hydra.sweeper.sampler.seed={k}"], workdir), (1, 2)))
+    for p in done:
+        assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     study = optuna.load_study(study_name="shared", storage=storage)
     trials = study.get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(6))
