@@ -58,7 +58,7 @@ def _threads() -> int:
     return sum(n not in FORK_SAFE_THREADS for n in names)
 
 
-def serve(path: str) -> None:
+def serve(path: str, parent: int) -> None:
     import importlib
 
     for name in PRELOAD:
@@ -69,9 +69,10 @@ def serve(path: str) -> None:
     srv.bind(path)
     srv.listen(64)
     print(f"ready {_threads()}", flush=True)
-    parent = os.getppid()
     waiting: dict[int, socket.socket] = {}
-    while os.getppid() == parent:  # the test worker gone (even killed): no zygote left behind
+    # the worker that started it gone (even killed): no zygote left behind. Its pid comes on the command
+    # line: read here, os.getppid() could already be init's if the worker died during the imports
+    while os.getppid() == parent:
         readable, _, _ = select.select([srv], [], [], 0.02)
         for pid in list(waiting):
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -150,8 +151,8 @@ class Zygote:
     def start(self, cwd: Path) -> None:
         # OpenBLAS starts its pool at import unless told one thread (CI sets OMP_NUM_THREADS=1 anyway)
         env = {"OPENBLAS_NUM_THREADS": "1", **os.environ}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.cli_zygote", self.path], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.cli_zygote", self.path, str(os.getpid())],
+                                     cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("ready"):
             self.usable = False
@@ -217,4 +218,4 @@ def _read(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))
