@@ -13,8 +13,7 @@ other block back to pyarrow, so the rows read -- and their values, bit for bit -
 * a number is converted exactly as pyarrow's fast_float does when the decimal significand ``m``
   fits in 53 bits and the power of ten ``k`` is within +/-22 (Clinger's fast path: ``m`` and
   ``10**|k|`` are exact doubles, so one IEEE multiply or divide is the correctly rounded value);
-  other numbers send the block to pyarrow. ``10**|k|`` is multiplied up, not looked up: a table
-  load per number waited on the stores of the numbers before it (0.69 -> 0.44 s per 200 MB);
+  other numbers send the block to pyarrow (``10**|k|`` multiplied up, not looked up: see :func:`_number`);
 * a string field is raw ASCII bytes or a double-quoted run without ``"`` inside; escaped quotes,
   non-ASCII bytes, empty lines and a wrong field count send the block to pyarrow.
 * bytes are read through :func:`_ld`, which skips the negative-index wrap-around Numba emits for
