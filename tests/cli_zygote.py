@@ -8,7 +8,8 @@ command is a ``fork`` of the warm interpreter that runs the console script's ``e
 process with its own argv, environment, working directory, stdout/stderr files, session (so a timeout
 kills its whole tree), atexit handlers and exit code, as a user's ``l2exp`` has. Only what an import
 does at import time is shared, which is why tests of start-up itself (what a command imports, how long
-it takes, the Numba cache's first load) run a fresh interpreter: ``run_cli(..., fresh=True)``.
+it takes, the Numba cache's first load) start an interpreter of their own (``subprocess``, as
+tests/data/test_warm.py does, or ``run_cli(..., fresh=True)``), and so do commands a test kills or signals.
 
 The zygote stays single-threaded (forking a process with threads copies only the calling one; a lock
 another thread held stays locked in the child): it answers requests from one ``select`` loop, reaps

@@ -134,10 +134,11 @@ def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
     """SIGKILL a real ingest mid-file, run again: the store holds exactly a clean run's rows."""
     for store in ("sqlite", "parquet"):
         crashed, clean = tmp_path / f"crashed_{store}", tmp_path / f"clean_{store}"
-        args = [sys.executable, "-m", "l2exp.cli", "mode=ingest", "data=bitmex_ob10", f"store={store}",
-                "validation.chunk_rows=2000", "mode.progress=false"]
+        args = ["mode=ingest", "data=bitmex_ob10", f"store={store}", "validation.chunk_rows=2000",
+                "mode.progress=false"]
         env = dict(os.environ, L2EXP_WORKDIR=str(crashed))
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # its own process: killed
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             if _partial(crashed, store):
@@ -147,7 +148,7 @@ def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for workdir in (crashed, clean):  # the rerun, and a clean run to compare with
-            done = run_cli(args[3:], workdir)
+            done = run_cli(args, workdir)
             assert done.returncode == 0, done.stderr[-3000:]
         cfg_a = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={crashed}"])
         cfg_b = make_cfg([f"store={store}", "data=bitmex_ob10", f"workdir={clean}"])
