@@ -74,19 +74,10 @@ def configure(settings: TrackingSettings) -> str:
 
 @functools.cache
 def _init_sqlite_store(db: Path, uri: str) -> None:
-    """Create (or migrate) a local SQLite tracking store under an exclusive file lock: MLflow builds the
-    schema on first use, and two processes doing it at once (two sweeps started together on a fresh
-    workdir) fail with "duplicate column name". Once per store and process (a pipeline configures once
-    per step); once the schema exists it is one quick query."""
-    import fcntl
+    """Once per store and process (a pipeline configures once per step); see ``local_store``."""
+    from l2exp.tracking.local_store import create_or_open
 
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".init-lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    create_or_open(db, uri)
 
 
 def _preflight(uri: str, timeout_s: float) -> None:

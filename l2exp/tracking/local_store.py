@@ -1,0 +1,119 @@
+"""A local SQLite tracking store, created from an empty copy instead of MLflow's migrations.
+
+Why: MLflow builds a new SQLite store by running every Alembic migration since its first schema
+(MLflow 3.17: ~60 revisions, 0.8-1 s and the import of Alembic; ~2 s of a first ``mode=train`` on a
+new workdir). The result is the same file for every store but for one row -- the ``Default``
+experiment, whose artifact location is the store's own. So the first store of an MLflow version is
+built by MLflow as usual, saved without that row (``VACUUM INTO``, a clean file) under the user's
+cache, and every later store starts as a copy of it; MLflow then sees all its tables at the head
+revision (it checks, and refuses a schema it does not know) and adds the ``Default`` experiment with
+the right location itself. A copy MLflow does not accept is removed and the store built the usual way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+
+TEMPLATE_ENV = "L2EXP_MLFLOW_TEMPLATE_DIR"  # where the empty stores are kept (default: ~/.cache/l2exp)
+
+
+def template_dir() -> Path:
+    if os.environ.get(TEMPLATE_ENV):
+        return Path(os.environ[TEMPLATE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "l2exp"
+
+
+def template_path() -> Path:
+    """The empty store of this MLflow version (its schema head is fixed by the version)."""
+    return template_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _open(uri: str) -> None:
+    """Let MLflow open (and, if it has no tables, build) the store at ``uri``."""
+    mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def _forget_engine(uri: str) -> None:
+    """Drop MLflow's cached engine for ``uri`` (it keeps one per URI, connections open on the file)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _build_template(template: Path) -> None:
+    build = template.with_name(template.name + f".build-{os.getpid()}")
+    build.unlink(missing_ok=True)
+    try:
+        _open(f"sqlite:///{build}")
+        _forget_engine(f"sqlite:///{build}")
+        with contextlib.closing(sqlite3.connect(build)) as con:
+            con.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+            con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+            con.commit()
+            staged = template.with_name(template.name + f".tmp-{os.getpid()}")
+            staged.unlink(missing_ok=True)
+            con.execute("VACUUM INTO ?", (str(staged),))
+        os.replace(staged, template)  # readers see the whole file or none
+    finally:
+        build.unlink(missing_ok=True)
+
+
+def ensure_empty_template() -> Path | None:
+    """The empty store of this MLflow version, built once per machine; None when the cache cannot be
+    written (a read-only home): stores are then built by MLflow each time, as without it."""
+    template = template_path()
+    if template.exists():
+        return template
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(template.with_name(template.name + ".lock")):
+            if not template.exists():
+                _build_template(template)
+    except (OSError, sqlite3.Error):
+        return None
+    return template
+
+
+def create_or_open(db: Path, uri: str) -> None:
+    """Make ``db`` (at ``uri``, ``sqlite:///...``) a usable MLflow store: an existing one is opened (MLflow
+    migrates it if it is older), a missing one starts as the empty template's copy. Under an exclusive
+    lock beside it: two processes building one store at once (two sweeps on a fresh workdir) fail in
+    MLflow with "duplicate column"."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(db.with_name(db.name + ".init-lock")):
+        seeded = False
+        if not db.exists() and (template := ensure_empty_template()) is not None:
+            staged = db.with_name(db.name + ".seed")
+            shutil.copyfile(template, staged)
+            os.replace(staged, db)
+            seeded = True
+        try:
+            _open(uri)
+        except Exception:
+            if not seeded:
+                raise
+            # nothing of the user's is in it yet: built by MLflow instead, and the template rebuilt next time
+            _forget_engine(uri)
+            db.unlink(missing_ok=True)
+            template_path().unlink(missing_ok=True)
+            _open(uri)
