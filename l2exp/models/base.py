@@ -53,6 +53,10 @@ class L2Model(ABC):
     def native(self) -> Any:
         """The library's own model object (what the MLflow flavour logs)."""
 
+    def logged(self) -> Any:
+        """What the MLflow flavour saves and the registry hands back: the native model by default."""
+        return self.native()
+
     @abstractmethod
     def feature_importance(self) -> pd.Series: ...
 

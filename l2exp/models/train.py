@@ -333,7 +333,8 @@ def train(job: TrainSpec, store: L2Store, ft: FeatureTable, ctx: RunContext) -> 
         meta = {"feature_set": fs.describe(), "levels": job.levels, "labels": spec.describe(), "task": task,
                 "flavor": model.flavor, "data": job.data_name, "data_digest": prep.ft.data_digest,
                 "train_run_id": run.info.run_id, "segments": segments, "permuted_labels": permute,
-                "session_gap_ms": fs.params.reset_gap_ms}
+                "session_gap_ms": fs.params.reset_gap_ms,
+                "model_classes": None if model.classes_ is None else [int(c) for c in model.classes_]}
         version = log_model(model, X.iloc[prep.folds[-1].train].head(200), meta, model_name) or tlog.PENDING
         tlog.set_tags({"l2exp.model_version": version, "l2exp.test_start_ts": str(segments["test_start_ts"])})
         run_id = run.info.run_id

@@ -36,7 +36,7 @@ def log_model(model: L2Model, X_example: pd.DataFrame, metadata: dict[str, Any],
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": a hint for serving inputs
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(X_example, out)
-    return tlog.log_model(model.flavor, model.native(), registered_name, signature=signature,
+    return tlog.log_model(model.flavor, model.logged(), registered_name, signature=signature,
                           input_example=X_example.head(5),
                           pip_requirements=PIP_REQUIREMENTS[model.flavor],  # skips ~4 s of inference
                           metadata={"l2exp": metadata})
@@ -56,23 +56,31 @@ class ModelBundle:
     levels: int
     meta: dict[str, Any]
 
+    def model_classes(self) -> Any:
+        """The classes the model saw in training, in its output order (the metadata's; models registered
+        before it was recorded carry them on their scikit-learn wrapper)."""
+        seen = self.meta.get("model_classes")
+        return seen if seen is not None else getattr(self.native, "classes_", None)
+
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Class probabilities, one column per class of the labels even when the model never saw a
         class in training (regression: the prediction as one column). A NumPy array in feature
-        order takes the fast path (no DataFrame, LightGBM through its booster): ~0.1 ms per live row."""
+        order takes the fast path (no DataFrame): ~0.1 ms per live row. LightGBM predicts through
+        its booster (what the registry holds; older versions hold the wrapper around it)."""
         if isinstance(X, np.ndarray):
             X = np.atleast_2d(X)
-            if self.meta["flavor"] == "lightgbm":
-                out = np.asarray(self.native.booster_.predict(X), dtype=float)
-                if self.task == "regression":
-                    return out.reshape(len(X), 1)
-                return expand_proba(out if out.ndim == 1 else out.reshape(len(X), -1),
-                                    getattr(self.native, "classes_", None), len(self.classes))
-            X = pd.DataFrame(X, columns=self.feature_set.names) if self.task == "regression" else X
+            if self.meta["flavor"] != "lightgbm":
+                X = pd.DataFrame(X, columns=self.feature_set.names) if self.task == "regression" else X
+        if self.meta["flavor"] == "lightgbm":
+            booster = getattr(self.native, "booster_", self.native)
+            out = np.asarray(booster.predict(X), dtype=float)
+            if self.task == "regression":
+                return out.reshape(len(X), 1)
+            return expand_proba(out if out.ndim == 1 else out.reshape(len(X), -1), self.model_classes(),
+                                len(self.classes))
         if self.task == "regression":
             return np.asarray(self.native.predict(X), dtype=float).reshape(-1, 1)
-        return expand_proba(np.asarray(self.native.predict_proba(X)), getattr(self.native, "classes_", None),
-                            len(self.classes))
+        return expand_proba(np.asarray(self.native.predict_proba(X)), self.model_classes(), len(self.classes))
 
 
 def load_bundle(uri: str, levels_available: int | None = None) -> ModelBundle:
