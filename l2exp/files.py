@@ -1,9 +1,12 @@
 """Reading whole files fast: memory maps and digests, one definition for the source keys, the store's parts
-and the feature caches."""
+and the feature caches; and the one-at-a-time lock for creating a shared file."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +26,16 @@ def hash_file(h: Any, path: str | Path, prefix: bytes = b"") -> str:
                            prot=mmap.PROT_READ, offset=off) as m:
                 h.update(m)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created if missing) -- for the first creation
+    of something several processes may start at once (a tracking store, a study's tables). Blocking: the
+    holder does seconds of work at most. The kernel releases it if the holder dies."""
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

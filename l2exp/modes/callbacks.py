@@ -1,7 +1,8 @@
 """Hydra callback: a multirun (``-m``) becomes one MLflow parent run with a child run per job.
 
-``on_multirun_start`` creates the parent run and exports its id in ``L2EXP_PARENT_RUN_ID`` (jobs of
-the basic and joblib launchers inherit the environment); each job's tracked run nests under it.
+``on_multirun_start`` creates a shared Optuna study's storage, then the parent run, and exports its id
+in ``L2EXP_PARENT_RUN_ID`` (jobs of the basic and joblib launchers inherit the environment); each
+job's tracked run nests under it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,18 @@ class MlflowMultirunParent(Callback):
         self.ray_connected = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._study_storage(config)
         self._parent_run(config)
         self._connect_ray(config)
+
+    def _study_storage(self, config: DictConfig) -> None:
+        """A shared Optuna study's storage, created before the sweeper opens it (see ``optuna_storage``)."""
+        sweeper = config.hydra.get("sweeper") if "hydra" in config else None
+        storage = sweeper.get("storage") if sweeper is not None else None
+        if isinstance(storage, str) and storage:
+            from l2exp.tracking.optuna_storage import prepare_study_storage
+
+            prepare_study_storage(storage)
 
     def _connect_ray(self, config: DictConfig) -> None:
         """Connect the driver to the Ray cluster before Hydra's Ray launcher does: the launcher (1.2) adds

@@ -13,14 +13,14 @@ the right location itself. A copy MLflow does not accept is removed and the stor
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+
+from l2exp.files import exclusive_lock
 
 TEMPLATE_ENV = "L2EXP_MLFLOW_TEMPLATE_DIR"  # where the empty stores are kept (default: ~/.cache/l2exp)
 
@@ -34,16 +34,6 @@ def template_dir() -> Path:
 def template_path() -> Path:
     """The empty store of this MLflow version (its schema head is fixed by the version)."""
     return template_dir() / f"mlflow-{mlflow.__version__}-empty.db"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _open(uri: str) -> None:
@@ -86,7 +76,7 @@ def ensure_empty_template() -> Path | None:
         return template
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(template.with_name(template.name + ".lock")):
+        with exclusive_lock(template.with_name(template.name + ".lock")):
             if not template.exists():
                 _build_template(template)
     except (OSError, sqlite3.Error):
@@ -100,7 +90,7 @@ def create_or_open(db: Path, uri: str) -> None:
     lock beside it: two processes building one store at once (two sweeps on a fresh workdir) fail in
     MLflow with "duplicate column"."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(db.with_name(db.name + ".init-lock")):
+    with exclusive_lock(db.with_name(db.name + ".init-lock")):
         seeded = False
         if not db.exists() and (template := ensure_empty_template()) is not None:
             staged = db.with_name(db.name + ".seed")

@@ -48,7 +48,8 @@ def _meta(model: LightGBMModel) -> dict:
 
 
 def _register(model: object, X: pd.DataFrame, meta: dict, flavor_object: object | None = None) -> str:
-    with mlflow.start_run() as run:
+    exp = mlflow.MlflowClient().create_experiment(f"registry-{len(mlflow.search_experiments())}")
+    with mlflow.start_run(experiment_id=exp) as run:  # not the process's active experiment: another test's
         if flavor_object is None:
             log_model(model, X.head(50), meta, "l2exp-test")
         else:  # what l2exp registered before: the scikit-learn wrapper (skops)
