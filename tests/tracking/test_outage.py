@@ -36,8 +36,8 @@ def running_runs(uri: str) -> int:
 def test_server_killed_mid_run_returns_within_60s_with_one_message(workdir):
     server, uri = start_server(workdir)
     env = dict(os.environ, L2EXP_WORKDIR=str(workdir), MLFLOW_TRACKING_URI=uri, COLUMNS="200")
-    args = [sys.executable, "-m", "l2exp.cli", "mode=train", "tracking=server", "data.reader.n_snapshots=60000",
-            "model.n_estimators=400", "split=walk_forward", "mode.progress=false"]
+    args = [sys.executable, "-m", "l2exp.cli", "mode=train", "tracking=server", "data.reader.n_snapshots=30000",
+            "model.n_estimators=150", "split=walk_forward", "mode.progress=false"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
