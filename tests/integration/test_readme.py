@@ -29,7 +29,7 @@ ADJUST = [  # (substring, extra overrides): the same command, smaller
     # the first 600 out-of-sample snapshots: at feed.speed=10, ~6 s of the run is waiting for the replay's clock
     ("mode=sim feed=replay", ["mode.max_snapshots=600"]),
 ]
-SYNTHETIC_ROWS = "data.reader.n_snapshots=60000"  # the synthetic book's default is 200,000
+SYNTHETIC_ROWS = "data.reader.n_snapshots=40000"  # the synthetic book's default is 200,000; the browser demo's size
 
 
 def commands() -> list[str]:
