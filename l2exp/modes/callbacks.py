@@ -8,6 +8,7 @@ job's tracked run nests under it.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -35,9 +36,14 @@ class MlflowMultirunParent(Callback):
         sweeper = config.hydra.get("sweeper") if "hydra" in config else None
         storage = sweeper.get("storage") if sweeper is not None else None
         if isinstance(storage, str) and storage:
+            from l2exp.errors import UserError
             from l2exp.tracking.optuna_storage import prepare_study_storage
 
-            prepare_study_storage(storage)
+            try:
+                prepare_study_storage(storage)
+            except UserError as err:  # Hydra turns a callback's exception into a warning: stop the sweep here
+                print(err.render(), file=sys.stderr)
+                sys.exit(2)
 
     def _connect_ray(self, config: DictConfig) -> None:
         """Connect the driver to the Ray cluster before Hydra's Ray launcher does: the launcher (1.2) adds

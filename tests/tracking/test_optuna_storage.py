@@ -13,6 +13,7 @@ import sqlalchemy
 from l2exp.errors import UserError
 from l2exp.tracking import optuna_storage
 from l2exp.tracking.optuna_storage import prepare_study_storage
+from tests.conftest import run_cli
 
 
 def _open_study(url: str) -> None:
@@ -55,3 +56,14 @@ def test_a_concurrent_creation_is_waited_for_and_other_errors_are_said(monkeypat
     with pytest.raises(UserError, match="password authentication failed") as e:
         prepare_study_storage("postgresql://team@db/optuna")
     assert e.value.where == "hydra.sweeper.storage"
+
+
+@pytest.mark.parametrize("storage", ["postgresql://nobody@127.0.0.1:1/optuna", "sqlite:////proc/no-such/optuna.db"],
+                         ids=["driver missing or refused", "folder not writable"])
+def test_a_storage_that_cannot_be_opened_stops_the_sweep_with_one_message(workdir, storage):
+    """Hydra turns a callback's exception into a warning and sweeps on: the sweep must stop at once instead."""
+    proc = run_cli(["mode=train", "hparams_search=lightgbm_optuna", f"hydra.sweeper.storage={storage}",
+                    "hydra.sweeper.n_trials=1", "data.reader.n_snapshots=5000"], workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "cannot" in proc.stderr and "where: hydra.sweeper.storage" in proc.stderr
+    assert not (workdir / "mlruns").exists()  # stopped before the sweep's parent run
