@@ -32,9 +32,24 @@ def test_an_experiment_composes_to_what_it_names(name):
     assert type(instantiate(cfg.model)).__name__ in FAST
 
 
+def run_by_the_readme_chain(name: str) -> bool:
+    """Whether tests/integration/test_readme.py runs ``l2exp experiment=<name>`` exactly as written (no other
+    argument, nothing adjusted): that run is this test's at full size."""
+    from tests.integration.test_readme import ADJUST, commands
+
+    cmd = f".venv/bin/l2exp experiment={name}"
+    return cmd in commands() and not any(sub in cmd for sub, _ in ADJUST)
+
+
+def test_the_readme_chain_runs_the_walk_forward_experiment_as_written():
+    assert run_by_the_readme_chain("bitmex_walk_forward") and not run_by_the_readme_chain("demo_synthetic")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_runs_in_a_fast_setting(workdir, name):
+    if run_by_the_readme_chain(name):
+        pytest.skip(f"the README chain runs `l2exp experiment={name}` as written, at full size")
     cfg = make_cfg([f"experiment={name}"])
     data = str(cfg.data.name)
     if data != "synthetic" and not any(SHARED.glob("*")):
