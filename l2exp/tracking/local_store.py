@@ -51,21 +51,21 @@ def _forget_engine(uri: str) -> None:
 
 
 def _build_template(template: Path) -> None:
-    build = template.with_name(template.name + f".build-{os.getpid()}")
-    build.unlink(missing_ok=True)
+    build, staged = (template.with_name(f"{template.name}.{part}-{os.getpid()}") for part in ("build", "tmp"))
     try:
+        for f in (build, staged):
+            f.unlink(missing_ok=True)
         _open(f"sqlite:///{build}")
         _forget_engine(f"sqlite:///{build}")
         with contextlib.closing(sqlite3.connect(build)) as con:
             con.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
             con.execute("DELETE FROM experiments WHERE experiment_id = 0")
             con.commit()
-            staged = template.with_name(template.name + f".tmp-{os.getpid()}")
-            staged.unlink(missing_ok=True)
             con.execute("VACUUM INTO ?", (str(staged),))
         os.replace(staged, template)  # readers see the whole file or none
     finally:
-        build.unlink(missing_ok=True)
+        for f in (build, staged):
+            f.unlink(missing_ok=True)
 
 
 def ensure_empty_template() -> Path | None:
