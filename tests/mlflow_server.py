@@ -25,7 +25,7 @@ def start_server(workdir: Path, port: int | None = None) -> tuple[subprocess.Pop
         shutil.copyfile(template, db)  # as l2exp starts a local store: not MLflow's migrations (~1 s) each time
     uri = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{workdir}/server.db",
+                             "--backend-store-uri", f"sqlite:///{db}",
                              "--artifacts-destination", str(workdir / "server-artifacts"), "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             # MLflow 3's server-side jobs (GenAI evaluation, trace rollups): a job runner and 7
