@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,15 +13,14 @@ from pathlib import Path
 
 import requests
 
-from l2exp.tracking.local_store import ensure_empty_template
+from l2exp.tracking.local_store import seed
 from tests.sim.fake_exchange import _free_port
 
 
 def start_server(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     port = port or _free_port()
     db = workdir / "server.db"
-    if not db.exists() and (template := ensure_empty_template()) is not None:
-        shutil.copyfile(template, db)  # as l2exp starts a local store: not MLflow's migrations (~1 s) each time
+    seed(db)  # as l2exp starts a local store: not MLflow's migrations (~1 s) each time
     uri = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{db}",

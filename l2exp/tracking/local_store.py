@@ -84,6 +84,17 @@ def ensure_empty_template() -> Path | None:
     return template
 
 
+def seed(db: Path) -> bool:
+    """Put the empty template at ``db`` if nothing is there (whole, by rename); whether it did. For any
+    process that opens a new store at ``db`` next -- l2exp's runs, an ``mlflow server`` started on it."""
+    if db.exists() or (template := ensure_empty_template()) is None:
+        return False
+    staged = db.with_name(db.name + ".seed")
+    shutil.copyfile(template, staged)
+    os.replace(staged, db)
+    return True
+
+
 def create_or_open(db: Path, uri: str) -> None:
     """Make ``db`` (at ``uri``, ``sqlite:///...``) a usable MLflow store: an existing one is opened (MLflow
     migrates it if it is older), a missing one starts as the empty template's copy. Under an exclusive
@@ -91,12 +102,7 @@ def create_or_open(db: Path, uri: str) -> None:
     MLflow with "duplicate column"."""
     db.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(db.with_name(db.name + ".init-lock")):
-        seeded = False
-        if not db.exists() and (template := ensure_empty_template()) is not None:
-            staged = db.with_name(db.name + ".seed")
-            shutil.copyfile(template, staged)
-            os.replace(staged, db)
-            seeded = True
+        seeded = seed(db)
         try:
             _open(uri)
         except Exception:
