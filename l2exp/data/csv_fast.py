@@ -13,7 +13,9 @@ other block back to pyarrow, so the rows read -- and their values, bit for bit -
 * a number is converted exactly as pyarrow's fast_float does when the decimal significand ``m``
   fits in 53 bits and the power of ten ``k`` is within +/-22 (Clinger's fast path: ``m`` and
   ``10**|k|`` are exact doubles, so one IEEE multiply or divide is the correctly rounded value);
-  other numbers send the block to pyarrow (``10**|k|`` multiplied up, not looked up: see :func:`_number`);
+  other numbers send the block to pyarrow (``10**|k|`` multiplied up, not looked up: see
+  :func:`_number_bytes`). The usual book number (up to 7 + 7 digits, no exponent) is read eight
+  bytes at a time (:func:`_number_words`): parse_rows 2.3 -> 1.1 ns a byte on BitMEX books;
 * a string field is raw ASCII bytes or a double-quoted run without ``"`` inside; escaped quotes,
   non-ASCII bytes, empty lines and a wrong field count send the block to pyarrow.
 * bytes are read through :func:`_ld`, which skips the negative-index wrap-around Numba emits for
@@ -34,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 from llvmlite import ir
 from numba.core import types
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 NL, CR, QUOTE = 10, 13, 34
@@ -55,10 +58,118 @@ def _ld(typingctx: Any, arr: Any, idx: Any) -> Any:
     return sig, codegen
 
 
+@intrinsic
+def _load8(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """``buf[i:i + 8]`` as one little-endian word (an unaligned load; the caller keeps ``i + 8 <= len``)."""
+    sig = types.uint64(arr, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store8(typingctx: Any, arr: Any, idx: Any, word: Any) -> Any:
+    """``out[i:i + 8] = word`` (an unaligned store; the caller keeps ``i + 8 <= len``)."""
+    sig = types.void(arr, types.intp, types.uint64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], ptr, align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @nb.njit(nogil=True, cache=True, boundscheck=False, inline="always")
 def _number(buf: np.ndarray, pos: int, end: int) -> tuple[float, int]:
     """Parse the number starting at ``pos``: (value, position after it), position -1 when the text
-    is not one this parser decides exactly. One pass over the bytes; an empty field is NaN."""
+    is not one this parser decides exactly; an empty field is NaN. Eight bytes at a time where the
+    buffer has room (:func:`_number_words`), byte by byte otherwise and for what that path leaves."""
+    v, nxt = 0.0, _UNDECIDED
+    if pos + _WORD_SLACK <= buf.shape[0]:
+        v, nxt = _number_words(buf, pos, end)
+    if nxt == _UNDECIDED:
+        v, nxt = _number_bytes(buf, pos, end)
+    return v, nxt
+
+
+_WORD_SLACK = 24  # bytes from a number's start the word path may read: sign, 8 + '.' + 8, one after
+_UNDECIDED = -2
+_ZEROS = np.uint64(0x3030303030303030)  # '0' in every byte
+_OVER_NINE = np.uint64(0x4646464646464646)  # + this sets a byte's high bit when it was > '9'
+_HIGH = np.uint64(0x8080808080808080)
+_E8 = np.uint64(100_000_000)
+
+
+@nb.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _eight_digits(t: np.uint64) -> np.uint64:
+    """The integer of eight digit values (0-9, the first in the lowest byte), by three multiplies
+    instead of eight dependent ``m * 10 + d`` steps (fast_float's ``parse_eight_digits_unrolled``)."""
+    t = (t * np.uint64(10)) + (t >> np.uint64(8))
+    lo = t & np.uint64(0x000000FF000000FF)
+    hi = (t >> np.uint64(16)) & np.uint64(0x000000FF000000FF)
+    return (lo * np.uint64(100 + (1_000_000 << 32)) + hi * np.uint64(1 + (10_000 << 32))) >> np.uint64(32)
+
+
+@nb.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _non_digits(w: np.uint64) -> np.uint64:
+    """High bit of each byte of ``w`` that is not '0'-'9' -- exact up to and including the first such
+    byte (a carry or borrow only moves upwards), which is all the callers use."""
+    return ((w + _OVER_NINE) | (w - _ZEROS)) & _HIGH
+
+
+@nb.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _number_words(buf: np.ndarray, pos: int, end: int) -> tuple[float, int]:
+    """The common book number -- ``[-]d{1,7}[.d{0,7}]``, no exponent -- from two 8-byte words, or
+    ``_UNDECIDED`` for anything else (:func:`_number_bytes` decides it). The caller keeps
+    ``pos + _WORD_SLACK <= len(buf)``.
+
+    Why: byte by byte, each number's length is a data-dependent loop exit (a mispredicted branch or
+    two per number, ~16 ns a field measured on BitMEX books). Here the digit count is found with one
+    mask and a count of trailing zeros, the digits converted by :func:`_eight_digits`. The value is
+    ``(int * 1e8 + frac * 10**(8 - F)) / 1e8``: an integer below 2**53 over an exact power of ten,
+    one correctly rounded IEEE division -- the same double as :func:`_number_bytes` (Clinger's fast
+    path) and fast_float give."""
+    neg = _ld(buf, pos) == 45  # '-'
+    i = pos + 1 if neg else pos
+    w = np.uint64(_load8(buf, i))
+    nd = _non_digits(w)
+    if nd == 0:  # eight or more integer digits
+        return 0.0, _UNDECIDED
+    n_int = trailing_zeros(nd) >> 3
+    if n_int == 0:  # empty field, '.5', '-', text
+        return 0.0, _UNDECIDED
+    # keep the n_int digit bytes, shifted up to the top of the word: the bytes below become leading zeros
+    # (two shifts of 32 - 4 n_int, never one of 64)
+    shift = np.uint64(32 - 4 * n_int)
+    whole = _eight_digits(((w - _ZEROS) << shift) << shift)
+    j = i + n_int
+    frac = np.uint64(0)
+    nxt = j
+    if _ld(buf, j) == 46:  # '.'
+        w2 = np.uint64(_load8(buf, j + 1))
+        nd2 = _non_digits(w2)
+        if nd2 == 0:  # eight or more fraction digits
+            return 0.0, _UNDECIDED
+        n_frac = trailing_zeros(nd2) >> 3
+        keep = (np.uint64(1) << np.uint64(8 * n_frac)) - np.uint64(1)  # n_frac < 8: the low n_frac bytes
+        frac = _eight_digits((w2 - _ZEROS) & keep)  # those digits then zeros: frac * 10**(8 - n_frac)
+        nxt = j + 1 + n_frac
+    after = _ld(buf, nxt)
+    if after == 101 or after == 69 or nxt > end:  # an exponent; a number running past the piece
+        return 0.0, _UNDECIDED
+    v = float(np.int64(whole * _E8 + frac)) / 1e8  # below 10**15: converted exactly
+    return (-v if neg else v), nxt
+
+
+@nb.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _number_bytes(buf: np.ndarray, pos: int, end: int) -> tuple[float, int]:
+    """:func:`_number`, one byte at a time: any length, exponents, empty fields."""
     i = pos
     neg = False
     if i < end and _ld(buf, i) == 45:  # '-'
@@ -141,6 +252,7 @@ def parse_rows(buf: np.ndarray, start: int, end: int, row0: int, kinds: np.ndarr
     ``r`` (0-based in this piece) needs the general parser.
     """
     ncols = kinds.shape[0]
+    words_end = buf.shape[0] - _WORD_SLACK  # numbers starting up to here may take the word path
     pos = start
     row = row0
     while pos < end:
@@ -150,7 +262,13 @@ def parse_rows(buf: np.ndarray, start: int, end: int, row0: int, kinds: np.ndarr
             if quoted:
                 pos += 1
             if kind == KIND_FLOAT:
-                v, nxt = _number(buf, pos, end)
+                # _number written out: calling it (inlined or not) ran this loop at half the speed,
+                # 2.3 vs 1.1 ns a byte on BitMEX books (measured)
+                v, nxt = 0.0, _UNDECIDED
+                if pos <= words_end:
+                    v, nxt = _number_words(buf, pos, end)
+                if nxt == _UNDECIDED:
+                    v, nxt = _number_bytes(buf, pos, end)
                 if nxt < 0:
                     return -1 - (row - row0)
                 floats[slots[c], row] = v
@@ -188,33 +306,6 @@ def parse_rows(buf: np.ndarray, start: int, end: int, row0: int, kinds: np.ndarr
                 return -1 - (row - row0)
         row += 1
     return row - row0
-
-
-@intrinsic
-def _load8(typingctx: Any, arr: Any, idx: Any) -> Any:
-    """``buf[i:i + 8]`` as one little-endian word (an unaligned load; the caller keeps ``i + 8 <= len``)."""
-    sig = types.uint64(arr, types.intp)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
-        return builder.load(ptr, align=1)
-
-    return sig, codegen
-
-
-@intrinsic
-def _store8(typingctx: Any, arr: Any, idx: Any, word: Any) -> Any:
-    """``out[i:i + 8] = word`` (an unaligned store; the caller keeps ``i + 8 <= len``)."""
-    sig = types.void(arr, types.intp, types.uint64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(64).as_pointer())
-        builder.store(args[2], ptr, align=1)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 _HIGH_BITS = np.uint64(0x8080808080808080)

@@ -5,6 +5,7 @@ fast_float does, everything else handed back to pyarrow."""
 from __future__ import annotations
 
 import gzip
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from l2exp.data import readers
-from l2exp.data.csv_fast import FastCsvParser, _number
+from l2exp.data.csv_fast import _UNDECIDED, _WORD_SLACK, FastCsvParser, _number, _number_bytes, _number_words
 from l2exp.data.readers import CsvReader
 
 NUMBERS = st.one_of(
@@ -84,13 +85,41 @@ def test_fast_reader_equals_pyarrow_reader(tmp_path, monkeypatch, rows, header, 
     _same(_read(str(path), True, columns), want)
 
 
-@given(st.one_of(NUMBERS, ODD))
+@given(st.one_of(NUMBERS, ODD), st.sampled_from(["", ",", "\n", ",9999999999", "e5,", ".5,", "x" * 30]))
 @settings(max_examples=400, deadline=None)
-def test_numbers_decided_here_are_correctly_rounded(text):
-    buf = np.frombuffer(text.encode() or b"", np.uint8)
-    v, nxt = _number(buf, 0, len(buf))
-    if nxt == len(buf) and text:  # decided here: must be Python's (correctly rounded) float
+def test_numbers_decided_here_are_correctly_rounded(text, after):
+    """Decided numbers are Python's (correctly rounded) floats -- at a buffer's end (byte by byte) and
+    followed by more text (the word path, which may read past the number)."""
+    buf = np.frombuffer((text + after).encode() or b"", np.uint8)
+    v, nxt = _number(buf, 0, len(text.encode()))
+    if nxt == len(text.encode()) and text:
         assert np.float64(v).tobytes() == np.float64(float(text)).tobytes(), text
+
+
+BOOK_NUMBERS = st.tuples(st.booleans(), st.integers(0, 9_999_999),
+                         st.one_of(st.none(), st.text("0123456789", max_size=7))).map(
+    lambda t: ("-" if t[0] else "") + str(t[1]) + ("" if t[2] is None else "." + t[2]))
+DIGITS_AND_SIGNS = st.text("0123456789.-+eE,\n x", max_size=20)
+
+
+@given(st.one_of(BOOK_NUMBERS, NUMBERS, ODD, DIGITS_AND_SIGNS), st.text("0123456789.,\n-e", max_size=30))
+@settings(max_examples=600, deadline=None)
+def test_the_word_path_decides_book_numbers_exactly_as_the_byte_path(text, after):
+    """``_number_words`` reads eight bytes at a time, past the number's end: whatever it decides is
+    the byte path's (value bit for bit, end position), it decides every ``[-]d{1,7}[.d{0,7}]``
+    followed by a non-digit, and never a number that runs past the piece's ``end``."""
+    raw = (text + after).encode()
+    buf = np.frombuffer(raw + b"#" * _WORD_SLACK, np.uint8)  # room for the words; '#' ends any number
+    for end in (len(raw), len(text.encode())):
+        v, nxt = _number_words(buf, 0, end)
+        if nxt == _UNDECIDED:
+            continue
+        v_bytes, nxt_bytes = _number_bytes(buf, 0, end)
+        assert nxt == nxt_bytes and 0 < nxt <= end, (text, after, end)
+        assert np.float64(v).tobytes() == np.float64(v_bytes).tobytes(), (text, after)
+    if re.fullmatch(r"-?\d{1,7}(\.\d{0,7})?", text) and not re.match(r"[0-9eE.]", after):
+        v, nxt = _number_words(buf, 0, len(raw))
+        assert nxt == len(text) and np.float64(v).tobytes() == np.float64(float(text)).tobytes(), text
 
 
 def test_the_common_shape_is_decided_here_and_odd_blocks_go_to_pyarrow():
