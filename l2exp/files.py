@@ -11,20 +11,23 @@ from pathlib import Path
 from typing import Any
 
 MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the pages in one call, not one fault per 4 KiB page
-_WINDOW = 1 << 26
+_BLOCK = 1 << 22
 
 
 def hash_file(h: Any, path: str | Path, prefix: bytes = b"") -> str:
-    """The hex digest of ``h`` (a hashlib or xxhash object) over ``prefix`` and the file's bytes, mapped 64
-    MiB at a time: no copy into Python bytes (0.09 vs 0.39 s for 556 MB read in blocks) and memory bounded
-    by the window."""
+    """The hex digest of ``h`` (a hashlib or xxhash object) over ``prefix`` and the file's bytes, read
+    4 MiB at a time into one reused buffer (it stays in cache; memory bounded by it).
+
+    Why not a memory map (this function's first form): mapping 64 MiB windows with ``MAP_POPULATE``
+    costs page-table work under the process's memory lock, which the ingest's other threads need for
+    their own allocations -- beside an ingest's start, the kernel loading beside the digest took
+    0.26-0.29 s instead of 0.16-0.19 s. Alone, 556 MB hash in 0.083 s (read) vs 0.108 s (mapped)."""
     h.update(prefix)
-    with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        for off in range(0, size, _WINDOW):
-            with mmap.mmap(fh.fileno(), min(_WINDOW, size - off), flags=mmap.MAP_SHARED | MAP_POPULATE,
-                           prot=mmap.PROT_READ, offset=off) as m:
-                h.update(m)
+    buf = bytearray(_BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 

@@ -258,6 +258,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             tempfile.TemporaryDirectory(prefix="l2exp-premap-") as spill:
         if store is not None:
             store.recover()
+        ahead = _read_ahead(source, files, store, chunk_rows, compute)
         digests = {path: source.digest(path) for path in files}
         manifests = {p: store.done(d) if store is not None else None for p, d in digests.items()}
         if store is not None and any(m.get("digest_algo") is None for m in store.manifests()):
@@ -273,6 +274,8 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
         for path in files:
             digest, manifest = digests[path], manifests[path]
             if manifest is not None:
+                if path in ahead:  # read for nothing: the store has this content already
+                    ahead.pop(path).close()
                 st = IngestStats.from_json(manifest["stats"])
                 validator.state = ValidationState.from_json(manifest["validation_state"])
                 total.add(st)
@@ -282,7 +285,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             writer = store.begin(digest, path) if store is not None else None
             if writer is not None and store.background_writes:
                 writer = BackgroundWriter(writer)
-            mapped = _spilled(next(premapped)) if parallel else None
+            mapped = _spilled(next(premapped)) if parallel else ahead.pop(path, None)
             try:
                 st = ingest_file(source, path, validator, writer, chunk_rows, progress, task, examples, mapped)
             except BaseException:
@@ -320,6 +323,23 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     if total.rows_in and not total.accepted:
         raise _nothing_accepted(summary)
     return summary
+
+
+def _read_ahead(source: DataSource, files: list[str], store: L2Store | None, chunk_rows: int,
+                compute: Any) -> dict[str, Iterator[Any]]:
+    """The first file's read, started before the digests are taken: ``{path: its mapped chunks}``.
+
+    Why: a file's digest (the store's key: is it ingested already?) reads the whole file before the
+    first chunk -- 0.1 s for 556 MB, beside the compiled kernels loading, which it slowed by as much
+    (measured: kernels ready at 0.26-0.29 s after the digest, 0.16-0.19 s without). Reading ahead
+    overlaps both; the prefetch holds two chunks at most. Not when the store already lists the file's
+    path (most likely a re-run that skips it), nor when files are read on parallel workers."""
+    if not files or (compute is not None and getattr(compute, "workers", 1) != 1 and len(files) > 1):
+        return {}
+    first = files[0]
+    if store is not None and any(m.get("path") == first for m in store.manifests()):
+        return {}
+    return {first: source.iter_mapped(first, chunk_rows)}
 
 
 def _nothing_accepted(s: dict[str, Any]) -> UserError:

@@ -386,7 +386,9 @@ class CsvReader(Reader):
 
 
 def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Run an iterator in a background thread, ``depth`` items ahead.
+    """Run an iterator in a background thread, ``depth`` items ahead -- from this call on, not from the
+    first ``next``: a caller may start a read before it knows it wants it (see ``ingest``). Closing the
+    returned iterator stops the thread at its next item.
 
     pyarrow parses CSV with the GIL released, so reading chunk k+1 overlaps mapping and validating
     chunk k on the second core. Exceptions reach the consumer unchanged; memory stays bounded by
@@ -409,10 +411,24 @@ def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         q.put(done)
 
     _forwarding_thread(produce, q, "l2exp-prefetch")
-    try:
-        yield from _received(q, done)
-    finally:
-        stop.set()
+    return _Started(_received(q, done), stop)
+
+
+class _Started(Iterator[Any]):
+    """The consumer side of :func:`prefetch`. Closed, dropped or never iterated, it stops the producer
+    (a generator's ``finally`` would not run for a generator never started)."""
+
+    def __init__(self, items: Iterator[Any], stop: threading.Event) -> None:
+        self._items, self._stop = items, stop
+
+    def __next__(self) -> Any:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
 
 
 def _forwarding_thread(target: Any, q: Any, name: str) -> threading.Thread:

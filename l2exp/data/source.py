@@ -7,6 +7,7 @@ import glob
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xxhash
@@ -68,16 +69,25 @@ class DataSource:
         return hash_file(hashlib.blake2b(digest_size=16), path, prefix=self.name.encode())
 
     def iter_mapped(self, path: str, chunk_rows: int) -> Iterator[Mapped]:
+        """The file's chunks, read and mapped; the reading starts in a background thread now, the
+        mapping when the first chunk is asked for."""
+        return self._mapped(prefetch(self.reader.iter_chunks(path, chunk_rows, self.mapping.numeric_columns())),
+                            path)
+
+    def _mapped(self, raws: Any, path: str) -> Iterator[Mapped]:
         first = True
-        for raw in prefetch(self.reader.iter_chunks(path, chunk_rows, self.mapping.numeric_columns())):
-            if first and raw.table.num_rows:
-                self.mapping.check_columns(raw.table.column_names, path)
-                first = False
-            if raw.table.num_rows == 0:
-                yield raw, _empty(self.mapping.levels), np.zeros(0, bool), {}
-                continue
-            chunk, bad, detail = self.mapping.apply(raw)
-            yield raw, chunk, bad, detail
+        try:
+            for raw in raws:
+                if first and raw.table.num_rows:
+                    self.mapping.check_columns(raw.table.column_names, path)
+                    first = False
+                if raw.table.num_rows == 0:
+                    yield raw, _empty(self.mapping.levels), np.zeros(0, bool), {}
+                    continue
+                chunk, bad, detail = self.mapping.apply(raw)
+                yield raw, chunk, bad, detail
+        finally:
+            raws.close()
 
 
 DIGEST_ALGO = "xxh3_128"

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +107,62 @@ def test_ingest_twice_adds_nothing_and_stores_agree(workdir):
         assert rejects["line"].notna().all() and (rejects["source_file"] == str(path)).all()
     assert counts["parquet"] == counts["sqlite"] == first["rejected"]
     pd.testing.assert_frame_equal(frames["parquet"], frames["sqlite"], check_dtype=False)
+
+
+def _prefetch_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "l2exp-prefetch"]
+
+
+def _settled(threads_before: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(_prefetch_threads()) > threads_before:
+        time.sleep(0.02)
+    return len(_prefetch_threads()) <= threads_before
+
+
+def test_the_first_file_is_read_ahead_of_the_digest_and_dropped_when_the_store_has_it(workdir, monkeypatch):
+    """The first file's read starts before the digests are taken (a new file: its chunks are the ones
+    ingested); a file whose content the store holds under another path is read ahead for nothing --
+    that read is stopped and the manifest reused; a path the store lists is not read ahead at all."""
+    from l2exp.data import ingest as ingest_mod
+
+    path = workdir / "b.csv"
+    write_book(path, ["none"] * 40)
+    before = len(_prefetch_threads())
+    started: list[str] = []
+    real = ingest_mod._read_ahead
+
+    def spy(source, files, store, chunk_rows, compute):
+        out = real(source, files, store, chunk_rows, compute)
+        started.extend(out)
+        return out
+
+    monkeypatch.setattr(ingest_mod, "_read_ahead", spy)
+    first = run_ingest(canonical_cfg(path))
+    assert started == [str(path)] and first["inserted"] == first["accepted"] == 40
+    run_ingest(canonical_cfg(path))  # the store lists this path: no read ahead
+    assert started == [str(path)]
+    copy = workdir / "copy.csv"
+    copy.write_bytes(path.read_bytes())
+    again = run_ingest(canonical_cfg(copy, extra=["validation.chunk_rows=4"]))  # more chunks than it holds
+    assert started == [str(path), str(copy)]
+    assert again["inserted"] == 0 and again["files"][0]["reused"] and again["accepted"] == 40
+    assert _settled(before), "the read ahead of a reused file still runs"
+
+
+def test_a_prefetch_dropped_unread_stops_its_thread():
+    """``prefetch`` starts reading at once; dropped before its first item (a generator's ``finally``
+    would never run), its thread stops instead of waiting forever to hand over an item."""
+    from l2exp.data.readers import prefetch
+
+    before = len(_prefetch_threads())
+    it = prefetch(iter(range(100)), depth=2)
+    time.sleep(0.05)
+    assert len(_prefetch_threads()) == before + 1
+    del it
+    assert _settled(before)
+    it = prefetch(iter(range(5)), depth=2)
+    assert list(it) == [0, 1, 2, 3, 4]
 
 
 def test_stores_keyed_by_the_old_digest_are_found_by_it(workdir, monkeypatch):
