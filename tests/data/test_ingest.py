@@ -14,6 +14,8 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -378,3 +380,29 @@ def test_a_chunk_across_midnight_is_split_into_day_partitions(workdir):
     got = store.read()
     assert got["timestamp"].tolist() == [t0 + k * 250_000_000 for k in range(10)]
     assert got["bid_price_1"].tolist() == [100 - k * 0.5 for k in range(10)]
+
+
+@pytest.mark.parametrize("symbols", [2, 11])  # a pass per (symbol, day) group; past 8 groups, one stable sort
+def test_interleaved_symbols_across_midnight_land_in_their_partitions_in_file_order(workdir, symbols):
+    """Rows of several symbols interleaved in one chunk, crossing midnight: each (symbol, day) part holds
+    exactly its rows, in file order."""
+    from l2exp.schema import canonical_columns as cols
+
+    t0 = np.datetime64("2024-01-01T23:59:58", "ns").astype(np.int64)
+    lines, want = [",".join(cols(1))], {}
+    for k in range(12 * symbols):
+        sym, ts, price = f"S{k % symbols}", t0 + (k // symbols) * 250_000_000, 100 + k * 0.25
+        lines.append(f"{ts},{sym},E,{price},1,{price + 1},1")
+        want.setdefault(sym, []).append((ts, price))
+    path = workdir / f"interleaved{symbols}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    s = run_ingest(canonical_cfg(path, "parquet", levels=1))
+    assert s["store_rows"] == 12 * symbols
+    store = hydra.utils.instantiate(canonical_cfg(path, "parquet", levels=1).store)
+    parts = sorted(str(p.parent.relative_to(store.root)) for p in store.root.glob("symbol=*/date=*/*.parquet"))
+    assert parts == sorted(f"symbol=S{i}/date=2024-01-0{d}" for i in range(symbols) for d in (1, 2))
+    for sym, rows in want.items():  # the part files themselves, in date order: their row order is the file's
+        mine = pa.concat_tables([pq.read_table(f, columns=["timestamp", "bid_price_1"])
+                                 for f in sorted(store.root.glob(f"symbol={sym}/date=*/*.parquet"))])
+        assert list(zip(mine["timestamp"].to_pylist(), mine["bid_price_1"].to_pylist(), strict=True)) == rows, sym
+    assert len(store.read()) == 12 * symbols

@@ -105,17 +105,26 @@ class _ParquetWriter(IngestWriter):
         sym_codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         sym_names = sym.dictionary.to_pylist()
         table = accepted.drop_columns(["symbol"]).append_column("row_key", pa.array(keys, pa.int64()))
-        part = (sym_codes << 32) + (day - day.min())
+        days = day - day.min()
+        part = sym_codes * (int(days.max()) + 1) + days  # (symbol, day) -> 0 .. symbols x days - 1
         step = np.diff(part)
         if not step.any():  # one (symbol, day): the usual chunk, no grouping
-            order, bounds = np.arange(len(part)), np.array([0, len(part)])
-        else:  # rows of each (symbol, day) in file order; already grouped when one symbol crosses midnight
-            order = np.arange(len(part)) if (step >= 0).all() else np.argsort(part, kind="stable")
-            bounds = np.concatenate([[0], np.flatnonzero(np.diff(part[order])) + 1, [len(part)]])
-        n_parts = len(bounds) - 1
+            groups = [np.arange(len(part))]
+        elif (step >= 0).all():  # grouped already (one symbol crossing midnight): runs in file order
+            bounds = np.concatenate([[0], np.flatnonzero(step) + 1, [len(part)]])
+            groups = [np.arange(bounds[u], bounds[u + 1]) for u in range(len(bounds) - 1)]
+        else:  # interleaved symbols: each (symbol, day)'s rows in file order
+            # the (symbol, day) keys present: counted when their range is small (the usual few symbols), else sorted
+            present = np.flatnonzero(np.bincount(part)) if int(part.max()) < 4 * len(part) else np.unique(part)
+            if len(present) <= 8:  # a pass per group beats a stable sort of the chunk (7 vs 8.5 ms, 2 symbols)
+                groups = [np.flatnonzero(part == u) for u in present]
+            else:
+                order = np.argsort(part, kind="stable")
+                bounds = np.concatenate([[0], np.flatnonzero(np.diff(part[order])) + 1, [len(part)]])
+                groups = [order[bounds[u]:bounds[u + 1]] for u in range(len(bounds) - 1)]
+        n_parts = len(groups)
         added = 0
-        for u in range(n_parts):
-            idx = order[bounds[u]:bounds[u + 1]]
+        for idx in groups:
             key = (sym_names[int(sym_codes[idx[0]])], str(np.datetime64(int(day[idx[0]]), "D")))
             known = self._known(key)
             if len(known):
@@ -144,7 +153,7 @@ class _ParquetWriter(IngestWriter):
             elif idx[-1] - idx[0] + 1 == len(idx):  # one run of rows (time-ordered data, a day boundary): no copy
                 part_table = table.slice(int(idx[0]), len(idx))
             else:
-                part_table = table.take(pa.array(idx))
+                part_table = pc.take(table, pa.array(idx), boundscheck=False)  # idx: positions in the table
             w.write_table(part_table.cast(self.file_schema))
         return added
 
