@@ -388,7 +388,8 @@ class CsvReader(Reader):
 def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """Run an iterator in a background thread, ``depth`` items ahead -- from this call on, not from the
     first ``next``: a caller may start a read before it knows it wants it (see ``ingest``). Closing the
-    returned iterator stops the thread at its next item.
+    returned iterator stops the thread and waits for it (at most the item it is producing), so nothing
+    reads on behind the caller's back; dropping it stops the thread too.
 
     pyarrow parses CSV with the GIL released, so reading chunk k+1 overlaps mapping and validating
     chunk k on the second core. Exceptions reach the consumer unchanged; memory stays bounded by
@@ -398,34 +399,45 @@ def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     done = object()
     stop = threading.Event()
 
-    def produce() -> None:
-        for item in items:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
-        q.put(done)
+    def put(item: Any) -> bool:
+        """Hand ``item`` over, waiting for room -- unless the consumer has gone (every put, the last
+        one and an exception too: a full queue nobody reads would hold the thread forever)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    _forwarding_thread(produce, q, "l2exp-prefetch")
-    return _Started(_received(q, done), stop)
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
+            put(exc)
+            return
+        put(done)
+
+    thread = _forwarding_thread(produce, q, "l2exp-prefetch")
+    return _Started(_received(q, done), stop, thread)
 
 
 class _Started(Iterator[Any]):
     """The consumer side of :func:`prefetch`. Closed, dropped or never iterated, it stops the producer
     (a generator's ``finally`` would not run for a generator never started)."""
 
-    def __init__(self, items: Iterator[Any], stop: threading.Event) -> None:
-        self._items, self._stop = items, stop
+    def __init__(self, items: Iterator[Any], stop: threading.Event, thread: threading.Thread) -> None:
+        self._items, self._stop, self._thread = items, stop, thread
 
     def __next__(self) -> Any:
         return next(self._items)
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
     def __del__(self) -> None:
         self._stop.set()

@@ -167,6 +167,38 @@ def test_a_prefetch_dropped_unread_stops_its_thread():
     assert list(it) == [0, 1, 2, 3, 4]
 
 
+def test_a_closed_prefetch_has_stopped_reading_and_a_full_queue_never_holds_its_thread():
+    """``close`` returns once the producer has stopped (nothing reads on behind the caller); a producer
+    that finishes -- or fails -- with its queue full and nobody reading does not wait forever."""
+    from l2exp.data.readers import prefetch
+
+    before = len(_prefetch_threads())
+    produced: list[int] = []
+
+    def slow():
+        for k in range(100):
+            time.sleep(0.01)
+            produced.append(k)
+            yield k
+
+    it = prefetch(slow(), depth=2)
+    assert next(it) == 0
+    it.close()
+    assert len(_prefetch_threads()) == before
+    n = len(produced)
+    time.sleep(0.1)
+    assert len(produced) == n <= 4
+    def fails_after_one():
+        yield 0
+        raise ZeroDivisionError
+
+    for items in (iter(range(1)), fails_after_one()):  # ends, or fails, with its one-item queue full
+        it = prefetch(items, depth=1)
+        time.sleep(0.05)
+        it.close()
+        assert len(_prefetch_threads()) == before
+
+
 def test_stores_keyed_by_the_old_digest_are_found_by_it(workdir, monkeypatch):
     """A store written before XXH3 keyed its files by BLAKE2b (manifests without ``digest_algo``): the same
     file ingested again is recognised as ingested by that key, not stored a second time."""
