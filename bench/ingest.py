@@ -34,63 +34,41 @@ import pyarrow.csv as pacsv  # noqa: E402
 from bench._tiles import BITMEX_COLUMNS, WORK, tiled_bitmex  # noqa: E402
 
 
-def ingest(path: Path, store: str, workdir: Path) -> dict:
-    """One end-to-end ingest in a fresh process. Peak memory is VmHWM of that process (ru_maxrss
-    would carry the parent's peak across fork+exec)."""
-    shutil.rmtree(workdir, ignore_errors=True)
+def ingest(path: Path, store: str, workdir: Path, runs: int = 1) -> dict:
+    """An end-to-end ingest in a fresh process, ``runs`` times in that process, each into a new workdir
+    (the last into ``workdir``); the last is reported: ``runs=1`` is the fresh ingest, ``runs=2`` the warm
+    one (the first run loaded the kernels and faulted memory in, as the warm read's first call did).
+    Peak memory is VmHWM of that process (ru_maxrss would carry the parent's peak across fork+exec)."""
+    dirs = [f"{workdir}-{k}" for k in range(runs - 1)] + [str(workdir)]
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
     code = f"""
-import json, sys
-from hydra import compose, initialize_config_dir
-from l2exp.config import CONF_DIR
-from l2exp.modes.ingest import run_ingest
-with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-    cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=bitmex_ob10",
-                  "data.path={path}", "store={store}", "workdir={workdir}"])
-import contextlib, io, resource
-def cpu():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-c0 = cpu()
-with contextlib.redirect_stdout(io.StringIO()):
-    s = run_ingest(cfg)
-cpu_s = cpu() - c0
-hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
-print(json.dumps({{"rows": s["rows_in"], "seconds": s["seconds"], "accepted": s["accepted"],
-      "rss_mb": int(hwm) / 1024, "cpu_s": cpu_s}}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-REPEATS = 3  # this VM's throughput varies run to run: every figure is the best of REPEATS
-
-
-def ingest_warm(path: Path, store: str, workdir: Path) -> dict:
-    """The ingest repeated in one process, as the warm read is: the first run loads the kernels and
-    faults its memory in, the second -- into a new workdir, so it writes everything again -- is timed."""
-    code = f"""
-import contextlib, io, json, resource, shutil
+import contextlib, io, json, resource
 from hydra import compose, initialize_config_dir
 from l2exp.config import CONF_DIR
 from l2exp.modes.ingest import run_ingest
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-for k in range(2):
-    wd = "{workdir}" + str(k)
-    shutil.rmtree(wd, ignore_errors=True)
+for wd in {dirs!r}:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["mode=ingest", "mode.progress=false", "data=bitmex_ob10",
                       "data.path={path}", "store={store}", "workdir=" + wd])
     c0 = cpu()
     with contextlib.redirect_stdout(io.StringIO()):
         s = run_ingest(cfg)
-print(json.dumps({{"rows": s["rows_in"], "seconds": s["seconds"], "cpu_s": cpu() - c0}}))
+    cpu_s = cpu() - c0
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
+print(json.dumps({{"rows": s["rows_in"], "seconds": s["seconds"], "accepted": s["accepted"],
+      "rss_mb": int(hwm) / 1024, "cpu_s": cpu_s}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    for k in range(2):
-        shutil.rmtree(f"{workdir}{k}", ignore_errors=True)
+    for d in dirs[:-1]:
+        shutil.rmtree(d, ignore_errors=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+REPEATS = 3  # this VM's throughput varies run to run: every figure is the best of REPEATS
 
 
 def best_ingest(path: Path, store: str, workdir: Path) -> dict:
@@ -147,7 +125,7 @@ def ceiling_and_ingest(path: Path, store: str, workdir: Path) -> tuple[dict, obj
         fresh.append(bare_read_fresh(path))
         warm.append(bare_read(path)[:2])
         runs.append(ingest(path, store, workdir))
-        warm_runs.append(ingest_warm(path, store, workdir.with_name(workdir.name + "_warm")))
+        warm_runs.append(ingest(path, store, workdir.with_name(workdir.name + "_warm"), runs=2))
     table = bare_read(path)[2]
     best = dict(min(runs, key=lambda r: r["seconds"]))
     best["rss_mb"] = max(r["rss_mb"] for r in runs)
