@@ -267,7 +267,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
                     digests[p], manifests[p] = old, found
         todo = [p for p in files if manifests[p] is None]
         premapped: Iterator[list[str]] = iter(())
-        parallel = compute is not None and getattr(compute, "workers", 1) != 1 and len(todo) > 1
+        parallel = _reads_in_parallel(compute, len(todo))
         if parallel:
             premapped = compute.imap(map_file, [MapTask(source, p, chunk_rows, f"{spill}/{k:05d}")
                                                 for k, p in enumerate(todo)])
@@ -325,6 +325,11 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     return summary
 
 
+def _reads_in_parallel(compute: Any, files: int) -> bool:
+    """Whether ``files`` files are read and mapped as tasks of a parallel ``compute`` backend."""
+    return compute is not None and getattr(compute, "workers", 1) != 1 and files > 1
+
+
 def _read_ahead(source: DataSource, files: list[str], store: L2Store | None, chunk_rows: int,
                 compute: Any) -> dict[str, Iterator[Any]]:
     """The first file's read, started before the digests are taken: ``{path: its mapped chunks}``.
@@ -334,7 +339,7 @@ def _read_ahead(source: DataSource, files: list[str], store: L2Store | None, chu
     (measured: kernels ready at 0.26-0.29 s after the digest, 0.16-0.19 s without). Reading ahead
     overlaps both; the prefetch holds two chunks at most. Not when the store already lists the file's
     path (most likely a re-run that skips it), nor when files are read on parallel workers."""
-    if not files or (compute is not None and getattr(compute, "workers", 1) != 1 and len(files) > 1):
+    if not files or _reads_in_parallel(compute, len(files)):
         return {}
     first = files[0]
     if store is not None and any(m.get("path") == first for m in store.manifests()):
