@@ -258,10 +258,11 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             tempfile.TemporaryDirectory(prefix="l2exp-premap-") as spill:
         if store is not None:
             store.recover()
-        ahead = _read_ahead(source, files, store, chunk_rows, compute)
+        listed = store.manifests() if store is not None else []  # the files the store holds, read once
+        ahead = _read_ahead(source, files, listed, chunk_rows, compute)
         digests = {path: source.digest(path) for path in files}
         manifests = {p: store.done(d) if store is not None else None for p, d in digests.items()}
-        if store is not None and any(m.get("digest_algo") is None for m in store.manifests()):
+        if any(m.get("digest_algo") is None for m in listed):
             for p in files:  # a store of files keyed by the digest before XXH3: look them up by that key
                 if manifests[p] is None and (found := store.done(old := source.legacy_digest(p))) is not None:
                     digests[p], manifests[p] = old, found
@@ -330,19 +331,19 @@ def _reads_in_parallel(compute: Any, files: int) -> bool:
     return compute is not None and getattr(compute, "workers", 1) != 1 and files > 1
 
 
-def _read_ahead(source: DataSource, files: list[str], store: L2Store | None, chunk_rows: int,
+def _read_ahead(source: DataSource, files: list[str], listed: list[dict[str, Any]], chunk_rows: int,
                 compute: Any) -> dict[str, Iterator[Any]]:
     """The first file's read, started before the digests are taken: ``{path: its mapped chunks}``.
 
     Why: a file's digest (the store's key: is it ingested already?) reads the whole file before the
     first chunk -- 0.1 s for 556 MB, beside the compiled kernels loading, which it slowed by as much
     (measured: kernels ready at 0.26-0.29 s after the digest, 0.16-0.19 s without). Reading ahead
-    overlaps both; the prefetch holds two chunks at most. Not when the store already lists the file's
-    path (most likely a re-run that skips it), nor when files are read on parallel workers."""
+    overlaps both; the prefetch holds two chunks at most. Not when the store's manifests (``listed``)
+    name the file's path (most likely a re-run that skips it), nor when files are read on parallel workers."""
     if not files or _reads_in_parallel(compute, len(files)):
         return {}
     first = files[0]
-    if store is not None and any(m.get("path") == first for m in store.manifests()):
+    if any(m.get("path") == first for m in listed):
         return {}
     return {first: source.iter_mapped(first, chunk_rows)}
 

@@ -134,8 +134,8 @@ def test_the_first_file_is_read_ahead_of_the_digest_and_dropped_when_the_store_h
     started: list[str] = []
     real = ingest_mod._read_ahead
 
-    def spy(source, files, store, chunk_rows, compute):
-        out = real(source, files, store, chunk_rows, compute)
+    def spy(source, files, listed, chunk_rows, compute):
+        out = real(source, files, listed, chunk_rows, compute)
         started.extend(out)
         return out
 
