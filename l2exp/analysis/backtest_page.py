@@ -115,13 +115,17 @@ def comparison_page(views: list[BacktestView], books: dict[str, pd.DataFrame], l
         ("slippage", [charts.slippage_boxes({v.name: v.fills for v in views})]),
         ("risk", [charts.grouped_bars(blocks, "risk blocks by reason (reasons that fired)", "blocked decisions")]),
     ]
+    # The book charts share one budget of drawn points, so the page stays a few MB whatever the number
+    # of runs (it embedded every run's full depth cloud: 10 MB for two runs, too slow to open under load).
+    n = max(len(views), 1)
     for symbol, book in books.items():
         sections.append((f"book {symbol}", [charts.depth_profile_chart(book, levels),
-                                            charts.spread_imbalance_chart(book)]))
+                                            charts.spread_imbalance_chart(book, charts.LINES // 4)]))
     for v in views:
         book = books.get(v.symbol)
         if book is not None and len(book) and len(v.ts):
             part = book[(book.timestamp >= v.ts[0]) & (book.timestamp <= v.ts[-1])]
-            sections.append((f"fills {v.name}", [charts.book_fills_chart(part, v.fills, levels,
-                                                                         f"{v.symbol}: book and fills, {v.name}")]))
+            sections.append((f"fills {v.name}", [charts.book_fills_chart(
+                part, v.fills, levels, f"{v.symbol}: book and fills, {v.name}",
+                depth=max(charts.DEPTH // (2 * n), 200), lines=max(charts.LINES // (2 * n), 2_000))]))
     return page(title, sections, subtitle=f"{len(views)} backtest run(s); PnL in {settle}")

@@ -97,15 +97,17 @@ def equity_chart(ts: np.ndarray, equity: np.ndarray, position: np.ndarray, settl
     return _layout(fig, title + shown, height=560)
 
 
-def book_fills_chart(book: pd.DataFrame, fills: pd.DataFrame, levels: int, title: str) -> go.Figure:
-    """The recorded book over the whole traded span -- best bid/ask as step lines, every displayed
-    level as a marker coloured by ln(1 + size) -- with every fill on top (buys ▲, sells ▼; filled =
-    maker, open = taker; hover: quantity, price, fee, level, slippage vs mid)."""
+def book_fills_chart(book: pd.DataFrame, fills: pd.DataFrame, levels: int, title: str, depth: int = DEPTH,
+                     lines: int = LINES) -> go.Figure:
+    """The recorded book over the whole traded span -- best bid/ask as step lines (at most ``lines``
+    points), every displayed level of ``depth`` sampled snapshots as a marker coloured by ln(1 + size) --
+    with every fill on top (buys ▲, sells ▼; filled = maker, open = taker; hover: quantity, price, fee,
+    level, slippage vs mid). A page with several of these passes smaller budgets so it stays light."""
     if not len(book):
         return _empty(title, "no book rows")
     ts = book["timestamp"].to_numpy(np.int64)
     fig = go.Figure()
-    d = even_index(len(book), DEPTH)
+    d = even_index(len(book), depth)
     for side, scale, show in (("bid", "Greens", False), ("ask", "Reds", True)):
         px_cols = [f"{side}_price_{i}" for i in range(1, levels + 1) if f"{side}_price_{i}" in book]
         sz_cols = [c.replace("_price_", "_size_") for c in px_cols]
@@ -115,10 +117,12 @@ def book_fills_chart(book: pd.DataFrame, fills: pd.DataFrame, levels: int, title
         ok = np.isfinite(px) & np.isfinite(sz)
         fig.add_trace(go.Scattergl(
             x=x[ok], y=px[ok], mode="markers", name=f"{side} depth (levels 1-{len(px_cols)})",
-            marker={"symbol": "square", "size": 4, "color": np.log1p(sz[ok]), "colorscale": scale, "opacity": 0.55,
+            # the colour is a log scale: 4-byte floats draw the same and halve what the page carries
+            marker={"symbol": "square", "size": 4, "color": np.log1p(sz[ok]).astype(np.float32), "colorscale": scale,
+                    "opacity": 0.55,
                     "showscale": show, "colorbar": {"title": "ln(1+size)", "len": 0.6} if show else None},
             customdata=sz[ok], hovertemplate="%{x}<br>price %{y}<br>size %{customdata}<extra>" + side + "</extra>"))
-    i = even_index(len(book), LINES)
+    i = even_index(len(book), lines)
     for side, colour in (("bid", BUY), ("ask", SELL)):
         fig.add_trace(go.Scattergl(x=ms(ts[i]), y=book[f"{side}_price_1"].to_numpy(float)[i], name=f"best {side}",
                                    mode="lines", line={"color": colour, "shape": "hv", "width": 1.2}))
@@ -264,23 +268,25 @@ def depth_profile_chart(book: pd.DataFrame, levels: int) -> go.Figure:
     return _layout(fig, "depth profile", height=340)
 
 
-def spread_imbalance_chart(book: pd.DataFrame) -> go.Figure:
-    """Quoted spread (bps of mid) and touch imbalance (bid-ask)/(bid+ask), mean of 50 snapshots."""
-    i = even_index(len(book), LINES)
+def spread_imbalance_chart(book: pd.DataFrame, max_points: int = LINES) -> go.Figure:
+    """Quoted spread (bps of mid) and touch imbalance (bid-ask)/(bid+ask), mean of 50 snapshots; at most
+    ``max_points`` snapshots drawn (both are 4-byte floats: bps and a ratio need no more digits)."""
+    i = even_index(len(book), max_points)
     b = book.iloc[i]
     mid = (b.bid_price_1 + b.ask_price_1) / 2
     imb = ((book.bid_size_1 - book.ask_size_1) / (book.bid_size_1 + book.ask_size_1)).rolling(50, min_periods=1).mean()
     x = ms(b.timestamp.to_numpy())
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06)
-    fig.add_trace(go.Scattergl(x=x, y=(b.ask_price_1 - b.bid_price_1) / mid * 1e4, name="spread (bps)",
-                               line={"width": 1}), 1, 1)
-    fig.add_trace(go.Scattergl(x=x, y=imb.to_numpy()[i], name="imbalance_1 (mean of 50)",
+    spread = ((b.ask_price_1 - b.bid_price_1) / mid * 1e4).to_numpy(np.float32)
+    fig.add_trace(go.Scattergl(x=x, y=spread, name="spread (bps)", line={"width": 1}), 1, 1)
+    fig.add_trace(go.Scattergl(x=x, y=imb.to_numpy(np.float32)[i], name="imbalance_1 (mean of 50)",
                                line={"width": 1, "color": NEUTRAL}), 2, 1)
     fig.update_yaxes(title_text="spread (bps)", row=1, col=1)
     fig.update_yaxes(title_text="imbalance", row=2, col=1)
     fig.update_xaxes(type="date")
     fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
-    return _layout(fig, "spread and touch imbalance", height=420)
+    shown = f" ({len(i):,} of {len(book):,} snapshots drawn)" if len(i) < len(book) else ""
+    return _layout(fig, "spread and touch imbalance" + shown, height=420)
 
 
 # --- predictions and SHAP --------------------------------------------------------------------------------

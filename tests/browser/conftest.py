@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,16 +86,36 @@ def browser(chromium_path: Path):
         b.close()
 
 
+# Every page wait is for a condition (a selector, a chart drawn, a URL); this bound only catches a hang.
+# Under load a 2-core machine was seen ~2.5x slower than where the suite was written, so minutes, not 30 s.
+HANG_MS = 300_000
+
+# MLflow UI features l2exp does not use: the assistant panel, user accounts, the AI gateway, GenAI
+# (traces, prompts, scorers, judges). Their requests fail or answer 4xx/5xx depending on the server's
+# machine (the assistant's provider probe answered 500 on one machine and 200 on another), so their
+# errors are listed in the test output, not failed on. Everything else -- l2exp's pages and artifacts,
+# the runs table, the comparison, the artifact preview -- must load with no error.
+MLFLOW_EXTRAS = re.compile(r"/ajax-api/[23]\.0/mlflow/(assistant|users|gateway|genai|traces|prompts|scorers|"
+                           r"judges|workspaces|secrets|endpoints)\b")
+
+
 class Watched:
-    """A page with every console error, uncaught exception and outside request recorded."""
+    """A page with every console error, uncaught exception, failed request and outside request recorded.
+
+    ``errors`` are the ones a test fails on; ``excused`` the ones from ``MLFLOW_EXTRAS`` (reported as a
+    warning at the end of the test, so they are in its output without failing it)."""
 
     def __init__(self, page, allowed_hosts: tuple[str, ...]) -> None:  # noqa: ANN001
         self.page = page
         self.errors: list[str] = []
+        self.excused: list[str] = []
         self.outside: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text} @ {m.location.get('url', '')}")
+        page.on("console", lambda m: self._error(f"{m.type}: {m.text}", m.location.get("url", ""))
                 if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        page.on("pageerror", lambda e: self._error(f"uncaught: {e}", ""))
+        page.on("requestfailed", lambda r: self._error(f"request failed: {r.failure}", r.url)
+                if r.url not in self.outside else None)  # an outside request we aborted is in .outside
+        page.on("response", lambda r: self._error(f"HTTP {r.status}", r.url) if r.status >= 400 else None)
 
         def route(r):  # noqa: ANN001, ANN202 - Playwright callback
             url = r.request.url
@@ -105,12 +126,24 @@ class Watched:
 
         page.route("**/*", route)
 
+    def _error(self, what: str, url: str) -> None:
+        """Sort one error: a console line about a failed resource names the resource in its text."""
+        (self.excused if MLFLOW_EXTRAS.search(f"{what} {url}") else self.errors).append(f"{what} @ {url}")
+
+    def assert_clean(self) -> None:
+        """No error from anything l2exp serves or links to, and no request off this machine."""
+        if self.excused:
+            warnings.warn(f"MLflow UI extras l2exp does not use reported errors (not failed on): {self.excused}",
+                          stacklevel=2)
+        assert not self.errors, self.errors
+        assert not self.outside, f"the page asked the network for {self.outside}"
+
     def close_assistant(self) -> None:
         """Close MLflow's assistant side panel when it is open (it takes a quarter of the width)."""
         close = self.page.get_by_role("button", name="Close", exact=True)
         if close.count() == 1 and close.is_visible():
             close.click()
-            self.page.wait_for_timeout(300)
+            close.wait_for(state="hidden")
 
     def shot(self, name: str) -> Path:
         """A screenshot of the viewport."""
@@ -127,6 +160,8 @@ class Watched:
 @pytest.fixture
 def watched(browser, demo: Demo):  # noqa: ANN001
     context = browser.new_context(viewport={"width": 1800, "height": 1000})
+    context.set_default_timeout(HANG_MS)
+    context.set_default_navigation_timeout(HANG_MS)
     page = context.new_page()
     yield Watched(page, (demo.uri,))
     context.close()
