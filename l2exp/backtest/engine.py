@@ -1,43 +1,59 @@
-"""The event loop: snapshots and trades merged in time, orders with latency, fills against the
-recorded book, the risk manager (``l2exp.risk``) inline. Compiled functions over named records
+"""The event loop: one clock for market data and our own orders. Compiled functions over named records
 (``backtest.types``); the strategy, the queue model and the order type are plug-ins passed in as
 compiled functions (``backtest.strategies``, ``backtest.queue``, ``backtest.orders``).
 
-Fill rules (``conf/execution``):
+The clock (what a venue sees, in time order):
 
-* an order decided on snapshot i is activated on the first snapshot j > i with ts_j >= ts_i + latency:
-  **never on the snapshot it was decided on**, whatever the latency;
-* a MARKET order walks the visible levels of the activation snapshot up to its price (none for
-  ``market``), each level filling at most its displayed size at its own price; what the book cannot
-  absorb is cancelled (immediate-or-cancel) and counted;
-* a LIMIT order that crosses the book on activation takes liquidity like a market order up to its
-  price; the rest rests with ``queue ahead`` = the displayed size at its price (0 if it makes a new
-  level). Queue rules, each a named choice:
+* **market events**: trade prints and book snapshots, each at its own time. At one instant the prints
+  come before the snapshot (a snapshot stamped with a print's millisecond already shows it), and all
+  market events of an instant come before our own events of that instant;
+* **our events**: an order *arrives* at decision time + entry latency (not at the next snapshot), and a
+  cancel *lands* at request time + cancel latency -- never before the order it cancels (an order and
+  its cancel travel one connection, in order): it lands at max(request + cancel latency, arrival). Until
+  it lands the order can fill. Of two events at one instant the older order's comes first;
+* **decisions** at a snapshot, after every event of its instant; an order decided with zero latency
+  arrives at that same instant and meets that snapshot's book.
 
-  - *prints* (:func:`on_trade`): a trade at our price shrinks the queue ahead by its size; the excess
-    over the queue fills us (maker, in whole lots: queue estimates can be fractional, fills cannot);
-    a trade through our price fills the rest;
-  - *cancellations*: the queue model (``execution.queue_model``) moves the queue on a decrease of the
-    displayed size that the prints since the last snapshot do not explain -- a print is never
-    counted twice (once as a trade, once as the size drop it causes);
-  - *cap*: the queue ahead is never more than the displayed size at our price (a level cancelled down
-    to 2 has at most 2 ahead of us); a level that vanished from a better-priced book leaves us first;
-  - *book through* (``book_through_fills``, default only when no trades are loaded): the best
-    opposite price reaching ours, or our side's best moving past ours, fills the rest at our price;
-* a cancel takes effect ``cancel_latency`` later: the order can still fill until then;
-* fees: maker / taker bps of the notional in settlement currency; prices on the tick grid,
-  quantities on the lot grid.
+Matching (each fill is stamped with the event that causes it and says which rule made it, ``fill_rule``):
+
+* **on arrival** (``taker``): the order meets the book as it stands -- the last snapshot less what our own
+  orders took from it since (our footprint: liquidity we took is gone for our other orders until the
+  next snapshot shows that level again). A MARKET order walks the levels (each at most what is left of
+  its displayed size, at its own price); its rest is cancelled (immediate-or-cancel, counted). A LIMIT
+  order that crosses walks the same way up to its price; the rest rests at its price with ``queue``
+  = the displayed size there (0 at a new level) -- the orders of others ahead of it. Our own older
+  orders at that price are ahead of it too (see prints). A book that is crossed (or not seen yet) takes
+  no order: arrivals wait for the next usable snapshot;
+* **prints** (``print``, maker, at our price): a print through our price fills the rest. A print at our
+  price is shared in queue order (FIFO at the price level): with q_i = the others ahead of our order i
+  and R_i = what our older orders at that price still rest, it fills floor((S - q_i - R_i) / lot) lots,
+  at most the rest (queue estimates can be fractional, fills cannot), and q_i loses min(q_i, S - F_i)
+  where F_i = what this print filled of our orders ahead (so one 7-lot print with 5 ahead fills at
+  most 2 of ours in all);
+* **cancellations**: the queue model (``execution.queue_model``) moves the queue on a decrease of the
+  displayed size that the prints since the last snapshot do not explain -- a print is never counted
+  twice (once as a trade, once as the size drop it causes);
+* **cap**: the queue ahead is never more than the displayed size at our price (a level cancelled down
+  to 2 has at most 2 ahead of us); a level that vanished from a better-priced book leaves us first;
+* **book through** (``book_through``, maker, at our price; ``book_through_fills``, default only when no
+  trades are loaded): a snapshot whose best opposite price reaches ours, or whose best on our side moved
+  past ours, fills the rest;
+* fees: maker / taker bps of the notional in settlement currency; prices on the tick grid, quantities
+  on the lot grid.
 
 Accounting (``backtest.instruments``): in the instrument's settlement currency, with v(p) = m p
 (linear, quanto) or -m / p (inverse): cash -= side * qty * v(price) + fee, equity = cash +
-position * v(mid) (marked to mid at every snapshot). Money limits are compared after conversion
-with the per-snapshot ``fx`` (settlement -> limit currency).
+position * v(mid) (marked to mid at every snapshot, after every event of its instant). Money limits are
+compared after conversion with the per-snapshot ``fx`` (settlement -> limit currency).
 
 Decisions (every ``strategy.decision_ms``): the strategy writes intents; a target position is
 volatility-sized (``risk.sizing``), put on the lot grid (``size_below_lot`` when it rounds to zero),
 clamped (``risk.limits``), netted against the position (and working market orders), gated
-(``risk.gates``) and sent as an order of ``execution.order_type``; quotes are gated, replace the
-working orders and are checked against max_position one by one. Blocks count per blocked intent.
+(``risk.gates``) and sent as an order of ``execution.order_type``; quotes are gated and replace the
+working orders. Position and notional limits hold in the worst case: the position plus every order of
+the same side that can still fill (working, or being cancelled) plus the new one; an order that does
+not fit is cut to what fits, and blocked when nothing does. After the kill switch fires, its flatten
+orders are never cancelled by a decision, and nothing else is sent. Blocks count per blocked intent.
 """
 
 from __future__ import annotations
@@ -49,7 +65,7 @@ from numba import types
 from l2exp.backtest.types import (
     ACCOUNT_T,
     B_BELOW_LOT,
-    B_MAXPOS,
+    B_KILLED,
     B_NOSIGNAL,
     DECISION_T,
     EXEC_T,
@@ -65,6 +81,9 @@ from l2exp.backtest.types import (
     ORDER_TYPE_FN,
     QUEUE_FN,
     QUEUE_T,
+    RULE_BOOK_THROUGH,
+    RULE_PRINT,
+    RULE_TAKER,
     ST_CANCELLED,
     ST_FILLED,
     ST_PENDING,
@@ -74,7 +93,7 @@ from l2exp.backtest.types import (
 )
 from l2exp.risk.gates import gate, track_top_of_book
 from l2exp.risk.kill_switch import breached
-from l2exp.risk.limits import clamp_target, quote_allowed
+from l2exp.risk.limits import clamp_target, room
 from l2exp.risk.sizing import scale_target
 from l2exp.risk.state import RISK_STATE_T, RISK_T
 from l2exp.risk.volatility import update_volatility
@@ -107,114 +126,184 @@ def _latency(base: float, jitter: float) -> float:
 
 
 @nb.njit(cache=True)
-def _fill(fills, acct, t: float, oid: int, side: float, qty: float, px: float, fee_bps: float,  # noqa: ANN001
-          maker: int, mid: float, level: int, ep) -> float:
-    """Record a fill; returns the fee paid (settlement currency, bps of the notional qty |v(px)|)."""
+def _fill(fills, acct, t: float, o: int, od, q: float, px: float, maker: int, mid: float, level: int,  # noqa: ANN001
+          rule: int, ep) -> None:
+    """Book one fill of ``q`` at ``px`` for order ``o``: position, cash, the fee (settlement currency, bps
+    of the notional q |v(px)|), the order's remaining quantity and status, the fill record."""
+    side = od.side
+    fee = q * abs(value(ep, px)) * (ep.maker_bps if maker == 1 else ep.taker_bps) * 1e-4
     k = acct.n_fills
-    fee = qty * abs(value(ep, px)) * fee_bps * 1e-4
     if k < fills.shape[0]:
         f = fills[k]
-        f.ts, f.order, f.side, f.qty, f.price = t, oid, side, qty, px
-        f.fee, f.maker, f.mid, f.level = fee, maker, mid, level
+        f.ts, f.order, f.side, f.qty, f.price = t, o, side, q, px
+        f.fee, f.maker, f.mid, f.level, f.rule = fee, maker, mid, level, rule
         acct.n_fills = k + 1
     else:
         acct.overflow = 1
-    return fee
+    acct.pos += side * q
+    acct.cash -= side * q * value(ep, px) + fee
+    od.rem -= q
+    if od.rem <= 1e-12:
+        od.rem = 0.0
+        od.status = ST_FILLED
 
 
 @nb.njit(cache=True)
-def _walk(o: int, orders, row: int, px_side, sz_side, t: float, mid: float, ep, fills, acct) -> float:  # noqa: ANN001
-    """Take liquidity for order o from one side of snapshot ``row``, level by level, up to its price
-    (a market order's is +-inf). Books position and cash; returns the quantity filled."""
-    od = orders[o]
-    side = od.side
-    limit = od.price
-    got = 0.0
-    for lv in range(px_side.shape[1]):
-        rem = od.rem
-        if rem <= 1e-12:
-            break
-        px = px_side[row, lv]
-        sz = sz_side[row, lv]
-        if px != px or sz != sz or sz <= 0:
-            break
-        if (side > 0 and px > limit) or (side < 0 and px < limit):
-            break
-        q = min(rem, sz)  # never more than the displayed size at this level
-        fee = _fill(fills, acct, t, o, side, q, px, ep.taker_bps, 0, mid, lv + 1, ep)
-        od.rem = rem - q
-        got += q
-        acct.pos += side * q
-        acct.cash -= side * q * value(ep, px) + fee
-    return got
+def _same_price(a: float, b: float, tick: float) -> bool:
+    return abs(a - b) < 0.25 * tick
 
 
 @nb.njit(cache=True)
-def _level_size(px_side, sz_side, row: int, price: float, tick: float) -> float:  # noqa: ANN001
-    for lv in range(px_side.shape[1]):
-        if abs(px_side[row, lv] - price) < 0.25 * tick:
-            return sz_side[row, lv]
+def _level_size(LB, r: int, price: float, tick: float) -> float:  # noqa: ANN001, N803
+    """Displayed size at ``price`` on book row ``r`` (0 bid, 2 ask prices; sizes on r + 1), -1 if absent."""
+    for lv in range(LB.shape[1]):
+        if _same_price(LB[r, lv], price, tick):
+            return LB[r + 1, lv]
     return -1.0
 
 
 @nb.njit(cache=True)
-def _submit(orders, acct, side: float, qty: float, price: float, kind: int, t: float, ep, kill: int) -> int:  # noqa: ANN001
-    k = acct.n_orders
-    if k >= orders.shape[0]:
-        acct.overflow = 1
-        return -1
-    od = orders[k]
-    od.side, od.qty, od.rem, od.price, od.kind, od.status = side, qty, qty, price, kind, ST_PENDING
-    od.submit_ts = t
-    od.active_ts = t + _latency(ep.latency_ns, ep.latency_jitter)
-    od.cancel_ts = np.inf
-    od.queue, od.level_size, od.traded = 0.0, 0.0, 0.0
-    od.submit_seq = acct.seq
-    od.kill = kill
-    acct.n_orders = k + 1
-    return k
+def _book_mid(LB) -> float:  # noqa: ANN001, N803
+    return 0.5 * (LB[0, 0] + LB[2, 0])
+
+
+@nb.njit(cache=True)
+def _arrive(o: int, t: float, orders, fills, acct, ep, LB) -> None:  # noqa: ANN001, N803
+    """Order ``o`` reaches the book at ``t``: take what crosses (taker), then rest or cancel the rest."""
+    od = orders[o]
+    side = od.side
+    r = 2 if side > 0 else 0       # the side we take from: asks for a buy
+    taken = 5 if side > 0 else 4
+    mid = _book_mid(LB)
+    for lv in range(LB.shape[1]):
+        if od.rem <= 1e-12:
+            break
+        px = LB[r, lv]
+        sz = LB[r + 1, lv]
+        if px != px or sz != sz:
+            break
+        if (side > 0 and px > od.price) or (side < 0 and px < od.price):
+            break
+        left = sz - LB[taken, lv]  # our footprint: what our own orders took here since the snapshot
+        if left <= 1e-12:
+            continue
+        q = min(od.rem, left)
+        LB[taken, lv] += q
+        _fill(fills, acct, t, o, od, q, px, 0, mid, lv + 1, RULE_TAKER, ep)
+    if od.status == ST_FILLED:
+        return
+    if od.kind == MARKET:
+        od.status = ST_CANCELLED  # immediate-or-cancel remainder
+        acct.ioc_unfilled += 1
+        return
+    od.status = ST_RESTING
+    lvl = _level_size(LB, 0 if side > 0 else 2, od.price, ep.tick)
+    od.queue = max(lvl, 0.0)
+    od.level_size = max(lvl, 0.0)
+    od.traded = 0.0
+
+
+@nb.njit(cache=True)
+def _advance(limit: float, inclusive: bool, orders, fills, acct, ep, LB) -> None:  # noqa: ANN001, N803
+    """Our own events -- arrivals and cancels landing -- up to ``limit`` (``inclusive``: events at ``limit``
+    too), one at a time in time order (ties: the older order first; an order's arrival before its cancel)."""
+    while True:
+        best = np.inf
+        bo = -1
+        arrive = False
+        for o in range(acct.first_live, acct.n_orders):
+            od = orders[o]
+            if od.status == ST_PENDING:
+                if acct.book_ok == 1:
+                    e, a = max(od.active_ts, acct.book_ts), True
+                elif od.cancel_ts < np.inf:
+                    e, a = max(od.cancel_ts, od.active_ts), False  # never arrived: a usable book never came
+                else:
+                    continue
+            elif od.status == ST_RESTING and od.cancel_ts < np.inf:
+                e, a = max(od.cancel_ts, od.active_ts), False
+            else:
+                continue
+            if e < best:
+                best, bo, arrive = e, o, a
+        if bo < 0 or best > limit or (best == limit and not inclusive):
+            break
+        if arrive:
+            _arrive(bo, best, orders, fills, acct, ep, LB)
+        else:
+            orders[bo].status = ST_CANCELLED
+            acct.n_cancels += 1
+    fl = acct.first_live
+    while fl < acct.n_orders and (orders[fl].status == ST_FILLED or orders[fl].status == ST_CANCELLED):
+        fl += 1
+    acct.first_live = fl
 
 
 @nb.njit(types.void(types.float64, types.float64, types.float64, types.float64, EXEC_T[::1], ORDER_T[::1],
-                    FILL_T[::1], ACCOUNT_T[::1]), cache=True)
-def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A) -> None:  # noqa: ANN001
-    """A trade print: queue progress of resting orders at its price, fills by excess or trade-through."""
+                    FILL_T[::1], ACCOUNT_T[::1], F2), cache=True)
+def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A, LB) -> None:  # noqa: ANN001, N803
+    """A trade print at ``tt``: first our own events before it, then queue progress and fills of our
+    resting orders (shared in queue order at its price; a print through our price fills the rest)."""
     ep = E[0]
     acct = A[0]
     tick = ep.tick
+    _advance(tt, False, orders, fills, acct, ep, LB)
+    mid = acct.prev_mid
+    # pass 1: each order's share of the print at its price, from the queue as it stood before the print
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
-        if od.status != ST_RESTING or od.cancel_ts <= tt:
+        od.print_fill = 0.0
+        if od.status != ST_RESTING:
             continue
         side = od.side
         price = od.price
         hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
         if not hit:
             continue
-        rem = od.rem
-        through = (side > 0 and px_t < price - 0.25 * tick) or (side < 0 and px_t > price + 0.25 * tick)
-        if through:
-            q = rem
-        else:
+        if (side > 0 and px_t < price - 0.25 * tick) or (side < 0 and px_t > price + 0.25 * tick):
+            od.print_fill = od.rem  # traded through our price: everything at our price was taken
+            continue
+        mine = 0.0  # our older orders at this price rest ahead of this one (FIFO by arrival)
+        for o2 in range(acct.first_live, acct.n_orders):
+            p2 = orders[o2]
+            if o2 != o and p2.status == ST_RESTING and p2.side == side and _same_price(p2.price, price, tick) and \
+                    (p2.active_ts < od.active_ts or (p2.active_ts == od.active_ts and o2 < o)):
+                mine += p2.rem
+        excess = sz_t - od.queue - mine
+        if excess > 0:
+            od.print_fill = min(od.rem, np.floor(excess / ep.lot + 1e-9) * ep.lot)
+    # pass 2: the queue ahead of each order loses what the print took from others before it; then fill
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if od.status != ST_RESTING:
+            continue
+        side = od.side
+        price = od.price
+        hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
+        if not hit:
+            continue
+        if _same_price(px_t, price, tick):
+            filled_ahead = 0.0
+            for o2 in range(acct.first_live, acct.n_orders):
+                p2 = orders[o2]
+                if o2 != o and p2.status == ST_RESTING and p2.side == side and _same_price(p2.price, price, tick) \
+                        and (p2.active_ts < od.active_ts or (p2.active_ts == od.active_ts and o2 < o)):
+                    filled_ahead += p2.print_fill
             od.traded += sz_t  # the next snapshot's size drop from this print is not a cancel
-            od.queue -= sz_t
-            # the excess over the (estimated) queue fills us, in whole lots: a venue fills no fractions
-            q = min(rem, np.floor(-od.queue / ep.lot + 1e-9) * ep.lot) if od.queue < 0 else 0.0
-            if od.queue < 0:
-                od.queue = 0.0
-        if q > 0:
-            fee = _fill(fills, acct, tt, o, side, q, price, ep.maker_bps, 1, acct.prev_mid, 0, ep)
-            acct.pos += side * q
-            acct.cash -= side * q * value(ep, price) + fee
-            od.rem = rem - q
-            if od.rem <= 1e-12:
-                od.status = ST_FILLED
+            od.queue -= min(od.queue, max(sz_t - filled_ahead, 0.0))
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if od.status == ST_RESTING and od.print_fill > 0:
+            _fill(fills, acct, tt, o, od, od.print_fill, od.price, 1, mid, 0, RULE_PRINT, ep)
+            od.print_fill = 0.0
 
 
 @nb.njit(cache=True)
-def _rest(od, row: int, px_side, sz_side, best_same: float, tick: float, queue_model, qp) -> None:  # noqa: ANN001
+def _rest(od, LB, tick: float, queue_model, qp) -> None:  # noqa: ANN001, N803
     """Queue bookkeeping of a resting order at a new snapshot (see the module docstring's rules)."""
-    lvl = _level_size(px_side, sz_side, row, od.price, tick)
+    r = 0 if od.side > 0 else 2
+    lvl = _level_size(LB, r, od.price, tick)
+    best_same = LB[r, 0]
     if lvl >= 0:
         od.queue = min(queue_model(od.queue, od.level_size, lvl, od.traded, qp), lvl)  # cap: displayed size
         od.level_size = lvl
@@ -239,79 +328,87 @@ def _working(orders, acct) -> tuple[float, bool]:  # noqa: ANN001
 
 
 @nb.njit(cache=True)
-def _cancel_working(orders, acct, t: float, latency: float, jitter: float) -> None:  # noqa: ANN001
-    """Request cancellation of every pending or resting order (effective after the cancel latency)."""
+def _exposure(orders, acct, side: float) -> float:  # noqa: ANN001
+    """The worst case on one side: position (signed by ``side``) plus every live order of that side
+    that can still fill -- working, in flight, or being cancelled (it fills until its cancel lands)."""
+    e = side * acct.pos
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
-        if od.status == ST_PENDING or od.status == ST_RESTING:
+        if (od.status == ST_PENDING or od.status == ST_RESTING) and od.side == side:
+            e += od.rem
+    return e
+
+
+@nb.njit(cache=True)
+def _cancel_working(orders, acct, t: float, latency: float, jitter: float) -> None:  # noqa: ANN001
+    """Request cancellation of every pending or resting order (lands after the cancel latency), except
+    the kill switch's flatten orders: a decision never cancels those."""
+    for o in range(acct.first_live, acct.n_orders):
+        od = orders[o]
+        if (od.status == ST_PENDING or od.status == ST_RESTING) and od.kill == 0:
             od.cancel_ts = min(od.cancel_ts, t + _latency(latency, jitter))
 
 
 @nb.njit(cache=True)
-def _on_book(t: float, row: int, bp, bs, ap, as_, ep, queue_model, qp, orders, fills, acct, crossed: bool) -> None:  # noqa: ANN001
-    """Cancels taking effect, activations (walk the book, then rest), resting orders' queues and
-    book-through fills."""
-    b1 = bp[row, 0]
-    a1 = ap[row, 0]
+def _submit(orders, acct, side: float, qty: float, price: float, kind: int, t: float, ep, kill: int) -> int:  # noqa: ANN001
+    k = acct.n_orders
+    if k >= orders.shape[0]:
+        acct.overflow = 1
+        return -1
+    od = orders[k]
+    od.side, od.qty, od.rem, od.price, od.kind, od.status = side, qty, qty, price, kind, ST_PENDING
+    od.submit_ts = t
+    od.active_ts = t + _latency(ep.latency_ns, ep.latency_jitter)
+    od.cancel_ts = np.inf
+    od.queue, od.level_size, od.traded, od.print_fill = 0.0, 0.0, 0.0, 0.0
+    od.kill = kill
+    acct.n_orders = k + 1
+    return k
+
+
+@nb.njit(cache=True)
+def _fit(side: float, qty: float, lot: float, unit_value: float, fx: float, rp, orders, acct, blocks) -> float:  # noqa: ANN001
+    """``qty`` cut to what the position and notional limits allow in the worst case (``_exposure``); a
+    cut counts one block of its reason."""
+    q = room(qty, _exposure(orders, acct, side), lot, unit_value, fx, rp, blocks)
+    return q
+
+
+@nb.njit(cache=True)
+def _on_book(t: float, ep, queue_model, qp, orders, fills, acct, LB) -> None:  # noqa: ANN001, N803
+    """A new snapshot (in ``LB``) for the resting orders: book-through fills, then queue bookkeeping."""
+    b1 = LB[0, 0]
+    a1 = LB[2, 0]
     mid = 0.5 * (a1 + b1)
     tick = ep.tick
-    i = acct.seq
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
-        st = od.status
-        if st in (ST_FILLED, ST_CANCELLED):
-            continue
-        if od.cancel_ts <= t:
-            od.status = ST_CANCELLED
-            acct.n_cancels += 1
+        if od.status != ST_RESTING:
             continue
         side = od.side
-        if st == ST_PENDING:
-            if od.submit_seq >= i or od.active_ts > t or crossed:
-                continue
-            _walk(o, orders, row, ap if side > 0 else bp, as_ if side > 0 else bs, t, mid, ep, fills, acct)
-            if od.rem <= 1e-12:
-                od.status = ST_FILLED
-            elif od.kind == MARKET:
-                od.status = ST_CANCELLED  # immediate-or-cancel remainder
-                acct.ioc_unfilled += 1
-            else:
-                od.status = ST_RESTING
-                lvl = _level_size(bp if side > 0 else ap, bs if side > 0 else as_, row, od.price, tick)
-                od.queue = max(lvl, 0.0)
-                od.level_size = max(lvl, 0.0)
-                od.traded = 0.0
-            continue
-        if crossed:
-            continue
         price = od.price
         if ep.book_through == 1:
             through = (side > 0 and (a1 <= price + 1e-12 or b1 < price - 0.25 * tick)) or \
                       (side < 0 and (b1 >= price - 1e-12 or a1 > price + 0.25 * tick))
             if through:
-                q = od.rem
-                fee = _fill(fills, acct, t, o, side, q, price, ep.maker_bps, 1, mid, 0, ep)
-                acct.pos += side * q
-                acct.cash -= side * q * value(ep, price) + fee
-                od.rem = 0.0
-                od.status = ST_FILLED
+                _fill(fills, acct, t, o, od, od.rem, price, 1, mid, 0, RULE_BOOK_THROUGH, ep)
                 continue
-        _rest(od, row, bp if side > 0 else ap, bs if side > 0 else as_, b1 if side > 0 else a1, tick, queue_model, qp)
-    fl = acct.first_live
-    while fl < acct.n_orders and (orders[fl].status == ST_FILLED or orders[fl].status == ST_CANCELLED):
-        fl += 1
-    acct.first_live = fl
+        _rest(od, LB, tick, queue_model, qp)
 
 
 @nb.njit(cache=True)
 def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type, orders, blocks, acct, rs) -> None:  # noqa: ANN001
     """A target-position intent -> sized, clamped, netted, gated, one order of the order type."""
+    if rs.killed == 1:  # nothing but the flatten after the kill switch, and no decision cancels it
+        blocks[B_KILLED] += 1
+        return
     lot = ep.lot
     tgt = scale_target(intent.qty, rs, rp)
     lots = np.floor(abs(tgt) / lot + 1e-9)
     if tgt != 0 and lots == 0:
         blocks[B_BELOW_LOT] += 1
-    target = clamp_target(np.sign(tgt) * lots * lot, lot, abs(value(ep, dec.mid)), fx, rp, blocks)
+    unit = abs(value(ep, dec.mid))
+    target = clamp_target(np.sign(tgt) * lots * lot, lot, unit, fx, rp, blocks)
     working = dec.working  # computed for the strategy this decision; nothing has moved the orders since
     _, kind = order_type(1.0, dec.bid, dec.ask, ep.tick)  # the kind says how to net, before the side is known
     diff = target - acct.pos - working if kind == MARKET else target - acct.pos
@@ -328,12 +425,14 @@ def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type,
     price, kind = order_type(side, dec.bid, dec.ask, ep.tick)
     if kind != MARKET:
         _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)  # re-priced each decision
-    _submit(orders, acct, side, abs(diff), price, kind, t, ep, 0)
+    q = _fit(side, abs(diff), lot, unit, fx, rp, orders, acct, blocks)
+    if q >= lot * 0.5:
+        _submit(orders, acct, side, q, price, kind, t, ep, 0)
 
 
 @nb.njit(cache=True)
-def _quotes(intents, n: int, t: float, dec, crossed: bool, ep, rp, orders, blocks, acct, rs) -> None:  # noqa: ANN001
-    """Quote intents: gated together, replace the working orders, each checked against max_position."""
+def _quotes(intents, n: int, t: float, dec, fx: float, crossed: bool, ep, rp, orders, blocks, acct, rs) -> None:  # noqa: ANN001
+    """Quote intents: gated together, replace the working orders, each cut to the worst-case limits."""
     n_quotes = 0
     for k in range(n):
         if intents[k].kind == INTENT_QUOTE:
@@ -344,6 +443,7 @@ def _quotes(intents, n: int, t: float, dec, crossed: bool, ep, rp, orders, block
         blocks[blocked] += n_quotes
         return
     _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)
+    unit = abs(value(ep, dec.mid))
     for k in range(n):
         q_in = intents[k]
         if q_in.kind != INTENT_QUOTE:
@@ -351,19 +451,19 @@ def _quotes(intents, n: int, t: float, dec, crossed: bool, ep, rp, orders, block
         q = np.floor(q_in.qty / ep.lot + 1e-9) * ep.lot
         if q <= 0:
             blocks[B_BELOW_LOT] += 1
-        elif quote_allowed(acct.pos, q_in.side, q, rp):
+            continue
+        q = _fit(q_in.side, q, ep.lot, unit, fx, rp, orders, acct, blocks)
+        if q >= ep.lot * 0.5:
             _submit(orders, acct, q_in.side, q, q_in.price, LIMIT, t, ep, 0)
-        else:
-            blocks[B_MAXPOS] += 1
 
 
 @nb.njit(cache=True)
-def _decide(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, crossed: bool, ep, rp, sp, strategy,  # noqa: ANN001
+def _decide(t: float, LB, sig: float, fx: float, crossed: bool, ep, rp, sp, strategy,  # noqa: ANN001, N803
             order_type, orders, blocks, acct, rs, D, intents) -> None:
     """Ask the strategy, then apply its intents (a quote among them: the quotes; else the last target)."""
     dec = D[0]
     dec.t, dec.signal = t, sig
-    dec.bid, dec.ask, dec.bid_size, dec.ask_size = bp[row, 0], ap[row, 0], bs[row, 0], as_[row, 0]
+    dec.bid, dec.ask, dec.bid_size, dec.ask_size = LB[0, 0], LB[2, 0], LB[1, 0], LB[3, 0]
     dec.mid = 0.5 * (dec.bid + dec.ask)
     dec.pos = acct.pos
     dec.working, _ = _working(orders, acct)
@@ -376,7 +476,7 @@ def _decide(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, crossed:
     last_target = -1
     for k in range(n):
         if intents[k].kind == INTENT_QUOTE:
-            _quotes(intents, n, t, dec, crossed, ep, rp, orders, blocks, acct, rs)
+            _quotes(intents, n, t, dec, fx, crossed, ep, rp, orders, blocks, acct, rs)
             return
         if intents[k].kind == INTENT_TARGET:
             last_target = k
@@ -386,21 +486,35 @@ def _decide(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, crossed:
 
 @nb.njit(types.float64(types.float64, types.int64, F2, F2, F2, F2, types.float64, types.float64, EXEC_T[::1],
                        RISK_T[::1], STRATEGY_T[::1], QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1],
-                       FILL_T[::1], I1, ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1]), cache=True)
+                       FILL_T[::1], I1, ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2),
+         cache=True)
 def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R, SP, QP, strategy, queue_model,  # noqa: ANN001
-                order_type, orders, fills, blocks, A, RS, D, intents) -> float:
-    """One book snapshot (row ``row`` of the matrices): cancels, activations, resting fills, risk state,
-    kill switch, then a decision when one is due. ``fx``: settlement -> quote at this snapshot.
-    Returns the equity (settlement currency) marked to this snapshot's mid."""
+                order_type, orders, fills, blocks, A, RS, D, intents, LB) -> float:  # noqa: N803
+    """One book snapshot at ``t`` (row ``row`` of the matrices): our events before it, the new book
+    (footprint cleared), resting orders' book-through fills and queues, our events of this instant, risk
+    state and kill switch, a decision when one is due, and the orders it sent with zero latency.
+    ``fx``: settlement -> quote at this snapshot. Returns the equity (settlement currency) marked to this
+    snapshot's mid after every event of its instant."""
     ep, rp, acct, rs = E[0], R[0], A[0], RS[0]
-    b1 = bp[row, 0]
-    a1 = ap[row, 0]
+    _advance(t, False, orders, fills, acct, ep, LB)
+    L = LB.shape[1]
+    for lv in range(L):
+        LB[0, lv], LB[1, lv], LB[2, lv], LB[3, lv] = bp[row, lv], bs[row, lv], ap[row, lv], as_[row, lv]
+        LB[4, lv] = 0.0
+        LB[5, lv] = 0.0
+    b1 = LB[0, 0]
+    a1 = LB[2, 0]
     mid = 0.5 * (a1 + b1)
     crossed = not (b1 < a1)
-    _on_book(t, row, bp, bs, ap, as_, ep, queue_model, QP[0], orders, fills, acct, crossed)
+    acct.book_ts = t
+    acct.book_ok = 0 if crossed else 1
     if not crossed:
-        update_volatility(rs, (a1 * bs[row, 0] + b1 * as_[row, 0]) / (bs[row, 0] + as_[row, 0]), t, rp)
-    track_top_of_book(rs, t, b1, a1, bs[row, 0], as_[row, 0])
+        _on_book(t, ep, queue_model, QP[0], orders, fills, acct, LB)
+        acct.prev_mid = mid
+    _advance(t, True, orders, fills, acct, ep, LB)
+    if not crossed:
+        update_volatility(rs, (a1 * LB[1, 0] + b1 * LB[3, 0]) / (LB[1, 0] + LB[3, 0]), t, rp)
+    track_top_of_book(rs, t, b1, a1, LB[1, 0], LB[3, 0])
     eq = acct.cash + acct.pos * value(ep, mid) if not crossed else acct.prev_eq
     if breached(rs, eq, t, acct.day_offset, fx, rp):
         for o in range(acct.first_live, acct.n_orders):
@@ -414,37 +528,39 @@ def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R
                 rs.flatten_attempts += 1
     if t >= acct.next_decision_ts:
         acct.next_decision_ts = t + SP[0].decision_ns
-        _decide(t, row, bp, bs, ap, as_, sig, fx, crossed, ep, rp, SP[0], strategy, order_type, orders, blocks,
-                acct, rs, D, intents)
+        _decide(t, LB, sig, fx, crossed, ep, rp, SP[0], strategy, order_type, orders, blocks, acct, rs, D, intents)
+    _advance(t, True, orders, fills, acct, ep, LB)  # what was sent with zero latency meets this book
+    if not crossed:
+        eq = acct.cash + acct.pos * value(ep, mid)
     acct.prev_ts = t
     acct.prev_eq = eq
-    if not crossed:
-        acct.prev_mid = mid
     acct.seq += 1
     return eq
 
 
 @nb.njit(types.void(F1, F2, F2, F2, F2, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
                     QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1], FILL_T[::1], I1,
-                    ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F1, F1, F1, types.int64),
+                    ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2, F1, F1, F1, types.int64),
          cache=True)
 def simulate(ts, bp, bs, ap, as_, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, strategy,  # noqa: ANN001
-             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, position, cash, equity,
+             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, LB, position, cash, equity,  # noqa: N803
              seed: int) -> None:
-    """The backtest: trades up to each snapshot's time first, then the snapshot.
+    """The backtest: the prints up to and including each snapshot's time first, then the snapshot (our
+    own events are interleaved by ``on_trade`` / ``on_snapshot``).
 
     ``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
     absolute epoch ns in float64 would be 256 ns coarse); ``A`` = :func:`types.new_account` (day
-    offset = first ts modulo one day); ``fx`` = settlement -> quote per snapshot.
+    offset = first ts modulo one day); ``LB`` = :func:`types.new_book`; ``fx`` = settlement -> quote
+    per snapshot.
     """
     np.random.seed(seed)
     j = 0
     nt = tr_ts.shape[0]
     for i in range(ts.shape[0]):
         while j < nt and tr_ts[j] <= ts[i]:
-            on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A)
+            on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A, LB)
             j += 1
         equity[i] = on_snapshot(ts[i], i, bp, bs, ap, as_, signal[i], fx[i], E, R, SP, QP, strategy, queue_model,
-                                order_type, orders, fills, blocks, A, RS, D, intents)
+                                order_type, orders, fills, blocks, A, RS, D, intents, LB)
         position[i] = A[0].pos
         cash[i] = A[0].cash

@@ -15,7 +15,7 @@ from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.params import ExecutionParams
 from l2exp.backtest.results import blocks_dict, counters_of, tables
 from l2exp.backtest.strategies import Strategy
-from l2exp.backtest.types import BLOCK_REASONS, DECISION, FILL, INTENT, ORDER, new_account
+from l2exp.backtest.types import BLOCK_REASONS, DECISION, FILL, INTENT, ORDER, new_account, new_book
 from l2exp.risk.params import RiskParams
 from l2exp.risk.state import new_risk_state
 
@@ -38,22 +38,23 @@ class LoopState:
     RS: np.ndarray
     D: np.ndarray
     intents: np.ndarray
+    LB: np.ndarray  # the book orders meet between snapshots, with our footprint (types.new_book)
 
     @classmethod
     def create(cls, ex: ExecutionParams, st: Strategy, rk: RiskParams, inst: Instrument, has_trades: bool,
-               max_orders: int, max_fills: int, day_offset: float = 0.0) -> LoopState:
+               max_orders: int, max_fills: int, levels: int, day_offset: float = 0.0) -> LoopState:
         st.validate("strategy")
         return cls(E=ex.record(inst.code, inst.multiplier, has_trades), R=rk.record(), SP=st.record(),
                    QP=ex.queue_model.record(), strategy=type(st).kernel, queue_model=type(ex.queue_model).kernel,
                    order_type=type(ex.order_type).kernel, orders=np.zeros(max_orders, ORDER),
                    fills=np.zeros(max_fills, FILL), blocks=np.zeros(len(BLOCK_REASONS), np.int64),
                    A=new_account(day_offset), RS=new_risk_state(), D=np.zeros(1, DECISION),
-                   intents=np.zeros(MAX_INTENTS, INTENT))
+                   intents=np.zeros(MAX_INTENTS, INTENT), LB=new_book(levels))
 
     def params(self) -> tuple:
         """The arguments of ``engine.on_snapshot`` after the book and signal, in order."""
         return (self.E, self.R, self.SP, self.QP, self.strategy, self.queue_model, self.order_type, self.orders,
-                self.fills, self.blocks, self.A, self.RS, self.D, self.intents)
+                self.fills, self.blocks, self.A, self.RS, self.D, self.intents, self.LB)
 
     def counters(self) -> dict[str, float]:
         return counters_of(self.A, self.RS)

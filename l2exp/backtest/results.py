@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
 from l2exp.backtest.instruments import Instrument
-from l2exp.backtest.types import BLOCK_REASONS, LIMIT
+from l2exp.backtest.types import BLOCK_REASONS, FILL_RULES, LIMIT
 from l2exp.sessions import DEFAULT_GAP_MS, session_ids
 
 SECONDS_PER_YEAR = 365.25 * 86_400  # a 24/7 venue; an exchange with sessions: ~252 * 6.5 * 3600
@@ -90,7 +91,7 @@ class BacktestResult:
             "pnl_net": pnl, "pnl_net_quote": pnl_quote, "fees": fees, "pnl_gross": pnl + fees,
             "sharpe": sharpe, "sharpe_period_s": float(period_s), "sharpe_periods": float(n_periods),
             "max_drawdown": float(dd), "turnover": float(notional),
-            "hit_rate": _hit_rate(self.position, self.equity),
+            "hit_rate": hit_rate(f, inst),
             "avg_slippage_bps": float(slip.mean()) if len(slip) else float("nan"),
             "taker_slippage_bps": float(slip[f.maker == 0].mean()) if len(f) and (f.maker == 0).any() else float("nan"),
             "passive_fill_ratio": fill_ratio, "time_in_market": in_market,
@@ -99,9 +100,15 @@ class BacktestResult:
             "kill_switch": float(self.counters["killed"]),
             "kill_flatten_attempts": int(self.counters["flatten_attempts"]),
             "final_position": float(self.position[-1]) if len(self.position) else 0.0,
+            **{f"fills_{rule}": int((f.fill_rule == rule).sum()) if len(f) else 0 for rule in FILL_RULES},
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
             else 0.0,
         }
+
+    def fills_by_rule(self) -> dict[str, int]:
+        """How many fills each matching rule produced (``engine``'s docstring): print, book_through, taker."""
+        f = self.fills
+        return {rule: int((f.fill_rule == rule).sum()) if len(f) else 0 for rule in FILL_RULES}
 
     def equity_quote(self) -> np.ndarray:
         """Equity in quote currency: each change of the settlement-currency equity converted at the fx of
@@ -142,14 +149,53 @@ def slippage_bps(fills: pd.DataFrame) -> pd.Series:
     return fills.side * (fills.price - fills.mid) / fills.mid * 1e4
 
 
-def _hit_rate(position: np.ndarray, equity: np.ndarray) -> float:
-    """Share of round trips (flat -> exposed -> flat or flipped) that made money."""
-    flat = np.flatnonzero(np.r_[True, np.sign(position[1:]) != np.sign(position[:-1])])
-    if len(flat) < 2:
-        return float("nan")
-    pnl = np.diff(equity[flat])
-    traded = pnl[np.abs(position[flat[:-1]]) > 0] if len(flat) > 1 else pnl
-    return float((traded > 0).mean()) if len(traded) else float("nan")
+@nb.njit(cache=True)
+def _trip_pnl(side: np.ndarray, qty: np.ndarray, cash: np.ndarray, fee: np.ndarray) -> np.ndarray:
+    """Realised PnL of each closed round trip (flat -> exposed -> flat, or flipped), fill by fill: each
+    fill's cash flow -side q v(p) and its fee go to the trip they open or close; a fill that flips the
+    position is split pro rata between the trip it closes and the one it opens. Written as a compiled
+    loop: the split makes it sequential, and a run can have millions of fills."""
+    out = np.empty(side.shape[0])
+    n = 0
+    pos = 0.0
+    acc = 0.0
+    for k in range(side.shape[0]):
+        q = qty[k]
+        per = (cash[k] - fee[k]) / q if q > 0 else 0.0
+        if pos != 0.0 and side[k] * pos < 0 and q > abs(pos) + 1e-12:  # flips: close |pos|, open the rest
+            close = abs(pos)
+            out[n] = acc + per * close
+            n += 1
+            acc = per * (q - close)
+            pos += side[k] * q
+            continue
+        acc += per * q
+        pos += side[k] * q
+        if abs(pos) < 1e-12:
+            pos = 0.0
+            out[n] = acc
+            n += 1
+            acc = 0.0
+    return out[:n]
+
+
+def round_trips(fills: pd.DataFrame, inst: Instrument | None) -> np.ndarray:
+    """Realised PnL (settlement currency) of each closed round trip, entry and exit fees and the spread
+    paid included (every fill at its own price); the open trip at the end is not counted."""
+    if not len(fills):
+        return np.zeros(0)
+    px = fills.price.to_numpy(float)
+    v = inst.value(px) if inst is not None else px
+    side = fills.side.to_numpy(float)
+    qty = fills.qty.to_numpy(float)
+    return _trip_pnl(side, qty, -side * qty * v, fills.fee.to_numpy(float))
+
+
+def hit_rate(fills: pd.DataFrame, inst: Instrument | None) -> float:
+    """Share of closed round trips that made money after fees (a round trip bought and sold at one price
+    with taker fees is a loss, not a hit); NaN without a closed trip."""
+    pnl = round_trips(fills, inst)
+    return float((pnl > 0).mean()) if len(pnl) else float("nan")
 
 
 def tables(fills: np.ndarray, n_fills: int, orders: np.ndarray, n_orders: int,
@@ -159,7 +205,8 @@ def tables(fills: np.ndarray, n_fills: int, orders: np.ndarray, n_orders: int,
     f = fills[:n_fills]
     fdf = pd.DataFrame({"ts": np.rint(f["ts"]).astype(np.int64) + t0, "order": f["order"],
                         "side": f["side"], "qty": f["qty"], "price": f["price"], "fee": f["fee"],
-                        "maker": f["maker"].astype(float), "mid": f["mid"], "level": f["level"].astype(int)})
+                        "maker": f["maker"].astype(float), "mid": f["mid"], "level": f["level"].astype(int),
+                        "fill_rule": pd.Categorical.from_codes(f["rule"].astype(np.int64), FILL_RULES)})
     o = orders[:n_orders]
     odf = pd.DataFrame({"submit_ts": np.rint(o["submit_ts"]).astype(np.int64) + t0,
                         "side": o["side"], "type": o["kind"], "price": np.where(np.isfinite(o["price"]), o["price"],

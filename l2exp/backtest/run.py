@@ -48,7 +48,7 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     # capacity: every snapshot can decide (at most MAX_INTENTS orders) and flatten; each order fills
     # at most once per level walked or once per print -- the loop refuses rather than drop beyond it
     max_orders = 4 * n + 16
-    loop = LoopState.create(ex, st, rk, inst, has_trades, max_orders, max_orders * min(levels, 10) + 16,
+    loop = LoopState.create(ex, st, rk, inst, has_trades, max_orders, max_orders * min(levels, 10) + 16, levels,
                             float(t0 % 86_400_000_000_000))
     mats = [np.ascontiguousarray(book[level_columns(f, levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
     mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
@@ -59,7 +59,8 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), _f64(tr["price"]), _f64(tr["size"]),
              _f64(tr["side"]),
              loop.E, loop.R, loop.SP, loop.QP, loop.strategy, loop.queue_model, loop.order_type, loop.orders,
-             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, position, cash, equity, int(ex.seed))
+             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.LB, position, cash, equity,
+             int(ex.seed))
     counters = loop.counters()
     if counters["overflow"]:
         raise RuntimeError(f"backtest order/fill tables overflowed ({counters}): results would be incomplete")

@@ -26,6 +26,12 @@ LINEAR, INVERSE, QUANTO = 0, 1, 2  # contract types (backtest.instruments)
 INTENT_TARGET, INTENT_QUOTE = 0, 1  # strategy intents: hold a position / post one passive quote
 NO_SIGNAL = -1  # a strategy's return value when it had nothing to decide on (counted as no_signal)
 
+# which rule produced a fill (the ``fill_rule`` column): a trade print at or through our resting price; the
+# book moving through our resting price with no print (``book_through_fills``); our order taking displayed
+# liquidity when it arrived (a crossing limit order or a market order)
+RULE_PRINT, RULE_BOOK_THROUGH, RULE_TAKER = 0, 1, 2
+FILL_RULES = ("print", "book_through", "taker")
+
 # risk-block reasons: counted once per blocked order intent; no_signal once per decision without a signal
 BLOCK_REASONS = ("spread", "depth", "stale_book", "crossed_book", "order_rate", "max_position", "max_notional",
                  "kill_switch", "no_signal", "size_below_lot")
@@ -41,11 +47,12 @@ ORDER = np.dtype([
     ("kind", "i8"),         # MARKET | LIMIT
     ("status", "i8"),       # ST_*
     ("submit_ts", "f8"),    # ns offsets from the first snapshot (see engine.simulate)
-    ("active_ts", "f8"),    # submit + entry latency: reaches the book on the first snapshot at/after it
-    ("cancel_ts", "f8"),    # inf, or when a requested cancel takes effect
+    ("active_ts", "f8"),    # submit + entry latency: the instant it reaches the venue's book
+    ("cancel_ts", "f8"),    # inf, or request + cancel latency (lands at max(cancel_ts, active_ts): never
+                            # before the order it cancels)
     ("queue", "f8"),        # quantity displayed ahead of us at our price
     ("level_size", "f8"),   # displayed size at our price on the last snapshot
-    ("submit_seq", "i8"),   # snapshot number it was decided on (never fills on that snapshot)
+    ("print_fill", "f8"),   # scratch: this order's share of the print being matched (engine.on_trade)
     ("traded", "f8"),       # printed at our price since the last snapshot (not to be counted again as cancels)
     ("kill", "i8"),         # 1 = a kill-switch flatten order
 ], align=True)
@@ -55,11 +62,14 @@ FILL = np.dtype([
     ("fee", "f8"),          # settlement currency, bps of the notional qty |v(price)|
     ("maker", "i8"), ("mid", "f8"),
     ("level", "i8"),        # book level walked (1-based); 0 for a resting (maker) fill
+    ("rule", "i8"),         # RULE_PRINT | RULE_BOOK_THROUGH | RULE_TAKER
 ], align=True)
 
 ACCOUNT = np.dtype([
     ("pos", "f8"), ("cash", "f8"),   # contracts; settlement currency
-    ("seq", "i8"),                   # snapshots seen (orders decided on snapshot i fill from i + 1 on)
+    ("seq", "i8"),                   # snapshots seen
+    ("book_ts", "f8"),               # time of the book the orders meet now (the last snapshot); -inf: none yet
+    ("book_ok", "i8"),               # 1 = that book is usable (seen and not crossed): orders can arrive
     ("first_live", "i8"),            # orders before it are all done (the loops start there)
     ("next_decision_ts", "f8"),
     ("prev_ts", "f8"), ("prev_eq", "f8"), ("prev_mid", "f8"),
@@ -113,4 +123,14 @@ def new_account(day_offset: float = 0.0) -> np.ndarray:
     a["prev_ts"] = np.nan
     a["prev_mid"] = np.nan
     a["day_offset"] = day_offset
+    a["book_ts"] = -np.inf
     return a
+
+
+def new_book(levels: int) -> np.ndarray:
+    """The book orders meet between snapshots: rows bid px, bid size, ask px, ask size (the last snapshot)
+    and bid / ask taken -- what our own orders took from each level since that snapshot (``LB`` in
+    compiled code; ``engine.BOOK_ROWS``)."""
+    b = np.full((6, levels), np.nan)
+    b[4:] = 0.0
+    return b

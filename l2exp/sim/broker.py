@@ -26,7 +26,7 @@ class PaperBroker:
                             where=f"data.instruments.{self.inst.symbol}.settle_fx",
                             fix="settle_fx: 7900.0   # settlement -> quote rate used for the risk limits")
         self._make = lambda day_offset: LoopState.create(ex, st, rk, self.inst, has_trades, capacity,
-                                                         capacity * min(levels, 10), day_offset)
+                                                         capacity * min(levels, 10), levels, day_offset)
         self.loop = self._make(0.0)
         seed_rng(int(ex.seed))  # the compiled generator, as simulate() seeds it
         self.levels = levels
@@ -62,7 +62,7 @@ class PaperBroker:
         if self.t0 is None:
             return  # no order can rest before the first snapshot
         on_trade(float(ts - self.t0), float(price), float(size), float(side), self.loop.E, self.loop.orders,
-                 self.loop.fills, self.loop.A)
+                 self.loop.fills, self.loop.A, self.loop.LB)
 
     @property
     def position(self) -> float:

@@ -59,8 +59,9 @@ def test_market_order_walks_three_levels():
     assert list(f.qty) == [2.0, 3.0, 3.0] and list(f.price) == [101.0, 102.0, 103.0]
     vwap = (f.qty * f.price).sum() / f.qty.sum()
     assert vwap == pytest.approx((2 * 101 + 3 * 102 + 3 * 103) / 8)
-    assert (f.ts == b.timestamp[1]).all(), "filled on the next snapshot, never the decision snapshot"
-    assert res.position[0] == 0 and res.position[1] == 8
+    # zero latency: the order reaches the book at the decision's own instant and meets that snapshot
+    assert (f.ts == b.timestamp[0]).all() and (f.fill_rule == "taker").all()
+    assert res.position[0] == 8
 
 
 def test_market_order_capped_by_displayed_liquidity():
@@ -75,8 +76,11 @@ def test_latency_makes_the_order_miss_a_price():
     dear = ([104.0, 103.0, 102.0], [5.0] * 3, [105.0, 106.0, 107.0], [10.0] * 3)
     b = book([cheap, cheap, dear, dear], dt_ms=10)
     fast = run(b, [1, 0, 0, 0], e=ex(latency_ms=0.0))
-    slow = run(b, [1, 0, 0, 0], e=ex(latency_ms=15.0))  # active at 15 ms: the 20 ms snapshot is dear
-    assert fast.fills.price.iloc[0] == 101.0 and slow.fills.price.iloc[0] == 105.0
+    mid = run(b, [1, 0, 0, 0], e=ex(latency_ms=15.0))  # arrives at 15 ms: the book is still the 10 ms one
+    slow = run(b, [1, 0, 0, 0], e=ex(latency_ms=25.0))  # arrives at 25 ms: the 20 ms snapshot is dear
+    assert fast.fills.price.iloc[0] == 101.0 and mid.fills.price.iloc[0] == 101.0
+    assert slow.fills.price.iloc[0] == 105.0
+    assert list(mid.fills.ts - T0) == [15 * MS] and list(slow.fills.ts - T0) == [25 * MS]
 
 
 def test_taker_fees_and_pnl():
@@ -116,10 +120,15 @@ def test_size_decrease_queue_model():
     assert res.fills.empty  # a smaller queue ahead is not a fill: only trades or a trade-through fill us
 
 
-def test_no_fill_from_the_decision_snapshot_even_with_zero_latency():
-    b = book([BASE] * 2)
-    res = run(b, [1, 0], e=ex(latency_ms=0.0))
-    assert (res.fills.ts > b.timestamp[0]).all()
+def test_an_order_arrives_at_decision_plus_latency_not_at_the_next_snapshot():
+    """Snapshots every 100 ms; a buy decided at 0 with 5 ms latency reaches the book at 5 ms -- filled at
+    the prices standing then (the 0 ms book), stamped 5 ms; the old engine waited for the 100 ms snapshot
+    (where the ask had moved to 105) and stamped the fill there."""
+    dear = ([104.0, 103.0, 102.0], [5.0] * 3, [105.0, 106.0, 107.0], [10.0] * 3)
+    b = book([BASE, dear, dear], dt_ms=100)
+    res = run(b, [1, 0, 0], e=ex(latency_ms=5.0), s=SignalTarget(threshold=0.5, decision_ms=1e9, base_size=2))
+    assert list(res.fills.price) == [101.0] and list(res.fills.ts - T0) == [5 * MS]
+    assert list(res.position) == [0.0, 2.0, 2.0]  # the 0 ms mark is taken before the order arrives
 
 
 def signal_run(b, sig, **risk):
@@ -220,10 +229,13 @@ def test_accounting_invariants_over_random_books_and_orders(data):
     last_mid = 0.5 * (b.bid_price_1.iloc[-1] + b.ask_price_1.iloc[-1])
     # cash + position value == PnL, in settlement currency
     assert res.equity[-1] == pytest.approx(cash + signed * inst.value(last_mid), rel=1e-9, abs=1e-12)
-    taker = f[f.maker == 0]
-    for _, row in taker.iterrows():  # no taker fill exceeds the size displayed at its level
-        snap = b[b.timestamp == row.ts].iloc[0]
+    taker = f[f.maker == 0].assign(row=lambda d: np.searchsorted(b.timestamp, d.ts, side="right") - 1)
+    for _, row in taker.iterrows():  # a taker fill meets the last snapshot at or before its arrival
+        snap = b.iloc[int(row.row)]
         side = "ask" if row.side > 0 else "bid"
-        assert row.qty <= snap[f"{side}_size_{int(row.level)}"] + 1e-9
         assert row.price == snap[f"{side}_price_{int(row.level)}"]
-    assert (f.ts > b.timestamp.iloc[0]).all() if len(f) else True
+    # our orders together never take more than a level displays, until the next snapshot shows it again
+    for (r, sd, lv), q in taker.groupby(["row", "side", "level"]).qty.sum().items():
+        assert q <= b.iloc[int(r)][f"{'ask' if sd > 0 else 'bid'}_size_{int(lv)}"] + 1e-9
+    assert (f.ts >= b.timestamp.iloc[0]).all() if len(f) else True
+    assert (f.fill_rule == "taker").eq(f.maker == 0).all() if len(f) else True

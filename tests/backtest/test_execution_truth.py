@@ -53,7 +53,7 @@ def test_inverse_round_trip_pays_in_xbt():
 
 
 def test_inverse_mark_to_market_and_a_loss():
-    res = round_trip(INVERSE, 8000.0, 7900.0, 500, 0.5)
+    res = round_trip(INVERSE, 8000.0, 7900.0, 500, 0.5, latency_ms=1.0)  # the sell lands 1 ms after the mark
     assert res.equity[-1] < 0 and res.equity[-1] == pytest.approx(500 * (1 / 8000 - 1 / 7900), rel=1e-12)
     # still long 500 (bought at 8,000) on the snapshot where the book is bid 7,900 / ask 7,900.5:
     mid = 0.5 * (7900.0 + 7900.5)
@@ -139,7 +139,7 @@ def test_no_fill_without_a_print_when_prints_are_loaded():
 
 def test_kill_switch_flattens_until_flat():
     """Long 8 (lot 0.5); a crash fires the daily-loss kill; the bid shows 2.5 each snapshot: flattening
-    8 -> 5.5 -> 3 -> 0.5 -> 0, flat on the 4th snapshot after the kill, four attempts counted."""
+    8 -> 5.5 (on the kill's own snapshot: zero latency) -> 3 -> 0.5 -> 0, four attempts counted."""
     full = ([100.0, 99.0, 98.0], [10.0] * 3, [101.0, 102.0, 103.0], [10.0] * 3)
     thin = ([90.0, 89.0, 88.0], [2.5, 0.0, 0.0], [91.0, 92.0, 93.0], [10.0] * 3)
     rows = [full, full] + [thin] * 7
@@ -149,7 +149,7 @@ def test_kill_switch_flattens_until_flat():
         threshold=0.5, decision_ms=0, base_size=8), r, 3)
     kill_row = int(np.searchsorted(res.ts, res.kill_ts))
     assert kill_row == 2 and res.position[1] == 8.0
-    assert list(res.position[kill_row:kill_row + 5]) == [8.0, 5.5, 3.0, 0.5, 0.0]
+    assert list(res.position[kill_row:kill_row + 5]) == [5.5, 3.0, 0.5, 0.0, 0.0]
     sells = res.fills[res.fills.side < 0]
     assert list(sells.qty) == [2.5, 2.5, 2.5, 0.5]
     m = res.metrics()
