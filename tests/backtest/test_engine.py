@@ -105,7 +105,8 @@ def test_passive_order_waits_for_its_queue():
 
 
 def test_passive_order_filled_when_book_trades_through():
-    down = ([99.0, 98.0, 97.0], [5.0] * 3, [100.5, 101.0, 102.0], [5.0] * 3)
+    """No prints loaded: the ask coming down to our bid (100) fills it at 100 (book_through)."""
+    down = ([99.0, 98.0, 97.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)
     b = book([BASE, BASE, BASE, down], dt_ms=10)
     res = run(b, [1, 0, 0, 0], e=ex(order_type=JoinTouch(), tick_size=0.5), s=SignalTarget(threshold=0.5,
               decision_ms=1e9, base_size=3))

@@ -124,17 +124,30 @@ def test_queue_ahead_is_capped_at_the_displayed_size(model):
 
 
 def test_no_fill_without_a_print_when_prints_are_loaded():
-    """The bid level at our price is cancelled away (best bid drops to 99) with no print at 100: with
-    trades loaded that is not a fill; only book_through_fills=true makes it one; without trades the
-    book is the only evidence and it fills (auto)."""
-    gone = ([99.0, 98.0, 97.0], [5.0] * 3, [101.0, 102.0, 103.0], [5.0] * 3)
-    rows = [JOIN, JOIN, gone, gone]
-    elsewhere = [trade(25, 101.0, 1.0, 1.0)]  # a print, but a buy at the ask: not at our price
+    """The bid level at our price is cancelled away and the ask comes down to our price, with no print at
+    100: with trades loaded that is not a fill; only book_through_fills=true makes it one; without trades
+    the book is the only evidence and it fills (auto)."""
+    reach = ([99.5, 99.0, 98.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)
+    rows = [JOIN, JOIN, reach, reach]
+    elsewhere = [trade(25, 101.0, 1.0, 1.0)]  # a print, but a buy at 101: not at our price
     assert passive(rows, elsewhere).fills.empty
-    assert passive(rows, elsewhere, book_through_fills=True).fills.qty.sum() == 1.0
+    bt = passive(rows, elsewhere, book_through_fills=True).fills
+    assert bt.qty.sum() == 1.0 and list(bt.fill_rule) == ["book_through"]
     assert passive(rows, None).fills.qty.sum() == 1.0
     through = [trade(25, 99.0, 1.0, -1.0)]  # a sell printed below our bid: it traded through us
-    assert passive(rows, through).fills.qty.sum() == 1.0
+    assert list(passive(rows, through).fills.fill_rule) == ["print"]
+
+
+def test_our_side_moving_past_our_price_is_not_a_fill():
+    """The bid at our price is cancelled away (best bid 99) but no seller comes to 100 (ask stays 101):
+    nobody traded with us, whatever book_through_fills says -- we are first in the queue, and the next
+    sell print at 100 fills us."""
+    gone = ([99.0, 98.0, 97.0], [5.0] * 3, [101.0, 102.0, 103.0], [5.0] * 3)
+    rows = [JOIN, JOIN, gone, gone]
+    assert passive(rows, None).fills.empty
+    assert passive(rows, None, book_through_fills=True).fills.empty
+    first = passive(rows, [trade(25, 100.0, 1.0, -1.0)]).fills
+    assert first.qty.sum() == 1.0 and first.ts.iloc[0] == book([level(1, 2)]).timestamp[0] + 25 * MS
 
 
 def test_kill_switch_flattens_until_flat():
