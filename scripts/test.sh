@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-# Ray, the optional extra (.[ray]): the Ray-launcher sweep tests start a local cluster with it
-.venv/bin/uv pip install --quiet --python .venv/bin/python --override scripts/overrides.txt -e ".[dev,ray]"
+# Ray and hftbacktest, optional extras (.[ray], .[bench]): the Ray-launcher sweep tests start a local cluster;
+# the oracle test (tests/backtest/test_oracle.py) compares fills with hftbacktest on the same events
+.venv/bin/uv pip install --quiet --python .venv/bin/python --override scripts/overrides.txt -e ".[dev,ray,bench]"
 .venv/bin/python -m compileall -q -j 0 .venv/lib/python3.11/site-packages/ray > /dev/null 2>&1 || true
 export L2EXP_REQUIRE_RAY=1
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright -- never a downloaded
