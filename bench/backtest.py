@@ -5,16 +5,20 @@ the same run.
 
 Data: the real BitMEX XBTUSD 2020-03-10 book (10 levels) and its trades, tiled with shifted
 timestamps to --rows snapshots. Strategy (both engines): every 100 ms cancel what is working and post
-a 1-lot bid at the best bid and a 1-lot ask at the best ask; 5 ms order latency both ways.
+a 1-lot bid at the best bid and a 1-lot ask at the best ask; 5 ms order latency both ways; PowerProb
+queues (power 2) in both; BitMEX fees (-2.5 / 7.5 bps).
+
+Like for like: hftbacktest reads the stream ``bench/oracle.py`` builds -- per-level diffs with the real
+previous size (PowerProb sees real decreases), prints before the snapshot of their millisecond --
+the same stream on which the two engines' fills agree one by one (``tests/backtest/test_oracle.py``).
 
 Each engine runs ``--repeat`` times on the same prepared input and its best wall time is compared: ours
 from the snapshot DataFrame to the result tables (conversion to arrays included), hftbacktest's loop
 over its prepared event array (building that array is not timed).
 
-Events are counted as each engine consumes them: ours = snapshots + trades; hftbacktest's input is
-the same snapshots as events (per snapshot: a depth clear per side + one depth event per level) plus
-the trades -- its native L2 representation. hftbacktest's ``data(array)`` keeps only a pointer, so the
-array is held alive here until the run ends.
+Events are counted as each engine consumes them: ours = snapshots + trades; hftbacktest's = the level
+diffs + trades. hftbacktest's ``data(array)`` keeps only a pointer, so the array is held alive here
+until the run ends.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from bench.features import real_xbt, tile  # noqa: E402
 from l2exp.backtest.instruments import Instrument  # noqa: E402
 from l2exp.backtest.orders.join_touch import JoinTouch  # noqa: E402
 from l2exp.backtest.params import ExecutionParams  # noqa: E402
-from l2exp.backtest.queue.trades_only import TradesOnly  # noqa: E402
+from l2exp.backtest.queue.power_prob import PowerProb  # noqa: E402
 from l2exp.backtest.run import backtest_book  # noqa: E402
 from l2exp.backtest.strategies.quote_touch import QuoteTouch  # noqa: E402
 from l2exp.backtest.trades import load_trades  # noqa: E402
@@ -63,7 +67,7 @@ def tile_trades(trades: pd.DataFrame, book0: pd.DataFrame, book: pd.DataFrame) -
 
 def ours(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
     ex = ExecutionParams(latency_ms=5, cancel_latency_ms=5, maker_fee_bps=-2.5, taker_fee_bps=7.5, tick_size=0.5,
-                         lot_size=1.0, queue_model=TradesOnly(), order_type=JoinTouch())
+                         lot_size=1.0, queue_model=PowerProb(power=2.0), order_type=JoinTouch())
     st = QuoteTouch(decision_ms=100, base_size=1.0)
     backtest_book(book.iloc[:2000], np.zeros(2000), trades[trades.ts <= book.timestamp.iloc[1999]], ex, st,
                   RiskParams.of(enabled=False), LEVELS, XBTUSD)  # compile (or load the cache) outside the timing
@@ -79,40 +83,11 @@ def ours(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
             "passive_fill_ratio": round(m["passive_fill_ratio"], 5)}
 
 
-def hft_events(book: pd.DataFrame, trades: pd.DataFrame) -> np.ndarray:
-    import hftbacktest as hb
-
-    n = len(book)
-    per = 2 + 2 * LEVELS
-    ev = np.zeros(n * per + len(trades), dtype=hb.event_dtype)
-    ts = book.timestamp.to_numpy(np.int64)
-    base = hb.EXCH_EVENT | hb.LOCAL_EVENT
-    snap = ev[: n * per].reshape(n, per)
-    bp = book[[f"bid_price_{i}" for i in range(1, LEVELS + 1)]].to_numpy()
-    bq = book[[f"bid_size_{i}" for i in range(1, LEVELS + 1)]].to_numpy()
-    ap = book[[f"ask_price_{i}" for i in range(1, LEVELS + 1)]].to_numpy()
-    aq = book[[f"ask_size_{i}" for i in range(1, LEVELS + 1)]].to_numpy()
-    snap["exch_ts"] = ts[:, None]
-    snap["local_ts"] = ts[:, None]
-    snap["ev"][:, 0] = base | hb.DEPTH_CLEAR_EVENT | hb.BUY_EVENT
-    snap["px"][:, 0] = bp[:, -1]
-    snap["ev"][:, 1] = base | hb.DEPTH_CLEAR_EVENT | hb.SELL_EVENT
-    snap["px"][:, 1] = ap[:, -1]
-    snap["ev"][:, 2:2 + LEVELS] = base | hb.DEPTH_EVENT | hb.BUY_EVENT
-    snap["px"][:, 2:2 + LEVELS], snap["qty"][:, 2:2 + LEVELS] = bp, bq
-    snap["ev"][:, 2 + LEVELS:] = base | hb.DEPTH_EVENT | hb.SELL_EVENT
-    snap["px"][:, 2 + LEVELS:], snap["qty"][:, 2 + LEVELS:] = ap, aq
-    tr = ev[n * per:]
-    tr["ev"] = base | hb.TRADE_EVENT | np.where(trades.side.to_numpy() > 0, hb.BUY_EVENT, hb.SELL_EVENT)
-    tr["exch_ts"] = tr["local_ts"] = trades.ts.to_numpy(np.int64)
-    tr["px"], tr["qty"] = trades.price.to_numpy(), trades["size"].to_numpy()
-    order = np.argsort(ev["exch_ts"], kind="stable")
-    return ev[order]
-
-
 def hft(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
     import hftbacktest as hb
     from numba import njit
+
+    from bench.oracle import hft_events
 
     @njit
     def quote(h):  # noqa: ANN001
@@ -126,16 +101,16 @@ def hft(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
                     h.cancel(0, o.order_id, False)
             d = h.depth(0)
             oid += 1
-            h.submit_buy_order(0, oid, d.best_bid, 1.0, hb.GTX, hb.LIMIT, False)
+            h.submit_buy_order(0, oid, d.best_bid, 1.0, hb.GTC, hb.LIMIT, False)
             oid += 1
-            h.submit_sell_order(0, oid, d.best_ask, 1.0, hb.GTX, hb.LIMIT, False)
+            h.submit_sell_order(0, oid, d.best_ask, 1.0, hb.GTC, hb.LIMIT, False)
         return oid
 
     events = hft_events(book, trades)
     out = {}
     for name, cls in (("hashmap", hb.HashMapMarketDepthBacktest), ("roivector", hb.ROIVectorMarketDepthBacktest)):
-        asset = (hb.BacktestAsset().data(events).linear_asset(1.0).constant_latency(5_000_000, 5_000_000)
-                 .power_prob_queue_model(2.0).no_partial_fill_exchange().trading_value_fee_model(-0.000025, 0.00075)
+        asset = (hb.BacktestAsset().data(events).linear_asset(1.0).constant_order_latency(5_000_000, 5_000_000)
+                 .power_prob_queue_model(2.0).no_partial_fill_exchange().trading_value_fee_model(-0.00025, 0.00075)
                  .tick_size(0.5).lot_size(1.0))
         if name == "roivector":
             asset = asset.roi_lb(float(np.nanmin(book.bid_price_10)) - 1000).roi_ub(
@@ -146,11 +121,13 @@ def hft(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
             t = time.perf_counter()
             orders = quote(h)
             times.append(time.perf_counter() - t)
+            fills = int(h.state_values(0).num_trades)
             h.close()
         dt = min(times)
         out[name] = {"seconds": round(dt, 3), "all_seconds": [round(x, 3) for x in times], "events": len(events),
                      "events_per_s": round(len(events) / dt),
-                     "snapshot_events_per_s": round((len(book) + len(trades)) / dt), "orders": int(orders)}
+                     "snapshot_events_per_s": round((len(book) + len(trades)) / dt), "orders": int(orders),
+                     "fills": fills}
     del events
     return out
 
@@ -167,8 +144,9 @@ def main() -> None:
            "ours": ours(book, trades, args.repeat)}
     try:
         res["hftbacktest"] = hft(book, trades, args.repeat)
-        best = max(v["snapshot_events_per_s"] for v in res["hftbacktest"].values())
-        res["ours_vs_hftbacktest_same_events"] = round(res["ours"]["events_per_s"] / best, 2)
+        fastest = min(v["seconds"] for v in res["hftbacktest"].values())
+        # the figure the target is on: wall time against hftbacktest's faster depth, same stream, same run
+        res["ours_vs_hftbacktest_wall"] = round(fastest / res["ours"]["seconds"], 2)
         res["ours_vs_hftbacktest_native_events_per_s"] = round(
             res["ours"]["events_per_s"] / max(v["events_per_s"] for v in res["hftbacktest"].values()), 2)
     except Exception as exc:  # noqa: BLE001 - report, keep our figures

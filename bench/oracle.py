@@ -82,39 +82,73 @@ class QuoteOnSignal(Strategy):
 
 # ---- hftbacktest's feed ---------------------------------------------------------------------------------
 
+@nb.njit(cache=True)
+def _diffs(bp: np.ndarray, bq: np.ndarray, ap: np.ndarray, aq: np.ndarray, out_row: np.ndarray, out_kind: np.ndarray,
+           out_side: np.ndarray, out_px: np.ndarray, out_qty: np.ndarray) -> int:
+    """Per snapshot k and side: a level of snapshot k-1 whose price is not in snapshot k -> size 0
+    (kind 1), a level of snapshot k whose size differs from k-1's at that price (or is new) -> its size
+    (kind 2). Compiled: 10 levels a side, a plain double loop, millions of snapshots."""
+    n, L = bp.shape
+    m = 0
+    for k in range(n):
+        for sd in range(2):
+            px = bp if sd == 0 else ap
+            qt = bq if sd == 0 else aq
+            if k > 0:
+                for i in range(L):
+                    p = px[k - 1, i]
+                    if p != p:
+                        continue
+                    found = False
+                    for j in range(L):
+                        if px[k, j] == p:
+                            found = True
+                            break
+                    if not found:
+                        out_row[m], out_kind[m], out_side[m], out_px[m], out_qty[m] = k, 1, sd, p, 0.0
+                        m += 1
+            for j in range(L):
+                p = px[k, j]
+                q = qt[k, j]
+                if p != p or q != q:
+                    continue
+                same = False
+                if k > 0:
+                    for i in range(L):
+                        if px[k - 1, i] == p:
+                            same = qt[k - 1, i] == q
+                            break
+                if not same:
+                    out_row[m], out_kind[m], out_side[m], out_px[m], out_qty[m] = k, 2, sd, p, q
+                    m += 1
+    return m
+
+
 def hft_events(book: pd.DataFrame, trades: pd.DataFrame) -> np.ndarray:
     """Canonical snapshots -> per-level diffs (see the module docstring), merged with the prints."""
     import hftbacktest as hb
 
     ts = book.timestamp.to_numpy(np.int64)
-    rows: list[tuple[int, int, int, float, float]] = []  # (ts, order in the instant, ev, px, qty)
+    mats = [np.ascontiguousarray(book[[f"{s}_{f}_{i}" for i in range(1, LEVELS + 1)]].to_numpy(np.float64))
+            for s, f in (("bid", "price"), ("bid", "size"), ("ask", "price"), ("ask", "size"))]
+    cap = 4 * LEVELS * len(book) + 1
+    row, kind, side = np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+    px, qty = np.zeros(cap), np.zeros(cap)
+    m = _diffs(*mats, row, kind, side, px, qty)
     base = hb.EXCH_EVENT | hb.LOCAL_EVENT
-    prev: dict[int, dict[float, float]] = {1: {}, -1: {}}
-    sides = {1: ("bid", hb.BUY_EVENT), -1: ("ask", hb.SELL_EVENT)}
-    cols = {s: (book[[f"{n}_price_{i}" for i in range(1, LEVELS + 1)]].to_numpy(),
-                book[[f"{n}_size_{i}" for i in range(1, LEVELS + 1)]].to_numpy()) for s, (n, _) in sides.items()}
-    for k in range(len(book)):
-        now = {s: {float(p): float(q) for p, q in zip(*(c[k] for c in cols[s]), strict=True) if p == p and q == q}
-               for s in sides}
-        for s, (_, flag) in sides.items():
-            for p in prev[s].keys() - now[s].keys():
-                rows.append((ts[k], 1, base | hb.DEPTH_EVENT | flag, p, 0.0))  # deletions first
-        for s, (_, flag) in sides.items():
-            for p, q in now[s].items():
-                if prev[s].get(p) != q:
-                    rows.append((ts[k], 2, base | hb.DEPTH_EVENT | flag, p, q))
-        prev = now
-    side = trades.side.to_numpy()
-    for t, p, q, sd in zip(trades.ts.to_numpy(np.int64), trades.price.to_numpy(), trades["size"].to_numpy(), side,
-                           strict=True):
-        rows.append((int(t), 0, base | hb.TRADE_EVENT | (hb.BUY_EVENT if sd > 0 else hb.SELL_EVENT), float(p),
-                     float(q)))
-    rows.sort(key=lambda r: (r[0], r[1]))  # prints before the snapshot of their instant; deletions first
-    ev = np.zeros(len(rows), dtype=hb.event_dtype)
-    arr = np.array([(r[0], r[2], r[3], r[4]) for r in rows], dtype=[("t", "i8"), ("e", "u8"), ("p", "f8"),
-                                                                    ("q", "f8")])
-    ev["exch_ts"] = ev["local_ts"] = arr["t"]
-    ev["ev"], ev["px"], ev["qty"] = arr["e"], arr["p"], arr["q"]
+    n_tr = len(trades)
+    t_all = np.r_[ts[row[:m]], trades.ts.to_numpy(np.int64)]
+    k_all = np.r_[kind[:m], np.zeros(n_tr, np.int64)]  # per snapshot: deletions (1) before updates (2)
+    ev_all = np.r_[np.where(side[:m] == 0, base | hb.DEPTH_EVENT | hb.BUY_EVENT, base | hb.DEPTH_EVENT | hb.SELL_EVENT),
+                   np.where(trades.side.to_numpy() > 0, base | hb.TRADE_EVENT | hb.BUY_EVENT,
+                            base | hb.TRADE_EVENT | hb.SELL_EVENT)].astype(np.uint64)
+    r_all = np.r_[row[:m], np.full(n_tr, -1, np.int64)]  # two snapshots of one millisecond stay in order
+    order = np.lexsort((np.arange(len(t_all)), k_all, r_all, t_all))
+    ev = np.zeros(len(t_all), dtype=hb.event_dtype)
+    ev["exch_ts"] = ev["local_ts"] = t_all[order]
+    ev["ev"] = ev_all[order]
+    ev["px"] = np.r_[px[:m], trades.price.to_numpy(np.float64)][order]
+    ev["qty"] = np.r_[qty[:m], trades["size"].to_numpy(np.float64)][order]
     return ev
 
 

@@ -208,7 +208,11 @@ def _arrive(o: int, t: float, orders, fills, acct, ep, LB) -> None:  # noqa: ANN
 @nb.njit(cache=True)
 def _advance(limit: float, inclusive: bool, orders, fills, acct, ep, LB) -> None:  # noqa: ANN001, N803
     """Our own events -- arrivals and cancels landing -- up to ``limit`` (``inclusive``: events at ``limit``
-    too), one at a time in time order (ties: the older order first; an order's arrival before its cancel)."""
+    too), one at a time in time order (ties: the older order first; an order's arrival before its cancel).
+    ``acct.next_ev`` (a lower bound of the next event's time, lowered by every submit and cancel request)
+    spares the scan of the live orders when nothing can be due: most calls, one per market event."""
+    if acct.next_ev > limit or (acct.next_ev == limit and not inclusive):
+        return
     while True:
         best = np.inf
         bo = -1
@@ -229,6 +233,7 @@ def _advance(limit: float, inclusive: bool, orders, fills, acct, ep, LB) -> None
             if e < best:
                 best, bo, arrive = e, o, a
         if bo < 0 or best > limit or (best == limit and not inclusive):
+            acct.next_ev = best  # the earliest event left (inf: none)
             break
         if arrive:
             _arrive(bo, best, orders, fills, acct, ep, LB)
@@ -349,6 +354,7 @@ def _cancel_working(orders, acct, t: float, latency: float, jitter: float) -> No
         od = orders[o]
         if (od.status == ST_PENDING or od.status == ST_RESTING) and od.kill == 0:
             od.cancel_ts = min(od.cancel_ts, t + _latency(latency, jitter))
+            acct.next_ev = min(acct.next_ev, od.cancel_ts)
 
 
 @nb.njit(cache=True)
@@ -362,6 +368,7 @@ def _submit(orders, acct, side: float, qty: float, price: float, kind: int, t: f
     od.submit_ts = t
     od.active_ts = t + _latency(ep.latency_ns, ep.latency_jitter)
     od.cancel_ts = np.inf
+    acct.next_ev = min(acct.next_ev, od.active_ts)
     od.queue, od.level_size, od.traded, od.print_fill = 0.0, 0.0, 0.0, 0.0
     od.kill = kill
     acct.n_orders = k + 1
@@ -508,6 +515,8 @@ def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R
     mid = 0.5 * (a1 + b1)
     crossed = not (b1 < a1)
     acct.book_ts = t
+    if not crossed and acct.book_ok == 0:
+        acct.next_ev = -np.inf  # orders that waited for a usable book arrive now
     acct.book_ok = 0 if crossed else 1
     if not crossed:
         _on_book(t, ep, queue_model, QP[0], orders, fills, acct, LB)
@@ -521,6 +530,7 @@ def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R
         for o in range(acct.first_live, acct.n_orders):
             if orders[o].status == ST_PENDING or orders[o].status == ST_RESTING:
                 orders[o].cancel_ts = min(orders[o].cancel_ts, t + ep.cancel_latency_ns)
+                acct.next_ev = min(acct.next_ev, orders[o].cancel_ts)
     if rs.killed == 1 and abs(acct.pos) >= ep.lot * 0.5:  # flatten, again on every snapshot until flat
         _, flattening = _working(orders, acct)
         if not flattening:

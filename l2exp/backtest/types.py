@@ -70,6 +70,8 @@ ACCOUNT = np.dtype([
     ("seq", "i8"),                   # snapshots seen
     ("book_ts", "f8"),               # time of the book the orders meet now (the last snapshot); -inf: none yet
     ("book_ok", "i8"),               # 1 = that book is usable (seen and not crossed): orders can arrive
+    ("next_ev", "f8"),               # no event of ours before this time (a lower bound: engine._advance skips
+                                     # its scan until then)
     ("first_live", "i8"),            # orders before it are all done (the loops start there)
     ("next_decision_ts", "f8"),
     ("prev_ts", "f8"), ("prev_eq", "f8"), ("prev_mid", "f8"),
@@ -124,6 +126,7 @@ def new_account(day_offset: float = 0.0) -> np.ndarray:
     a["prev_mid"] = np.nan
     a["day_offset"] = day_offset
     a["book_ts"] = -np.inf
+    a["next_ev"] = np.inf
     return a
 
 
