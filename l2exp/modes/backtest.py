@@ -175,6 +175,7 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
                "fees": m["fees"], "sharpe": m["sharpe"],
                "sharpe_period_s": m["sharpe_period_s"], "sharpe_periods": int(m["sharpe_periods"]),
                "max_drawdown": m["max_drawdown"], "time_in_market": m["time_in_market"],
+               "fills_by_rule": res.fills_by_rule(), "hit_rate": m["hit_rate"],
                "trades_coverage": coverage, "trades_uncovered": uncovered_txt,
                "queue_fallback": fallback if uncovered else None, "risk_blocks": res.blocks, "metrics": m,
                "pnl_by_session": by_session.assign(start=by_session.start.astype(str),
@@ -191,7 +192,8 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
         ("signal", f"{source} (model test start {pd.Timestamp(sig.start_ts, tz='UTC')}; {first:,} earlier snapshots "
                    f"not traded; in-sample rows {in_sample})"),
         ("events", f"{summary['n_events']:,} ({len(book):,} snapshots, {len(trades):,} trades)"),
-        ("orders / fills", f"{m['n_orders']:,} / {m['n_fills']:,}"),
+        ("orders / fills", f"{m['n_orders']:,} / {m['n_fills']:,} ("
+                           + ", ".join(f"{k} {v:,}" for k, v in res.fills_by_rule().items()) + ")"),
         ("instrument", f"{inst.contract}, multiplier {inst.multiplier:g}, settles in {inst.settle}"),
         (f"pnl net / fees ({inst.settle})", f"{m['pnl_net']:.8g} / {m['fees']:.8g}"),
         (f"pnl net ({inst.quote}, each change at its mark)", f"{m['pnl_net_quote']:.4f}"),
