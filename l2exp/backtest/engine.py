@@ -35,8 +35,9 @@ Matching (each fill is stamped with the event that causes it and says which rule
   twice (once as a trade, once as the size drop it causes);
 * **cap**: the queue ahead is never more than the displayed size at our price (a level cancelled down
   to 2 has at most 2 ahead of us); a level that vanished from a better-priced book leaves us first;
-* **book through** (``book_through``, maker, at our price; ``book_through_fills``, default only when no
-  trades are loaded): a snapshot whose best opposite price reaches ours fills the rest. Our own side's
+* **book through** (``book_through``, maker, at our price; ``book_through_fills``, default ``auto``: only
+  where no print covers the snapshot -- no trades loaded, or outside the span the prints cover): a
+  snapshot whose best opposite price reaches ours fills the rest. Our own side's
   best moving past our price is *not* a fill: the level at our price was cancelled away and nobody
   traded with us (it leaves us first in the queue, see *cap*); on the real BitMEX day that rule filled
   7-31 ms before the counterparty came (hftbacktest, the oracle, waits for it too);
@@ -551,18 +552,19 @@ def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R
 
 @nb.njit(types.void(F1, F2, F2, F2, F2, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
                     QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1], FILL_T[::1], I1,
-                    ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2, F1, F1, F1, types.int64),
-         cache=True)
+                    ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2, I1, F1, F1, F1,
+                    types.int64), cache=True)
 def simulate(ts, bp, bs, ap, as_, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, strategy,  # noqa: ANN001
-             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, LB, position, cash, equity,  # noqa: N803
-             seed: int) -> None:
+             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, LB, book_through, position, cash,  # noqa: N803
+             equity, seed: int) -> None:
     """The backtest: the prints up to and including each snapshot's time first, then the snapshot (our
     own events are interleaved by ``on_trade`` / ``on_snapshot``).
 
     ``ts``/``tr_ts`` are float64 ns *offsets* from the first snapshot (exact to 1 ns for 104 days;
     absolute epoch ns in float64 would be 256 ns coarse); ``A`` = :func:`types.new_account` (day
     offset = first ts modulo one day); ``LB`` = :func:`types.new_book`; ``fx`` = settlement -> quote
-    per snapshot.
+    per snapshot; ``book_through`` = 1 where a snapshot may fill a resting order without a print (see
+    ``run.book_through_mask``).
     """
     np.random.seed(seed)
     j = 0
@@ -571,6 +573,7 @@ def simulate(ts, bp, bs, ap, as_, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R
         while j < nt and tr_ts[j] <= ts[i]:
             on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A, LB)
             j += 1
+        E[0].book_through = book_through[i]
         equity[i] = on_snapshot(ts[i], i, bp, bs, ap, as_, signal[i], fx[i], E, R, SP, QP, strategy, queue_model,
                                 order_type, orders, fills, blocks, A, RS, D, intents, LB)
         position[i] = A[0].pos

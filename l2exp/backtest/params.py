@@ -36,9 +36,10 @@ class ExecutionParams:
     queue ahead of a resting order (``trades``, ``size_decrease``, ``power_prob``); order_type
     (``conf/execution/order_type/``): how a target-position change is sent (``market`` walks the
     book, ``join_touch`` rests at the touch). book_through_fills: fill a resting order when the
-    *book* moves through its price with no print at it: ``auto`` = only when no trades are loaded
-    (then the book is the only evidence), ``true`` / ``false`` always / never. With trades loaded a
-    cancelled level is not a fill: on BitMEX 20 of 116 maker fills were that.
+    *book's opposite best* reaches its price with no print at it: ``auto`` = only where no print covers
+    the time (no trades loaded, or outside the span the prints cover: then the book is the only
+    evidence), ``true`` / ``false`` always / never. Where prints exist a cancelled level is not a fill:
+    on BitMEX 20 of 116 maker fills were that.
     """
 
     latency_ms: float = 5.0

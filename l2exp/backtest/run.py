@@ -29,6 +29,18 @@ def _f64(a: Any) -> np.ndarray:
     return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr, dtype=np.float64, order="C")
 
 
+def book_through_mask(ts: np.ndarray, trade_ts: np.ndarray, setting: str | bool) -> np.ndarray:
+    """Per snapshot, whether the book alone may fill a resting order (``execution.book_through_fills``):
+    ``true`` / ``false`` everywhere; ``auto`` where no print covers the snapshot -- before the first or
+    after the last print (``trades.trades_coverage``'s uncovered spans), or everywhere without prints.
+    Where prints exist a cancelled level is not a fill; where they do not, the book is the only evidence."""
+    if setting != "auto":
+        return np.full(len(ts), 1 if setting else 0, np.int64)
+    if not len(trade_ts):
+        return np.ones(len(ts), np.int64)
+    return ((ts < trade_ts.min()) | (ts > trade_ts.max())).astype(np.int64)
+
+
 def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame | None, ex: ExecutionParams,
                   st: Strategy, rk: RiskParams, levels: int, instrument: Instrument | None = None,
                   fx: np.ndarray | None = None) -> BacktestResult:
@@ -55,12 +67,13 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     fx = _f64(inst.fx_settle_to_quote(mid) if fx is None else fx)
     tr = trades if trades is not None else pd.DataFrame({"ts": [], "price": [], "size": [], "side": []})
     position, cash, equity = np.zeros(n), np.zeros(n), np.zeros(n)
+    bt = book_through_mask(ts, tr["ts"].to_numpy(np.int64), ex.book_through_fills)
     simulate((ts - t0).astype(np.float64), *map(_f64, mats), _f64(signal), _f64(fx),
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), _f64(tr["price"]), _f64(tr["size"]),
              _f64(tr["side"]),
              loop.E, loop.R, loop.SP, loop.QP, loop.strategy, loop.queue_model, loop.order_type, loop.orders,
-             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.LB, position, cash, equity,
-             int(ex.seed))
+             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.LB, bt, position, cash,
+             equity, int(ex.seed))
     counters = loop.counters()
     if counters["overflow"]:
         raise RuntimeError(f"backtest order/fill tables overflowed ({counters}): results would be incomplete")

@@ -84,7 +84,9 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     ex, st, rk = trading_params(cfg, symbol)
     has_trades = bool(getattr(feed, "tr", None) is not None and len(feed.tr[0]))
     inst = instrument_of(cfg, symbol)
-    broker = PaperBroker(ex, st, rk, levels, inst, has_trades)
+    # a replay knows the span its prints cover, as the backtest does (book-through fills outside it)
+    span = (int(feed.tr[0].min()), int(feed.tr[0].max())) if replay and has_trades else None
+    broker = PaperBroker(ex, st, rk, levels, inst, has_trades, print_span=span)
     last_ts = np.iinfo(np.int64).min
     ring = RingBuffer(int(mode.ring_capacity), levels)
     out = output_dir() / "sim"

@@ -18,7 +18,11 @@ from l2exp.risk.params import RiskParams
 
 class PaperBroker:
     def __init__(self, ex: ExecutionParams, st: Strategy, rk: RiskParams, levels: int,
-                 instrument: Instrument | None = None, has_trades: bool = False, capacity: int = 200_000) -> None:
+                 instrument: Instrument | None = None, has_trades: bool = False, capacity: int = 200_000,
+                 print_span: tuple[int, int] | None = None) -> None:
+        """``print_span``: for a replay, the (first, last) print time: with ``book_through_fills=auto``
+        the book alone fills a resting order only outside it, as ``backtest.run.book_through_mask`` does.
+        A live feed cannot know its prints' span ahead: there the rule follows ``has_trades``."""
         self.inst = instrument or Instrument("")
         if self.inst.contract == "quanto" and not isinstance(self.inst.settle_fx, int | float):
             raise UserError(f"paper trading {self.inst.symbol} (quanto) needs a fixed settle_fx rate: the live loop "
@@ -30,6 +34,7 @@ class PaperBroker:
         self.loop = self._make(0.0)
         seed_rng(int(ex.seed))  # the compiled generator, as simulate() seeds it
         self.levels = levels
+        self.print_span = print_span if ex.book_through_fills == "auto" else None
         self.t0: int | None = None
         self.mats = [np.empty((1, levels)) for _ in range(4)]
         self.equity = 0.0
@@ -50,6 +55,8 @@ class PaperBroker:
             mid = 0.5 * (book[0, 0] + book[2, 0])
             fx = float(self.inst.settle_fx) if self.inst.contract == "quanto" else \
                 float(self.inst.fx_settle_to_quote(np.array([mid]))[0])
+        if self.print_span is not None:
+            self.loop.E[0]["book_through"] = 0 if self.print_span[0] <= ts <= self.print_span[1] else 1
         eq = on_snapshot(float(ts - self.t0), 0, *self.mats, float(signal), float(fx), *self.loop.params())
         if self.loop.A[0]["overflow"]:
             raise RuntimeError("paper broker order/fill tables are full: raise sim capacity or shorten the run")

@@ -202,3 +202,17 @@ def test_fills_by_rule_in_the_metrics():
     m = res.metrics()
     assert (m["fills_print"], m["fills_book_through"], m["fills_taker"]) == (1, 0, 0)
     assert res.fills_by_rule() == {"print": 1, "book_through": 0, "taker": 0}
+
+
+def test_book_through_applies_where_no_print_covers_the_time():
+    """Prints loaded for 2..15 ms only. A buy rests at 100; the ask comes down to 100 with no print at it.
+    At 10 ms (inside the prints' span) that is a cancelled level, not a fill; at 30 ms (after the last
+    print: the book is the only evidence) it fills as book_through -- under the default ``auto``."""
+    reach = ([99.5, 99.0, 98.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)
+    tr = prints((2, 101.0, 1.0, 1.0), (15, 101.0, 1.0, 1.0))  # buys at 101: never at our price
+    run = lambda rows: backtest_book(book_at(rows, [0, 10, 20, 30, 40]), np.ones(5), tr,  # noqa: E731
+                                     ex(latency_ms=1.0, order_type=JoinTouch(), tick_size=0.5),
+                                     SignalTarget(threshold=0.5, decision_ms=1e9, base_size=1), NO_RISK, 3)
+    assert run([CALM, reach, CALM, CALM, CALM]).fills.empty
+    late = run([CALM, CALM, CALM, reach, reach]).fills
+    assert list(late.fill_rule) == ["book_through"] and list(late.ts - T0) == [30 * MS]

@@ -129,7 +129,9 @@ def test_no_fill_without_a_print_when_prints_are_loaded():
     the book is the only evidence and it fills (auto)."""
     reach = ([99.5, 99.0, 98.0], [5.0] * 3, [100.0, 101.0, 102.0], [5.0] * 3)
     rows = [JOIN, JOIN, reach, reach]
-    elsewhere = [trade(25, 101.0, 1.0, 1.0)]  # a print, but a buy at 101: not at our price
+    # prints over the whole span (buys at 101: never at our price); outside their span the book would be
+    # the only evidence again (tests/backtest/test_event_time.py)
+    elsewhere = [trade(1, 101.0, 1.0, 1.0), trade(35, 101.0, 1.0, 1.0)]
     assert passive(rows, elsewhere).fills.empty
     bt = passive(rows, elsewhere, book_through_fills=True).fills
     assert bt.qty.sum() == 1.0 and list(bt.fill_rule) == ["book_through"]
