@@ -66,6 +66,8 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
     fx = _f64(inst.fx_settle_to_quote(mid) if fx is None else fx)
     tr = trades if trades is not None else pd.DataFrame({"ts": [], "price": [], "size": [], "side": []})
+    if len(tr) and not tr["ts"].is_monotonic_increasing:  # the loop merges two time-ordered streams
+        tr = tr.sort_values("ts", kind="stable").reset_index(drop=True)
     position, cash, equity = np.zeros(n), np.zeros(n), np.zeros(n)
     bt = book_through_mask(ts, tr["ts"].to_numpy(np.int64), ex.book_through_fills)
     simulate((ts - t0).astype(np.float64), *map(_f64, mats), _f64(signal), _f64(fx),

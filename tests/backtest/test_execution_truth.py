@@ -136,7 +136,7 @@ def test_no_fill_without_a_print_when_prints_are_loaded():
     bt = passive(rows, elsewhere, book_through_fills=True).fills
     assert bt.qty.sum() == 1.0 and list(bt.fill_rule) == ["book_through"]
     assert passive(rows, None).fills.qty.sum() == 1.0
-    through = [trade(25, 99.0, 1.0, -1.0)]  # a sell printed below our bid: it traded through us
+    through = [*elsewhere, trade(15, 99.0, 1.0, -1.0)]  # a sell printed below our bid: it traded through us
     assert list(passive(rows, through).fills.fill_rule) == ["print"]
 
 
