@@ -43,6 +43,25 @@ class TradedSignal:
     start_ts: int  # first out-of-sample timestamp (the model's test start; oos: the earliest fold's)
     source: str  # "model" | "oos"
     run_id: str | None
+    made_for_ts: np.ndarray | None = None  # int64 per snapshot: the snapshot each prediction was made for
+
+
+def verify_placement(ts: np.ndarray, sig: TradedSignal) -> None:
+    """Every prediction the backtest trades sits on the snapshot it was made for: a signal placed on
+    another snapshot (by position in a different table, or shifted) trades the model's view of another
+    time -- refused, never traded. The guard ``in_sample_rows`` relies on it."""
+    decided = np.isfinite(sig.signal)
+    if sig.made_for_ts is None:
+        raise AssertionError("a traded signal must say which snapshot each prediction was made for")
+    bad = decided & (sig.made_for_ts != ts)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise UserError(f"{int(bad.sum()):,} of {int(decided.sum()):,} predictions would be traded on a snapshot "
+                        f"other than the one they were made for (first: made for "
+                        f"{pd.Timestamp(int(sig.made_for_ts[k]), tz='UTC')}, placed at "
+                        f"{pd.Timestamp(int(ts[k]), tz='UTC')}): the signal is shifted", where="mode.signal",
+                        fix="Backtest with predictions of this data (mode.model_run / mode.model_uri); nothing was "
+                            "traded.")
 
 
 def test_start_of(bundle, uri: str) -> int:  # noqa: ANN001
@@ -81,7 +100,8 @@ def from_model(bundle, ft: FeatureTable, rows: np.ndarray, uri: str) -> TradedSi
     signal = np.full(len(rows), np.nan)
     if ok.any():
         signal[ok] = model_signal(bundle.predict_proba(ft.features.iloc[rows[ok]]), bundle.task)
-    return TradedSignal(signal, np.full(len(rows), start, dtype=np.int64), start, "model", bundle.run_id)
+    return TradedSignal(signal, np.full(len(rows), start, dtype=np.int64), start, "model", bundle.run_id,
+                        ts.astype(np.int64))
 
 
 def from_oos_run(run_id: str, ft: FeatureTable, rows: np.ndarray, task: str, classes: list[str],
@@ -103,12 +123,48 @@ def from_oos_run(run_id: str, ft: FeatureTable, rows: np.ndarray, task: str, cla
                         f"is {data_digest}", where="mode.model_run / data",
                         fix="Backtest on the data the run was trained on (same data=, same store), or use "
                             "mode.signal=model with a model whose test segment lies in this data.")
-    oos = pd.read_parquet(path)
-    pos = np.searchsorted(rows, oos["row"].to_numpy())
-    mine = (pos < len(rows)) & (rows[np.minimum(pos, len(rows) - 1)] == oos["row"].to_numpy())
-    oos, pos = oos[mine], pos[mine]
+    return place_oos(pd.read_parquet(path), ft, rows, task, classes, run_id)
+
+
+def _keys(symbol: np.ndarray, ts: np.ndarray) -> pd.MultiIndex:
+    """(symbol, timestamp, n-th snapshot of that symbol at that timestamp): a snapshot's identity that does
+    not depend on which rows a table holds (two snapshots of one millisecond stay apart)."""
+    df = pd.DataFrame({"s": symbol.astype(str), "t": ts.astype(np.int64)})
+    return pd.MultiIndex.from_arrays([df.s, df.t, df.groupby(["s", "t"]).cumcount()])
+
+
+def place_oos(oos: pd.DataFrame, ft: FeatureTable, rows: np.ndarray, task: str, classes: list[str],
+              run_id: str | None) -> TradedSignal:
+    """Each out-of-fold prediction on the snapshot it was made for: joined on (symbol, timestamp), never
+    by position -- a training run on a row window (``mode.rows``) numbers its rows from the window's
+    start, and placing those numbers in the full table traded each prediction thousands of rows (minutes)
+    before its snapshot. Refused: predictions whose snapshot is not in this data, and predictions whose
+    positions and timestamps disagree (their offset from the full table is not one constant: a shifted
+    or re-ordered signal)."""
+    book = ft.book
+    sym = book["symbol"].to_numpy()[rows].astype(str)
+    symbol = sym[0] if len(sym) else ""
+    oos = oos[oos["symbol"].astype(str) == symbol] if "symbol" in oos else oos
     if not len(oos):
         raise UserError(f"run {run_id} has no out-of-sample prediction for this symbol", where="mode.symbol")
+    if "timestamp" not in oos:
+        raise UserError(f"run {run_id}'s out-of-sample predictions carry no timestamps, so they cannot be placed "
+                        "on their snapshots", where="mode.model_run",
+                        fix="Retrain with this version of l2exp (it keys predictions by symbol and timestamp).")
+    here = _keys(sym, book["timestamp"].to_numpy()[rows])
+    pos = here.get_indexer(_keys(oos["symbol"].to_numpy() if "symbol" in oos else np.full(len(oos), symbol),
+                                 oos["timestamp"].to_numpy(np.int64)))
+    missing = int((pos < 0).sum())
+    if missing:
+        raise UserError(f"{missing:,} of run {run_id}'s {len(oos):,} out-of-sample predictions for {symbol} are "
+                        "for snapshots this data does not have", where="mode.model_run / data",
+                        fix="Backtest on the data the run was trained on (same data=, same store).")
+    offset = rows[pos] - oos["row"].to_numpy(np.int64) if "row" in oos else np.zeros(1, np.int64)
+    if len(np.unique(offset)) > 1:
+        raise UserError(f"run {run_id}'s out-of-sample predictions for {symbol} are shifted: their row numbers and "
+                        f"timestamps disagree (offsets {int(offset.min()):,} .. {int(offset.max()):,} rows from this "
+                        "table; one window start would give one offset)", where="mode.model_run",
+                        fix="The predictions file was altered or written by a broken run: retrain.")
     if task == "regression":
         proba = oos[["prediction"]].to_numpy(float)
     else:
@@ -117,4 +173,6 @@ def from_oos_run(run_id: str, ft: FeatureTable, rows: np.ndarray, task: str, cla
     signal[pos] = model_signal(proba, task)
     allowed = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)  # rows no fold tested: never
     allowed[pos] = oos["fold_test_start_ts"].to_numpy(np.int64)
-    return TradedSignal(signal, allowed, int(oos["fold_test_start_ts"].min()), "oos", run_id)
+    made_for = np.full(len(rows), np.iinfo(np.int64).min, dtype=np.int64)
+    made_for[pos] = oos["timestamp"].to_numpy(np.int64)
+    return TradedSignal(signal, allowed, int(oos["fold_test_start_ts"].min()), "oos", run_id, made_for)

@@ -65,7 +65,7 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
 
     from l2exp.analysis.backtest_page import BacktestView, run_page
     from l2exp.analysis.plots import equity_figure, fills_figure
-    from l2exp.backtest.signals import first_out_of_sample, from_model, from_oos_run
+    from l2exp.backtest.signals import first_out_of_sample, from_model, from_oos_run, verify_placement
     from l2exp.backtest.trades import trades_coverage
     from l2exp.features.table import choose_symbol
     from l2exp.modes.build import feature_table as build_feature_table
@@ -100,6 +100,7 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
     else:
         raise UserError(f"mode.signal must be model or oos, got {source!r}", where="mode.signal")
     ts_all = full["timestamp"].to_numpy(np.int64)
+    verify_placement(ts_all, sig)
     first = first_out_of_sample(ts_all, sig.start_ts, f"data={cfg.data.name} {symbol}", uri, "mode.model_uri")
     if not np.isfinite(sig.signal[first:]).any():
         raise UserError(f"data={cfg.data.name} {symbol}: no out-of-sample row of {uri} has a signal (feature "

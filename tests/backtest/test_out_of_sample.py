@@ -82,3 +82,18 @@ def test_a_model_without_segments_is_refused_and_no_row_means_refusal():
     with pytest.raises(UserError, match="no out-of-sample row") as e:
         first_out_of_sample(ts, 4, "data=x S", "m", "mode.model_uri")
     assert e.value.where == "mode.model_uri"
+
+
+def test_a_windowed_walk_forward_run_trades_each_prediction_on_its_own_snapshot(workdir):
+    """Training reads the newest 20,000 of 30,000 rows (``mode.rows.max_rows``): its out-of-fold rows are
+    numbered from the window's start. Every order of the oos backtest is decided on a snapshot the run
+    predicted -- placed by timestamp; by row number they were traded 10,000 rows early."""
+    tr = run_train(cfg(workdir, "train", "split=walk_forward", "split.n_folds=3", "model.n_estimators=30",
+                       "mode.rows.max_rows=20000", "mode.progress=false"))
+    s = run_backtest(cfg(workdir, "backtest", "mode.signal=oos", f"mode.model_run={tr['run_id']}",
+                         "mode.model_uri=models:/l2exp-synthetic/1", "mode.progress=false"))
+    oos = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{tr['run_id']}/oos/predictions.parquet"))
+    orders = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{s['run_id']}/tables/orders.parquet"))
+    assert len(orders) and s["in_sample_rows"] == 0
+    assert set(orders.submit_ts) <= set(oos.timestamp)  # each decision on a snapshot that has its prediction
+    assert orders.submit_ts.min() >= oos.fold_test_start_ts.min()
