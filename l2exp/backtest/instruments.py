@@ -40,6 +40,8 @@ class Instrument:
     quote: str = "quote"
     settle: str | None = None  # None: the quote currency (linear)
     settle_fx: Any = None  # quanto: {symbol: X} or a number (settle -> quote)
+    tick: float | None = None  # price step of this symbol (else the data config's tick_size for it)
+    lot: float | None = None   # quantity step of this symbol (else the data config's lot_size)
 
     def __post_init__(self) -> None:
         if self.contract not in CONTRACTS:
@@ -79,11 +81,25 @@ class Instrument:
         return other_mid
 
 
-def instrument_for(instruments: dict[str, Any] | None, symbol: str) -> Instrument:
-    """The symbol's instrument from ``data.instruments`` (a linear contract of multiplier 1 when absent)."""
+def instrument_for(instruments: dict[str, Any] | None, symbol: str, data_name: str = "",
+                   required: bool = True) -> Instrument:
+    """The symbol's instrument from ``data.instruments``. A symbol the data config does not declare is
+    refused (``required``): a guessed "linear, multiplier 1, settles in quote" with another symbol's tick
+    gives money that is silently wrong (ETHUSDT through the BTCUSDT config ran with BTC's 0.1 tick).
+    ``required=False`` (a live feed whose venue the config does not describe): linear, multiplier 1 --
+    the caller says so loudly."""
     from l2exp.backtest.params import from_config
 
-    spec = dict((instruments or {}).get(symbol) or {})
+    declared = instruments or {}
+    if symbol not in declared and required:
+        name = data_name or "<data>"
+        raise UserError(f"no instrument declared for {symbol} in data={name}: l2exp does not guess a contract type, "
+                        "multiplier, tick or lot", where=f"conf/data/{name}.yaml: instruments.{symbol}",
+                        fix="Declare it in the data config (a copy of it, or data.instruments on the command line), "
+                            "from the venue's contract specification, e.g.\n"
+                            f"  instruments:\n    {symbol}: {{contract: linear, multiplier: 1.0, quote: USDT, "
+                            "settle: USDT, tick: 0.01, lot: 0.001}   # inverse / quanto: see docs/backtest.md")
+    spec = dict(declared.get(symbol) or {})
     return from_config(Instrument, {**spec, "symbol": symbol}, f"data.instruments.{symbol}")
 
 

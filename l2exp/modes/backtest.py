@@ -22,16 +22,22 @@ from l2exp.tracking import log as tlog
 from l2exp.tracking.context import RunContext
 
 
-def instrument_of(cfg: DictConfig, symbol: str) -> Instrument:
-    """The symbol's instrument from ``data.instruments`` (linear, multiplier 1 when the data says nothing)."""
+def instrument_of(cfg: DictConfig, symbol: str, required: bool = True) -> Instrument:
+    """The symbol's instrument from ``data.instruments``; an undeclared symbol is refused (``required``)."""
     raw = cfg.data.get("instruments")
-    return instrument_for(OmegaConf.to_container(raw, resolve=True) if raw is not None else None, symbol)  # type: ignore[arg-type]
+    return instrument_for(OmegaConf.to_container(raw, resolve=True) if raw is not None else None,  # type: ignore[arg-type]
+                          symbol, str(cfg.data.get("name", "")), required)
 
 
-def trading_params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, Strategy, RiskParams]:
+def trading_params(cfg: DictConfig, symbol: str, inst: Instrument | None = None) -> tuple[ExecutionParams, Strategy,
+                                                                                          RiskParams]:
+    """Execution, strategy and risk for ``symbol``; its tick and lot from its instrument when declared there
+    (per symbol), else from ``execution.tick_size`` / ``lot_size`` (the data config's, a number or per symbol)."""
     ex_cfg = OmegaConf.to_container(cfg.execution, resolve=True)
     assert isinstance(ex_cfg, dict)
     tick = ex_cfg.pop("tick_size", None)
+    if inst is not None and inst.tick is not None:
+        tick = inst.tick
     if isinstance(tick, dict):
         if symbol not in tick:
             raise UserError(f"no tick size for {symbol}", where="execution.tick_size / data.tick_size")
@@ -44,6 +50,8 @@ def trading_params(cfg: DictConfig, symbol: str) -> tuple[ExecutionParams, Strat
                             "  fees: {maker_bps: 1.0, taker_bps: 5.0}   # source: the venue's fee page\n"
                             "or pass them: execution.maker_fee_bps=1.0 execution.taker_fee_bps=5.0")
     lot = ex_cfg.pop("lot_size", 1.0)
+    if inst is not None and inst.lot is not None:
+        lot = inst.lot
     if isinstance(lot, dict):
         lot = lot.get(symbol, 1.0)
     ex = from_config(ExecutionParams, {"tick_size": float(tick), "lot_size": float(lot), **ex_cfg}, "execution")
@@ -115,8 +123,8 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
                          symbol, store)
     trades = trades[trades.ts >= int(ts[0])].reset_index(drop=True)
     coverage, uncovered = trades_coverage(ts, trades["ts"].to_numpy(np.int64), gap_ms)
-    ex, st, rk = trading_params(cfg, symbol)
     inst = instrument_of(cfg, symbol)
+    ex, st, rk = trading_params(cfg, symbol, inst)
     mid = 0.5 * (book["bid_price_1"].to_numpy(float) + book["ask_price_1"].to_numpy(float))
     fx = fx_series(inst, ts, mid, lambda sym: store.read(symbols=[sym]))
     res = backtest_book(book, signal, trades, ex, st, rk, int(cfg.levels), inst, fx)

@@ -81,9 +81,18 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     feed, symbol = make_feed(cfg, levels, decide_from if replay else None, bundle.feature_set.params.reset_gap_ms)
     features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
                                             else None)
-    ex, st, rk = trading_params(cfg, symbol)
+    # a replay trades recorded data: its instrument must be declared, as in a backtest; a live feed's symbol
+    # may not be in the data config: then linear, multiplier 1, the data's tick -- said loudly, once
+    inst = instrument_of(cfg, symbol, required=replay)
+    declared = symbol in (cfg.data.get("instruments") or {})
+    if not declared:
+        from l2exp.summary import console as _console
+
+        _console.print(f"[bold yellow]no instrument declared for {symbol} in data={cfg.data.name}: the paper broker "
+                       "books it as linear, multiplier 1, with the data config's tick and lot; declare "
+                       f"data.instruments.{symbol} for the venue's contract[/]")
+    ex, st, rk = trading_params(cfg, symbol, inst)
     has_trades = bool(getattr(feed, "tr", None) is not None and len(feed.tr[0]))
-    inst = instrument_of(cfg, symbol)
     # a replay knows the span its prints cover, as the backtest does (book-through fills outside it)
     span = (int(feed.tr[0].min()), int(feed.tr[0].max())) if replay and has_trades else None
     broker = PaperBroker(ex, st, rk, levels, inst, has_trades, print_span=span)

@@ -42,8 +42,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     gap_ms = float(cfg.features.params.get("reset_gap_ms", 300_000))
     longest = max(sessions(book.timestamp.to_numpy(), gap_ms), key=lambda sl: sl.stop - sl.start)
     book = book.iloc[longest].reset_index(drop=True)
-    ex, st, rk = trading_params(cfg, symbol)
     inst = instrument_of(cfg, symbol)
+    ex, st, rk = trading_params(cfg, symbol, inst)
 
     def fx_of(b: pd.DataFrame) -> np.ndarray:
         mid = 0.5 * (b.bid_price_1.to_numpy(float) + b.ask_price_1.to_numpy(float))

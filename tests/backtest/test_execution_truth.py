@@ -187,7 +187,11 @@ def test_instrument_config_errors():
         instrument_for({"X": {"multiplyer": 1}}, "X")
     with pytest.raises(UserError, match="settle_fx"):
         instrument_for({"X": {"contract": "quanto", "multiplier": 1e-6}}, "X")
-    assert instrument_for(None, "Y").contract == "linear"
+    with pytest.raises(UserError, match="no instrument declared for ETHUSDT") as e:  # never guessed
+        instrument_for({"BTCUSDT": {"contract": "linear"}}, "ETHUSDT", "binance_usdm_btcusdt")
+    assert "instruments:" in e.value.fix and "ETHUSDT: {contract:" in e.value.fix
+    assert instrument_for(None, "Y", required=False).contract == "linear"  # a live feed's, said by the sim
+    assert instrument_for({"X": {"tick": 0.01, "lot": 0.001}}, "X").tick == 0.01
 
 
 def test_a_passive_order_is_cancelled_when_the_target_is_reached():
