@@ -84,50 +84,20 @@ def ours(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
 
 
 def hft(book: pd.DataFrame, trades: pd.DataFrame, repeat: int) -> dict:
-    import hftbacktest as hb
-    from numba import njit
-
-    from bench.oracle import hft_events
-
-    @njit
-    def quote(h):  # noqa: ANN001
-        oid = 0
-        while h.elapse(100_000_000) == 0:
-            h.clear_inactive_orders(0)
-            values = h.orders(0).values()
-            while values.has_next():
-                o = values.get()
-                if o.cancellable:
-                    h.cancel(0, o.order_id, False)
-            d = h.depth(0)
-            oid += 1
-            h.submit_buy_order(0, oid, d.best_bid, 1.0, hb.GTC, hb.LIMIT, False)
-            oid += 1
-            h.submit_sell_order(0, oid, d.best_ask, 1.0, hb.GTC, hb.LIMIT, False)
-        return oid
+    """hftbacktest on the oracle's stream with the oracle's quote loop (bench/oracle.py), both depths."""
+    from bench.oracle import hft_events, run_hft
 
     events = hft_events(book, trades)
+    roi = (float(np.nanmin(book.bid_price_10)) - 1000, float(np.nanmax(book.ask_price_10)) + 1000)
     out = {}
-    for name, cls in (("hashmap", hb.HashMapMarketDepthBacktest), ("roivector", hb.ROIVectorMarketDepthBacktest)):
-        asset = (hb.BacktestAsset().data(events).linear_asset(1.0).constant_order_latency(5_000_000, 5_000_000)
-                 .power_prob_queue_model(2.0).no_partial_fill_exchange().trading_value_fee_model(-0.00025, 0.00075)
-                 .tick_size(0.5).lot_size(1.0))
-        if name == "roivector":
-            asset = asset.roi_lb(float(np.nanmin(book.bid_price_10)) - 1000).roi_ub(
-                float(np.nanmax(book.ask_price_10)) + 1000)
-        times = []
-        for _ in range(repeat):
-            h = cls([asset])
-            t = time.perf_counter()
-            orders = quote(h)
-            times.append(time.perf_counter() - t)
-            fills = int(h.state_values(0).num_trades)
-            h.close()
+    for name, bounds in (("hashmap", None), ("roivector", roi)):
+        runs = [run_hft(events, 100_000_000, "power_prob", 4 * len(book) + 1000, bounds) for _ in range(repeat)]
+        times = [r[2] for r in runs]
         dt = min(times)
         out[name] = {"seconds": round(dt, 3), "all_seconds": [round(x, 3) for x in times], "events": len(events),
                      "events_per_s": round(len(events) / dt),
-                     "snapshot_events_per_s": round((len(book) + len(trades)) / dt), "orders": int(orders),
-                     "fills": fills}
+                     "snapshot_events_per_s": round((len(book) + len(trades)) / dt),
+                     "orders": 2 * len(runs[-1][1]), "fills": len(runs[-1][0])}
     del events
     return out
 

@@ -54,7 +54,8 @@ from l2exp.backtest.queue.power_prob import PowerProb  # noqa: E402
 from l2exp.backtest.queue.trades_only import TradesOnly  # noqa: E402
 from l2exp.backtest.run import backtest_book  # noqa: E402
 from l2exp.backtest.strategies import Strategy  # noqa: E402
-from l2exp.backtest.types import INTENT_QUOTE, STRATEGY_SIG  # noqa: E402
+from l2exp.backtest.strategies.quote_touch import post_touch  # noqa: E402
+from l2exp.backtest.types import STRATEGY_SIG  # noqa: E402
 from l2exp.risk.params import RiskParams  # noqa: E402
 
 LEVELS = 10
@@ -68,11 +69,7 @@ def quote_on_signal(d, sp, intents) -> int:  # noqa: ANN001
     """Quote both touches (base_size each) on rows whose signal is set; no decision elsewhere."""
     if d.signal != d.signal:
         return 0
-    intents[0].kind = INTENT_QUOTE
-    intents[0].side, intents[0].qty, intents[0].price = 1.0, sp.base_size, d.bid
-    intents[1].kind = INTENT_QUOTE
-    intents[1].side, intents[1].qty, intents[1].price = -1.0, sp.base_size, d.ask
-    return 2
+    return post_touch(d, sp, intents)
 
 
 @dataclass
@@ -152,9 +149,13 @@ def hft_events(book: pd.DataFrame, trades: pd.DataFrame) -> np.ndarray:
     return ev
 
 
-def run_hft(events: np.ndarray, interval_ns: int, queue: str, n_max: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """hftbacktest (HashMap depth, no partial fills) with the quote strategy; returns (fills, decision
-    times). Fills are read off the orders at each decision, before inactive orders are cleared."""
+def run_hft(events: np.ndarray, interval_ns: int, queue: str, n_max: int,
+            roi: tuple[float, float] | None = None) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """hftbacktest (no partial fills; HashMap depth, or ROIVector within ``roi`` = (low, high) price) with
+    the quote strategy; returns (fills, decision times, seconds in its loop). Fills are read off the
+    orders at each decision, before inactive orders are cleared."""
+    import time
+
     import hftbacktest as hb
 
     @nb.njit
@@ -192,15 +193,19 @@ def run_hft(events: np.ndarray, interval_ns: int, queue: str, n_max: int) -> tup
              .no_partial_fill_exchange().trading_value_fee_model(MAKER * 1e-4, TAKER * 1e-4)
              .tick_size(TICK).lot_size(1.0))
     asset = asset.risk_adverse_queue_model() if queue == "trades_only" else asset.power_prob_queue_model(2.0)
-    h = hb.HashMapMarketDepthBacktest([asset])
+    if roi is not None:
+        asset = asset.roi_lb(roi[0]).roi_ub(roi[1])
+    h = (hb.ROIVectorMarketDepthBacktest if roi is not None else hb.HashMapMarketDepthBacktest)([asset])
     dec = np.zeros(n_max, np.int64)
     f = {"ts": np.zeros(n_max, np.int64), "side": np.zeros(n_max, np.int8), "price": np.zeros(n_max),
          "qty": np.zeros(n_max), "maker": np.zeros(n_max, np.int8)}
+    t = time.perf_counter()
     nd, nf = quote(h, interval_ns, dec, f["ts"], f["side"], f["price"], f["qty"], f["maker"])
+    seconds = time.perf_counter() - t
     h.close()
     fills = pd.DataFrame({k: v[:nf] for k, v in f.items()}).sort_values("ts", kind="stable").reset_index(drop=True)
     fills["side"] = fills.side.astype(float)
-    return fills, dec[:nd]
+    return fills, dec[:nd], seconds
 
 
 # ---- l2exp on the same decisions --------------------------------------------------------------------------
@@ -263,7 +268,7 @@ def summary(f: pd.DataFrame, last_mid: float) -> dict:
 
 
 def compare(book: pd.DataFrame, trades: pd.DataFrame, events: np.ndarray, interval_ms: int, queue: str) -> dict:
-    hf, decisions = run_hft(events, interval_ms * 1_000_000, queue, 4 * len(book) + 1000)
+    hf, decisions, _ = run_hft(events, interval_ms * 1_000_000, queue, 4 * len(book) + 1000)
     lf = run_l2exp(book, trades, decisions, queue)
     ml, mh = match(lf, hf)
     last_mid = float(0.5 * (book.bid_price_1.iloc[-1] + book.ask_price_1.iloc[-1]))

@@ -247,6 +247,38 @@ def _advance(limit: float, inclusive: bool, orders, fills, acct, ep, LB) -> None
     acct.first_live = fl
 
 
+HIT_NONE, HIT_AT, HIT_THROUGH = 0, 1, 2
+
+
+@nb.njit(cache=True)
+def _hit(od, px_t: float, side_t: float, tick: float) -> int:  # noqa: ANN001
+    """How a print (aggressor ``side_t``) meets resting order ``od``: not at all, at its price, or through it
+    (a sell printed below our bid: everything at our price was taken)."""
+    if od.status != ST_RESTING:
+        return HIT_NONE
+    side = od.side
+    price = od.price
+    if not ((side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)):
+        return HIT_NONE
+    if _same_price(px_t, price, tick):
+        return HIT_AT
+    return HIT_THROUGH
+
+
+@nb.njit(cache=True)
+def _ours_ahead(orders, acct, o: int, tick: float, filled: bool) -> float:  # noqa: ANN001
+    """Our resting orders at order ``o``'s side and price that are ahead of it in the queue (FIFO by
+    arrival, then age): their remaining quantity, or (``filled``) what the current print filled of them."""
+    od = orders[o]
+    out = 0.0
+    for o2 in range(acct.first_live, acct.n_orders):
+        p2 = orders[o2]
+        if o2 != o and p2.status == ST_RESTING and p2.side == od.side and _same_price(p2.price, od.price, tick) and \
+                (p2.active_ts < od.active_ts or (p2.active_ts == od.active_ts and o2 < o)):
+            out += p2.print_fill if filled else p2.rem
+    return out
+
+
 @nb.njit(types.void(types.float64, types.float64, types.float64, types.float64, EXEC_T[::1], ORDER_T[::1],
                     FILL_T[::1], ACCOUNT_T[::1], F2), cache=True)
 def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A, LB) -> None:  # noqa: ANN001, N803
@@ -261,44 +293,19 @@ def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fill
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
         od.print_fill = 0.0
-        if od.status != ST_RESTING:
-            continue
-        side = od.side
-        price = od.price
-        hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
-        if not hit:
-            continue
-        if (side > 0 and px_t < price - 0.25 * tick) or (side < 0 and px_t > price + 0.25 * tick):
+        h = _hit(od, px_t, side_t, tick)
+        if h == HIT_THROUGH:
             od.print_fill = od.rem  # traded through our price: everything at our price was taken
-            continue
-        mine = 0.0  # our older orders at this price rest ahead of this one (FIFO by arrival)
-        for o2 in range(acct.first_live, acct.n_orders):
-            p2 = orders[o2]
-            if o2 != o and p2.status == ST_RESTING and p2.side == side and _same_price(p2.price, price, tick) and \
-                    (p2.active_ts < od.active_ts or (p2.active_ts == od.active_ts and o2 < o)):
-                mine += p2.rem
-        excess = sz_t - od.queue - mine
-        if excess > 0:
-            od.print_fill = min(od.rem, np.floor(excess / ep.lot + 1e-9) * ep.lot)
+        elif h == HIT_AT:
+            excess = sz_t - od.queue - _ours_ahead(orders, acct, o, tick, False)
+            if excess > 0:
+                od.print_fill = min(od.rem, np.floor(excess / ep.lot + 1e-9) * ep.lot)
     # pass 2: the queue ahead of each order loses what the print took from others before it; then fill
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
-        if od.status != ST_RESTING:
-            continue
-        side = od.side
-        price = od.price
-        hit = (side > 0 and side_t < 0 and px_t <= price + 1e-12) or (side < 0 and side_t > 0 and px_t >= price - 1e-12)
-        if not hit:
-            continue
-        if _same_price(px_t, price, tick):
-            filled_ahead = 0.0
-            for o2 in range(acct.first_live, acct.n_orders):
-                p2 = orders[o2]
-                if o2 != o and p2.status == ST_RESTING and p2.side == side and _same_price(p2.price, price, tick) \
-                        and (p2.active_ts < od.active_ts or (p2.active_ts == od.active_ts and o2 < o)):
-                    filled_ahead += p2.print_fill
+        if _hit(od, px_t, side_t, tick) == HIT_AT:
             od.traded += sz_t  # the next snapshot's size drop from this print is not a cancel
-            od.queue -= min(od.queue, max(sz_t - filled_ahead, 0.0))
+            od.queue -= min(od.queue, max(sz_t - _ours_ahead(orders, acct, o, tick, True), 0.0))
     for o in range(acct.first_live, acct.n_orders):
         od = orders[o]
         if od.status == ST_RESTING and od.print_fill > 0:
