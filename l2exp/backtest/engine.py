@@ -279,9 +279,8 @@ def _ours_ahead(orders, acct, o: int, tick: float, filled: bool) -> float:  # no
     return out
 
 
-@nb.njit(types.void(types.float64, types.float64, types.float64, types.float64, EXEC_T[::1], ORDER_T[::1],
-                    FILL_T[::1], ACCOUNT_T[::1], F2), cache=True)
-def on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A, LB) -> None:  # noqa: ANN001, N803
+@nb.njit(inline="always")
+def _on_trade(tt: float, px_t: float, sz_t: float, side_t: float, E, orders, fills, A, LB) -> None:  # noqa: ANN001, N803
     """A trade print at ``tt``: first our own events before it, then queue progress and fills of our
     resting orders (shared in queue order at its price; a print through our price fills the rest)."""
     ep = E[0]
@@ -500,11 +499,8 @@ def _decide(t: float, LB, sig: float, fx: float, crossed: bool, ep, rp, sp, stra
         _target(intents[last_target], t, dec, fx, crossed, ep, rp, order_type, orders, blocks, acct, rs)
 
 
-@nb.njit(types.float64(types.float64, types.int64, F2, F2, F2, F2, types.float64, types.float64, EXEC_T[::1],
-                       RISK_T[::1], STRATEGY_T[::1], QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1],
-                       FILL_T[::1], I1, ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2),
-         cache=True)
-def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R, SP, QP, strategy, queue_model,  # noqa: ANN001
+@nb.njit(inline="always")
+def _on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R, SP, QP, strategy, queue_model,  # noqa: ANN001
                 order_type, orders, fills, blocks, A, RS, D, intents, LB) -> float:  # noqa: N803
     """One book snapshot at ``t`` (row ``row`` of the matrices): our events before it, the new book
     (footprint cleared), resting orders' book-through fills and queues, our events of this instant, risk
@@ -557,6 +553,27 @@ def on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, R
     return eq
 
 
+# The handlers are written once (``_on_trade`` / ``_on_snapshot``) and inlined into ``simulate``: a call per
+# event with ~20 array arguments cost ~100 ns in reference counting and argument passing (measured: the
+# backtest loop 0.165 -> 0.109 s on 500 k snapshots). The paper broker calls the compiled entry points below.
+@nb.njit(types.void(types.float64, types.float64, types.float64, types.float64, EXEC_T[::1], ORDER_T[::1],
+                    FILL_T[::1], ACCOUNT_T[::1], F2), cache=True)
+def on_trade(tt, px_t, sz_t, side_t, E, orders, fills, A, LB):  # noqa: ANN001, ANN201, N803
+    """A trade print at ``tt`` (see ``_on_trade``)."""
+    _on_trade(tt, px_t, sz_t, side_t, E, orders, fills, A, LB)
+
+
+@nb.njit(types.float64(types.float64, types.int64, F2, F2, F2, F2, types.float64, types.float64, EXEC_T[::1],
+                       RISK_T[::1], STRATEGY_T[::1], QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1],
+                       FILL_T[::1], I1, ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2),
+         cache=True)
+def on_snapshot(t, row, bp, bs, ap, as_, sig, fx, E, R, SP, QP, strategy, queue_model, order_type, orders, fills,  # noqa: ANN001
+                blocks, A, RS, D, intents, LB):  # noqa: ANN201, N803
+    """One book snapshot at ``t`` (see ``_on_snapshot``); returns the equity marked to its mid."""
+    return _on_snapshot(t, row, bp, bs, ap, as_, sig, fx, E, R, SP, QP, strategy, queue_model, order_type, orders,
+                        fills, blocks, A, RS, D, intents, LB)
+
+
 @nb.njit(types.void(F1, F2, F2, F2, F2, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
                     QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1], FILL_T[::1], I1,
                     ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2, I1, F1, F1, F1,
@@ -578,10 +595,10 @@ def simulate(ts, bp, bs, ap, as_, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R
     nt = tr_ts.shape[0]
     for i in range(ts.shape[0]):
         while j < nt and tr_ts[j] <= ts[i]:
-            on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A, LB)
+            _on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], E, orders, fills, A, LB)
             j += 1
         E[0].book_through = book_through[i]
-        equity[i] = on_snapshot(ts[i], i, bp, bs, ap, as_, signal[i], fx[i], E, R, SP, QP, strategy, queue_model,
+        equity[i] = _on_snapshot(ts[i], i, bp, bs, ap, as_, signal[i], fx[i], E, R, SP, QP, strategy, queue_model,
                                 order_type, orders, fills, blocks, A, RS, D, intents, LB)
         position[i] = A[0].pos
         cash[i] = A[0].cash
