@@ -26,6 +26,11 @@ def main(cfg: DictConfig) -> Any:
     from l2exp.summary import set_output_dir
 
     set_output_dir(HydraConfig.get().runtime.output_dir)
+    from pathlib import Path
+
+    from l2exp.redact import redact_files
+
+    redact_files(Path(HydraConfig.get().runtime.output_dir) / ".hydra")  # its copies of the command line
     try:
         if cfg.get("optimized_metric"):  # before the run: a sweep on a test metric fails fast
             from l2exp.models.selection import check_selection_metric

@@ -35,4 +35,6 @@ class UserError(Exception):
             fix_lines = self.fix.rstrip().splitlines()
             parts.append(f"  fix:   {fix_lines[0]}")
             parts.extend(f"         {line}" for line in fix_lines[1:])
-        return "\n".join(parts)
+        from l2exp.redact import redact
+
+        return redact("\n".join(parts))

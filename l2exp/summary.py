@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from l2exp.redact import redact, redact_obj
+
 console = Console(stderr=False, highlight=False)
 
 
@@ -44,7 +46,7 @@ def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Pat
         d = d / f"{summary.get('mode', 'run')}-{len(list(d.glob('*'))) if d.exists() else 0}"
     d.mkdir(parents=True, exist_ok=True)
     path = d / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str))
+    path.write_text(redact(json.dumps(redact_obj(summary), indent=2, default=str)))
     console.print(f"summary: {path}", soft_wrap=True)  # whole on one line: a cut path is no use
     return path
 
@@ -53,13 +55,13 @@ def print_where(pairs: list[tuple[str, Any]]) -> None:
     """``label: location`` lines printed whole (store paths, cache files) for modes without an MLflow run."""
     for label, where in pairs:
         if where:
-            console.print(f"{label}: {where}", soft_wrap=True)
+            console.print(redact(f"{label}: {where}"), soft_wrap=True)
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=redact(title), show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")
     for k, v in rows:
-        table.add_row(k, str(v))
+        table.add_row(k, redact(str(v)))
     console.print(table)

@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from l2exp.config import instantiate
+from l2exp.redact import redact
 from l2exp.summary import console, print_table, write_summary
 from l2exp.tracking import log as tlog
 from l2exp.tracking.context import RunContext
@@ -206,7 +207,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     name = f"pipeline {cfg.data.name} {cfg.model._target_.rsplit('.', 1)[-1].removesuffix('Model')}"
     with mlflow.start_run(run_name=named(name, ctx.overrides)) as parent:
         tlog.set_tags({"l2exp.mode": "pipeline", "l2exp.data": str(cfg.data.name)})
-        tlog.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tlog.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
         def step_ctx(step_cfg: DictConfig) -> RunContext:
             """A step's run: its own config, nested under this pipeline's parent, in the pipeline experiment."""

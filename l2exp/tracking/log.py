@@ -120,10 +120,11 @@ def _call(call: str, args: dict[str, Any], write: Callable[[Path], None] | None 
     except Exception as exc:
         if not is_outage(exc):
             raise
-        journal.go_offline(seq, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        from l2exp.redact import redact
         from l2exp.summary import console
 
-        console.print(f"[bold red]the tracking server {mlflow.get_tracking_uri()} stopped answering[/] "
+        journal.go_offline(seq, redact(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
+        console.print(f"[bold red]the tracking server {redact(mlflow.get_tracking_uri())} stopped answering[/] "
                       f"({type(exc).__name__}); the run goes on and keeps everything in {journal.root}")
         return None
 

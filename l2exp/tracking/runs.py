@@ -13,6 +13,7 @@ import yaml
 
 from l2exp.config import PROJECT_ROOT
 from l2exp.errors import UserError
+from l2exp.redact import redact, redact_obj
 from l2exp.summary import output_dir
 from l2exp.tracking import journal as jr
 from l2exp.tracking import log as tlog
@@ -81,19 +82,19 @@ def tracked_run(ctx: RunContext, mode: str, run_name: str | None = None,
     root = output_dir() / "tracking"
     if (root / jr.STATE).exists():  # one process, several runs (pipeline steps): one journal each
         root = output_dir() / f"tracking-{run.info.run_id}"
-    journal = jr.Journal(root, jr.JournalState(run.info.run_id, exp_name, run.info.run_name, parent, uri))
+    journal = jr.Journal(root, jr.JournalState(run.info.run_id, exp_name, run.info.run_name, parent, redact(uri)))
     jr.push(journal)
     status = "FAILED"
     try:
         tlog.set_tags({"l2exp.mode": mode, "git_commit": git_commit(), "l2exp.data": ctx.data_name,
                        "l2exp.worker": worker(),
                        **(tags or {})})
-        params = {k: v for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
+        params = {k: redact_obj(v) for k, v in flatten(resolved).items() if not k.startswith("hydra.")}
         items = list(params.items())
         for i in range(0, len(items), 100):
             tlog.log_params(dict(items[i:i + 100]))
-        tlog.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yaml")
-        tlog.log_text(yaml.safe_dump(list(ctx.overrides)), "overrides.yaml")
+        tlog.log_text(yaml.safe_dump(redact_obj(resolved), sort_keys=False), "config.yaml")
+        tlog.log_text(yaml.safe_dump(redact_obj(list(ctx.overrides))), "overrides.yaml")
         yield run
         status = "FINISHED"
         journal.finish()

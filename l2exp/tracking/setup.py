@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 
 from l2exp.errors import UserError
+from l2exp.redact import redact
 from l2exp.tracking.context import TrackingSettings
 
 HTTP_ENV = {"timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT", "max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
@@ -65,6 +66,8 @@ def configure(settings: TrackingSettings) -> str:
     if uri.startswith(("http://", "https://")):
         _preflight(uri, float(http.get("timeout_s", 5)))
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    if redact(uri) != uri:  # MLflow prints its run links with the URI as given: l2exp prints its own, redacted
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     if uri.startswith("sqlite:///"):
         _init_sqlite_store(Path(uri[len("sqlite:///"):]), uri)
     mlflow.set_tracking_uri(uri)
@@ -139,7 +142,7 @@ def _ui(page: str) -> str:
     """The UI address of ``page``: the server's own, or where ``mlflow ui`` serves a local store."""
     uri = mlflow.get_tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/{page}"
+    return redact(f"{base}/{page}")  # a link to share: never with the server's password
 
 
 def model_version_url(name: str, version: str | int) -> str:
@@ -155,7 +158,7 @@ def print_links(links: list[tuple[str, str]]) -> None:
     print_where(links)
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
-        console.print(f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)", soft_wrap=True)
+        console.print(redact(f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)"), soft_wrap=True)
 
 
 def experiment_url(experiment_id: str) -> str:
