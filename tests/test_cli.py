@@ -214,3 +214,12 @@ def test_a_command_ends_with_its_objects_collected_once_and_frozen(monkeypatch):
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_tracking_server_without_a_uri_is_one_message(tmp_path):
+    """``tracking=server`` with MLFLOW_TRACKING_URI unset: exit 2 and the fix, not an interpolation traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run([sys.executable, "-m", "l2exp.cli", "mode=promote", "tracking=server"], cwd=PROJECT_ROOT,
+                          env={**env, "L2EXP_WORKDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no MLflow tracking URI" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
