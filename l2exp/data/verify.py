@@ -26,7 +26,7 @@ def verify_store(store: L2Store) -> list[Issue]:
 def repair_store(store: L2Store, issues: list[Issue]) -> dict[str, Any]:
     """Drop the damaged sources (and parts no manifest owns); returns what was dropped and lost."""
     bad = {i.source for i in issues if i.kind in BLOCKING and i.source}
-    manifests = {m.get("digest"): m for m in store.manifests()}
+    manifests = {m.get("digest"): m for m in store.manifests(skip_broken=True)}
     lost = sum(int(manifests.get(d, {}).get("stats", {}).get("inserted", 0)) for d in bad
                if str(manifests.get(d, {}).get("path", "")).startswith("live:"))
     removed = store.drop_sources(bad) + store.drop_uncommitted()

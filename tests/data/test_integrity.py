@@ -108,3 +108,20 @@ def test_killed_sqlite_ingest_is_refused_until_finished(workdir):
     s = run_verify(_cfg(workdir, "verify", "store=sqlite", "mode.repair=true"))
     assert s["blocking"] == 0 and s["store_rows"] == full
     open_store(_cfg(workdir, "features", "store=sqlite"))
+
+
+def test_a_truncated_manifest_is_one_message_and_the_repair_restores_the_store(workdir):
+    """A manifest cut in half: ingest and features exit 2 naming it and the repair (they raised
+    JSONDecodeError before, and so did the repair they suggested); mode=verify mode.repair=true drops the
+    source, re-ingests it, and the store equals the clean one."""
+    run_ingest(_cfg(workdir, "ingest"))
+    clean = hydra.utils.instantiate(_cfg(workdir, "ingest").store).read()
+    (man,) = sorted((workdir / "store/parquet/synthetic/_manifest").glob("*.json"))
+    man.write_text(man.read_text()[: len(man.read_text()) // 2])
+    for mode in ("ingest", "features"):
+        proc = run_cli([f"mode={mode}", *BASE], workdir)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert man.name in proc.stderr and "mode.repair=true" in proc.stderr
+    s = run_verify(_cfg(workdir, "verify", "mode.repair=true"))
+    assert s["blocking"] == 0 and s["repair"]["sources_dropped"] == 1 and not s["issues_after_repair"]
+    pd.testing.assert_frame_equal(hydra.utils.instantiate(_cfg(workdir, "ingest").store).read(), clean)

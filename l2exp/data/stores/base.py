@@ -179,7 +179,8 @@ class L2Store(ABC):
     def count(self) -> int: ...
 
     @abstractmethod
-    def manifests(self) -> list[dict[str, Any]]: ...
+    def manifests(self, skip_broken: bool = False) -> list[dict[str, Any]]:
+        """Every committed source's manifest; an unreadable one is an error unless ``skip_broken``."""
 
     @abstractmethod
     def location(self) -> str: ...

@@ -227,7 +227,12 @@ class ParquetStore(L2Store):
     def done(self, digest: str) -> dict[str, Any] | None:
         f = self.root / "_manifest" / f"{digest}.json"
         if f.exists():
-            return json.loads(f.read_text())
+            try:
+                return json.loads(f.read_text())
+            except (OSError, ValueError):
+                raise UserError(f"the store's manifest {f.name} is damaged", where=str(f),
+                                fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
+                                    "and ingests it again") from None
         # a crash after some parts moved in but before the manifest: remove them, redo the file
         self.drop_sources({digest})
         return None
@@ -341,8 +346,22 @@ class ParquetStore(L2Store):
         with self._readable():
             return 0 if data is None else data.count_rows()
 
-    def manifests(self) -> list[dict[str, Any]]:
-        return [json.loads(f.read_text()) for f in sorted((self.root / "_manifest").glob("*.json"))]
+    def manifests(self, skip_broken: bool = False) -> list[dict[str, Any]]:
+        """Every committed source's manifest. One that is not readable JSON (a truncated write, a bit
+        flip) is a :class:`UserError` pointing at ``mode=verify mode.repair=true`` -- which reads them with
+        ``skip_broken`` (the damaged source is dropped and re-ingested, ``integrity_issues`` names it)."""
+        out = []
+        for f in sorted((self.root / "_manifest").glob("*.json")):
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError) as exc:
+                if skip_broken:
+                    continue
+                raise UserError(f"the store's manifest {f.name} is damaged ({type(exc).__name__}): which rows it "
+                                "commits cannot be told", where=str(f),
+                                fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
+                                    "and ingests it again") from None
+        return out
 
     # ---- integrity
     def _committed(self) -> dict[str, dict[str, Any]]:

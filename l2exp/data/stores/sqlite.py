@@ -185,9 +185,17 @@ class SqliteStore(L2Store):
     def count(self) -> int:
         return int(self.con.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
 
-    def manifests(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self.con.execute(
-            "SELECT manifest FROM l2_ingest_files WHERE manifest IS NOT NULL ORDER BY path")]
+    def manifests(self, skip_broken: bool = False) -> list[dict[str, Any]]:
+        out = []
+        rows = self.con.execute("SELECT manifest FROM l2_ingest_files WHERE manifest IS NOT NULL ORDER BY path")
+        for (text,) in rows:
+            try:
+                out.append(json.loads(text))
+            except ValueError:
+                if not skip_broken:
+                    raise UserError(f"a manifest in {self.path} is damaged", where=str(self.path),
+                                    fix="l2exp mode=verify mode.repair=true (same data= and store=)") from None
+        return out
 
     def integrity_issues(self, deep: bool = False) -> list[Issue]:
         issues = [Issue("uncommitted", f"{self.path} ({path})", "ingest of this file began and did not commit: its "
