@@ -221,6 +221,11 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.tracking.setup import print_links, run_url
 
     print_links([("run", run_url(summary["run_id"]))])
+    if not counts["snapshots"] and feed.stats.errors:  # a feed that never delivered is no successful run
+        raise UserError(f"the {summary['feed']} feed delivered no snapshot: {feed.stats.errors} request(s) failed, "
+                        f"last: {feed.stats.last_error or '?'}", where=f"feed ({cfg.feed.kind})",
+                        fix="Check the network and the exchange/symbol (feed.client.*); the run is in MLflow with "
+                            "feed_errors, nothing was traded.")
     return summary
 
 

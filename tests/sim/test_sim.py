@@ -120,6 +120,24 @@ def test_gives_up_after_bounded_failures(workdir, champion):
 
 
 @needs_binance
+def test_a_feed_that_never_delivered_is_not_a_successful_run(workdir, champion):
+    """Every request fails, fewer times than max_failures before the run's time is up: it exited 0 with
+    snapshots 0 before (feed_errors only in summary.json); now one message, exit 2."""
+    from l2exp.errors import UserError
+
+    with FakeBinance(BINANCE, ["500"] * 1000) as fake:
+        cfg = sim_cfg(workdir, "feed=ccxt", "mode.duration_s=1", "feed.client.max_failures=1000",
+                      "feed.client.backoff_ms=20", "feed.client.backoff_cap_ms=40")
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.feed.client.options = fake.ccxt_options()
+        with pytest.raises(UserError, match="delivered no snapshot") as e:
+            run_sim(cfg)
+        assert fake.requests >= 2 and "failed" in e.value.what
+
+
+@needs_binance
 def test_record_writes_the_store_through_validation(workdir):
     with FakeBinance(BINANCE, ["ok"] * 10 + ["crossed"] + ["ok"] * 40) as fake:
         cfg = make_cfg(["mode=record", f"workdir={workdir}", "feed=ccxt", "data=recorded", "mode.max_snapshots=30",
