@@ -43,6 +43,8 @@ CASES = [  # (group, overrides, message, closest key in the fix)
     ("model", ["+model.n_estimator=5"], "unknown key", "model.n_estimators"),
     ("model", ["model.learning_rate=fast"], "model.learning_rate must be a number", None),
     ("model", ["model.subsample=2"], "model.subsample must be (0, 1]", None),
+    ("model", ["model.num_leaves=-5"], "model.num_leaves must be", None),
+    ("model", ["model=catboost", "model.depth=20"], "model.depth must be", None),
     ("tracking", ["+tracking.ur=x"], "unknown key", "tracking.uri"),
     ("execution", ["+execution.latncy_ms=3"], "unknown key", "execution.latency_ms"),
     ("execution", ["execution.latency_ms=-1"], "execution.latency_ms must be >= 0", None),
