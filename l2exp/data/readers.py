@@ -111,7 +111,20 @@ def check_delimiter(header: str, delimiter: str, path: str) -> None:
 class Reader:
     """Base class: ``iter_chunks(path, chunk_rows)``; ``numeric`` names columns expected numeric."""
 
-    def __init__(self, levels: int, **_: Any) -> None:
+    def __init__(self, levels: int, **unknown: Any) -> None:
+        """``unknown``: keys of ``data.reader`` no reader of this kind takes -- a typo
+        (``+data.reader.delimeter=;``) is refused naming the closest key, never ignored."""
+        if unknown:
+            import difflib
+            import inspect
+
+            known = [p for c in type(self).__mro__ if c is not object
+                     for p in inspect.signature(c.__init__).parameters if p not in ("self", "kw", "unknown", "_")]
+            key = sorted(unknown)[0]
+            close = difflib.get_close_matches(key, known, n=1)
+            raise UserError(f"unknown key data.reader.{key} for {type(self).__name__}", where=f"data.reader.{key}",
+                            fix=(f"Did you mean data.reader.{close[0]}? " if close else "") +
+                                f"({type(self).__name__} takes: {', '.join(sorted(set(known)))})")
         self.levels = levels
 
     def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:

@@ -105,3 +105,17 @@ def test_a_reader_left_early_stops_its_thread_and_errors_reach_the_consumer(tmp_
     (tmp_path / "e.csv.gz").write_bytes(gzip.compress(b""))
     with pytest.raises(UserError, match="empty"):
         list(CsvReader(1, columns=["x"]).iter_chunks(str(tmp_path / "e.csv.gz"), 10, set()))
+
+
+def test_a_mistyped_reader_key_is_refused_not_ignored():
+    """``+data.reader.delimeter=;`` was accepted and ignored (the file then read with ','): one message
+    naming the closest key, for every reader kind."""
+    from l2exp.data.readers import ParquetReader
+
+    with pytest.raises(UserError, match="unknown key data.reader.delimeter") as e:
+        CsvReader(3, delimeter=";")
+    assert "data.reader.delimiter" in (e.value.fix or "")
+    for cls in (JsonLinesReader, ParquetReader):
+        with pytest.raises(UserError, match="unknown key data.reader.colums"):
+            cls(3, colums=["a"])
+    assert CsvReader(3, delimiter=";").delimiter == ";"
