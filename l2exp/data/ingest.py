@@ -277,6 +277,12 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             if manifest is not None:
                 if path in ahead:  # read for nothing: the store has this content already
                     ahead.pop(path).close()
+                gone = store.missing_parts(manifest) if store is not None else []
+                if gone:  # "already ingested" must mean its rows are there: a deleted part is not skipped over
+                    raise UserError(f"{len(gone)} part file(s) of {path} committed to the store are missing (first: "
+                                    f"{gone[0]}): its rows are not all in the store", where=store.location(),
+                                    fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
+                                        "and ingests it again")
                 st = IngestStats.from_json(manifest["stats"])
                 validator.state = ValidationState.from_json(manifest["validation_state"])
                 total.add(st)

@@ -125,3 +125,18 @@ def test_a_truncated_manifest_is_one_message_and_the_repair_restores_the_store(w
     s = run_verify(_cfg(workdir, "verify", "mode.repair=true"))
     assert s["blocking"] == 0 and s["repair"]["sources_dropped"] == 1 and not s["issues_after_repair"]
     pd.testing.assert_frame_equal(hydra.utils.instantiate(_cfg(workdir, "ingest").store).read(), clean)
+
+
+def test_ingest_notices_a_deleted_part(workdir):
+    """A part file deleted by hand: a rerun of ingest said 'already ingested (skipped)' with fewer rows in
+    the store and exit 0; now exit 2 naming the missing part and the repair, which restores the store."""
+    run_ingest(_cfg(workdir, "ingest"))
+    clean = hydra.utils.instantiate(_cfg(workdir, "ingest").store).read()
+    part = _part(workdir)
+    part.unlink()
+    proc = run_cli(["mode=ingest", *BASE], workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "missing" in proc.stderr and part.name in proc.stderr and "mode.repair=true" in proc.stderr
+    s = run_verify(_cfg(workdir, "verify", "mode.repair=true"))
+    assert s["blocking"] == 0 and not s["issues_after_repair"]
+    pd.testing.assert_frame_equal(hydra.utils.instantiate(_cfg(workdir, "ingest").store).read(), clean)

@@ -178,6 +178,11 @@ class L2Store(ABC):
     @abstractmethod
     def count(self) -> int: ...
 
+    def missing_parts(self, manifest: dict[str, Any]) -> list[str]:
+        """Files a committed source's manifest lists that are not in the store (none for stores whose rows
+        live in one file)."""
+        return []
+
     @abstractmethod
     def manifests(self, skip_broken: bool = False) -> list[dict[str, Any]]:
         """Every committed source's manifest; an unreadable one is an error unless ``skip_broken``."""

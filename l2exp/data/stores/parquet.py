@@ -346,6 +346,9 @@ class ParquetStore(L2Store):
         with self._readable():
             return 0 if data is None else data.count_rows()
 
+    def missing_parts(self, manifest: dict[str, Any]) -> list[str]:
+        return [rel for rel in (manifest.get("files") or {}) if not (self.root / rel).exists()]
+
     def manifests(self, skip_broken: bool = False) -> list[dict[str, Any]]:
         """Every committed source's manifest. One that is not readable JSON (a truncated write, a bit
         flip) is a :class:`UserError` pointing at ``mode=verify mode.repair=true`` -- which reads them with
