@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from l2exp.redact import redact, redact_obj
+from l2exp.redact import redact
 
 console = Console(stderr=False, highlight=False)
 
@@ -46,7 +46,7 @@ def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Pat
         d = d / f"{summary.get('mode', 'run')}-{len(list(d.glob('*'))) if d.exists() else 0}"
     d.mkdir(parents=True, exist_ok=True)
     path = d / "summary.json"
-    path.write_text(redact(json.dumps(redact_obj(summary), indent=2, default=str)))
+    path.write_text(redact(json.dumps(summary, indent=2, default=str)))  # the text: values and str()-ed objects
     console.print(f"summary: {path}", soft_wrap=True)  # whole on one line: a cut path is no use
     return path
 

@@ -383,14 +383,6 @@ def _submit(orders, acct, side: float, qty: float, price: float, kind: int, t: f
 
 
 @nb.njit(cache=True)
-def _fit(side: float, qty: float, lot: float, unit_value: float, fx: float, rp, orders, acct, blocks) -> float:  # noqa: ANN001
-    """``qty`` cut to what the position and notional limits allow in the worst case (``_exposure``); a
-    cut counts one block of its reason."""
-    q = room(qty, _exposure(orders, acct, side), lot, unit_value, fx, rp, blocks)
-    return q
-
-
-@nb.njit(cache=True)
 def _on_book(t: float, ep, queue_model, qp, orders, fills, acct, LB) -> None:  # noqa: ANN001, N803
     """A new snapshot (in ``LB``) for the resting orders: book-through fills, then queue bookkeeping."""
     b1 = LB[0, 0]
@@ -440,7 +432,7 @@ def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type,
     price, kind = order_type(side, dec.bid, dec.ask, ep.tick)
     if kind != MARKET:
         _cancel_working(orders, acct, t, ep.cancel_latency_ns, ep.latency_jitter)  # re-priced each decision
-    q = _fit(side, abs(diff), lot, unit, fx, rp, orders, acct, blocks)
+    q = room(abs(diff), _exposure(orders, acct, side), lot, unit, fx, rp, blocks)  # the worst case fits
     if q >= lot * 0.5:
         _submit(orders, acct, side, q, price, kind, t, ep, 0)
 
@@ -467,7 +459,7 @@ def _quotes(intents, n: int, t: float, dec, fx: float, crossed: bool, ep, rp, or
         if q <= 0:
             blocks[B_BELOW_LOT] += 1
             continue
-        q = _fit(q_in.side, q, ep.lot, unit, fx, rp, orders, acct, blocks)
+        q = room(q, _exposure(orders, acct, q_in.side), ep.lot, unit, fx, rp, blocks)
         if q >= ep.lot * 0.5:
             _submit(orders, acct, q_in.side, q, q_in.price, LIMIT, t, ep, 0)
 
@@ -549,7 +541,6 @@ def _on_snapshot(t: float, row: int, bp, bs, ap, as_, sig: float, fx: float, E, 
         eq = acct.cash + acct.pos * value(ep, mid)
     acct.prev_ts = t
     acct.prev_eq = eq
-    acct.seq += 1
     return eq
 
 

@@ -152,8 +152,7 @@ def place_oos(oos: pd.DataFrame, ft: FeatureTable, rows: np.ndarray, task: str, 
                         "on their snapshots", where="mode.model_run",
                         fix="Retrain with this version of l2exp (it keys predictions by symbol and timestamp).")
     here = _keys(sym, book["timestamp"].to_numpy()[rows])
-    pos = here.get_indexer(_keys(oos["symbol"].to_numpy() if "symbol" in oos else np.full(len(oos), symbol),
-                                 oos["timestamp"].to_numpy(np.int64)))
+    pos = here.get_indexer(_keys(np.full(len(oos), symbol), oos["timestamp"].to_numpy(np.int64)))
     missing = int((pos < 0).sum())
     if missing:
         raise UserError(f"{missing:,} of run {run_id}'s {len(oos):,} out-of-sample predictions for {symbol} are "

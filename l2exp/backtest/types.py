@@ -67,7 +67,6 @@ FILL = np.dtype([
 
 ACCOUNT = np.dtype([
     ("pos", "f8"), ("cash", "f8"),   # contracts; settlement currency
-    ("seq", "i8"),                   # snapshots seen
     ("book_ts", "f8"),               # time of the book the orders meet now (the last snapshot); -inf: none yet
     ("book_ok", "i8"),               # 1 = that book is usable (seen and not crossed): orders can arrive
     ("next_ev", "f8"),               # no event of ours before this time (a lower bound: engine._advance skips

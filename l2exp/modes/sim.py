@@ -86,9 +86,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     inst = instrument_of(cfg, symbol, required=replay)
     declared = symbol in (cfg.data.get("instruments") or {})
     if not declared:
-        from l2exp.summary import console as _console
-
-        _console.print(f"[bold yellow]no instrument declared for {symbol} in data={cfg.data.name}: the paper broker "
+        console.print(f"[bold yellow]no instrument declared for {symbol} in data={cfg.data.name}: the paper broker "
                        "books it as linear, multiplier 1, with the data config's tick and lot; declare "
                        f"data.instruments.{symbol} for the venue's contract[/]")
     ex, st, rk = trading_params(cfg, symbol, inst)

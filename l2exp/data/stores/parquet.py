@@ -67,6 +67,18 @@ def partition_dir(symbol: str) -> str:
     return f"symbol={quote(partition_value(symbol), safe='')}"
 
 
+
+def _read_manifest(f: Path) -> dict[str, Any]:
+    """One committed source's manifest; unreadable JSON (a truncated write, a bit flip) is a
+    :class:`UserError` naming the file and the repair (``mode=verify`` reads past it)."""
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"the store's manifest {f.name} is damaged ({type(exc).__name__}): which rows it commits "
+                        "cannot be told", where=str(f),
+                        fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source and "
+                            "ingests it again") from None
+
 class _ParquetWriter(IngestWriter):
     def __init__(self, store: ParquetStore, digest: str, path: str) -> None:
         self.store, self.digest, self.path = store, digest, path
@@ -227,12 +239,7 @@ class ParquetStore(L2Store):
     def done(self, digest: str) -> dict[str, Any] | None:
         f = self.root / "_manifest" / f"{digest}.json"
         if f.exists():
-            try:
-                return json.loads(f.read_text())
-            except (OSError, ValueError):
-                raise UserError(f"the store's manifest {f.name} is damaged", where=str(f),
-                                fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
-                                    "and ingests it again") from None
+            return _read_manifest(f)
         # a crash after some parts moved in but before the manifest: remove them, redo the file
         self.drop_sources({digest})
         return None
@@ -356,14 +363,10 @@ class ParquetStore(L2Store):
         out = []
         for f in sorted((self.root / "_manifest").glob("*.json")):
             try:
-                out.append(json.loads(f.read_text()))
-            except (OSError, ValueError) as exc:
-                if skip_broken:
-                    continue
-                raise UserError(f"the store's manifest {f.name} is damaged ({type(exc).__name__}): which rows it "
-                                "commits cannot be told", where=str(f),
-                                fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
-                                    "and ingests it again") from None
+                out.append(_read_manifest(f))
+            except UserError:
+                if not skip_broken:
+                    raise
         return out
 
     # ---- integrity
@@ -371,8 +374,8 @@ class ParquetStore(L2Store):
         out = {}
         for f in sorted((self.root / "_manifest").glob("*.json")):
             try:
-                out[f.stem] = json.loads(f.read_text())
-            except (OSError, ValueError):
+                out[f.stem] = _read_manifest(f)
+            except UserError:
                 out[f.stem] = {"path": "?", "files": None, "broken_manifest": str(f)}
         return out
 
