@@ -15,7 +15,7 @@ from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.params import ExecutionParams
 from l2exp.backtest.results import blocks_dict, counters_of, tables
 from l2exp.backtest.strategies import Strategy
-from l2exp.backtest.types import BLOCK_REASONS, DECISION, FILL, INTENT, ORDER, new_account, new_book
+from l2exp.backtest.types import BLOCK_REASONS, DECISION, FILL, INTENT, ORDER, new_account, new_footprint
 from l2exp.risk.params import RiskParams
 from l2exp.risk.state import new_risk_state
 
@@ -38,7 +38,7 @@ class LoopState:
     RS: np.ndarray
     D: np.ndarray
     intents: np.ndarray
-    LB: np.ndarray  # the book orders meet between snapshots, with our footprint (types.new_book)
+    FP: np.ndarray  # what our own orders took from the last snapshot's levels (types.new_footprint)
 
     @classmethod
     def create(cls, ex: ExecutionParams, st: Strategy, rk: RiskParams, inst: Instrument, has_trades: bool,
@@ -49,12 +49,12 @@ class LoopState:
                    order_type=type(ex.order_type).kernel, orders=np.zeros(max_orders, ORDER),
                    fills=np.zeros(max_fills, FILL), blocks=np.zeros(len(BLOCK_REASONS), np.int64),
                    A=new_account(day_offset), RS=new_risk_state(), D=np.zeros(1, DECISION),
-                   intents=np.zeros(MAX_INTENTS, INTENT), LB=new_book(levels))
+                   intents=np.zeros(MAX_INTENTS, INTENT), FP=new_footprint(levels))
 
     def params(self) -> tuple:
-        """The arguments of ``engine.on_snapshot`` after the book and signal, in order."""
+        """The arguments of ``engine.on_snapshot`` after the book, signal and fx, in order."""
         return (self.E, self.R, self.SP, self.QP, self.strategy, self.queue_model, self.order_type, self.orders,
-                self.fills, self.blocks, self.A, self.RS, self.D, self.intents, self.LB)
+                self.fills, self.blocks, self.A, self.RS, self.D, self.intents, self.FP)
 
     def counters(self) -> dict[str, float]:
         return counters_of(self.A, self.RS)

@@ -29,6 +29,19 @@ def _f64(a: Any) -> np.ndarray:
     return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr, dtype=np.float64, order="C")
 
 
+def level_major(book: pd.DataFrame, levels: int) -> np.ndarray:
+    """The book as the engine reads it (``engine.BOOK``): (4, levels, snapshots), bid px, bid size, ask px, ask
+    size. The canonical columns of a consolidated frame are one float64 block whose transpose this is, so
+    the result is a view of the frame's memory; any other frame is copied once."""
+    cols = [c for f in SIDE_FIELDS for c in level_columns(f, levels)]
+    arr = book[cols].to_numpy(np.float64).T
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    arr = arr.reshape(4, levels, len(book))
+    arr.flags.writeable = False  # the engine's signature is read-only (a frame's own memory must stay intact)
+    return arr
+
+
 def book_through_mask(ts: np.ndarray, trade_ts: np.ndarray, setting: str | bool) -> np.ndarray:
     """Per snapshot, whether the book alone may fill a resting order (``execution.book_through_fills``):
     ``true`` / ``false`` everywhere; ``auto`` where no print covers the snapshot -- before the first or
@@ -62,19 +75,19 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     max_orders = 4 * n + 16
     loop = LoopState.create(ex, st, rk, inst, has_trades, max_orders, max_orders * min(levels, 10) + 16, levels,
                             float(t0 % 86_400_000_000_000))
-    mats = [np.ascontiguousarray(book[level_columns(f, levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
-    mid = 0.5 * (mats[0][:, 0] + mats[2][:, 0])
+    book_arr = level_major(book, levels)
+    mid = 0.5 * (book_arr[0, 0] + book_arr[2, 0])
     fx = _f64(inst.fx_settle_to_quote(mid) if fx is None else fx)
     tr = trades if trades is not None else pd.DataFrame({"ts": [], "price": [], "size": [], "side": []})
     if len(tr) and not tr["ts"].is_monotonic_increasing:  # the loop merges two time-ordered streams
         tr = tr.sort_values("ts", kind="stable").reset_index(drop=True)
     position, cash, equity = np.zeros(n), np.zeros(n), np.zeros(n)
     bt = book_through_mask(ts, tr["ts"].to_numpy(np.int64), ex.book_through_fills)
-    simulate((ts - t0).astype(np.float64), *map(_f64, mats), _f64(signal), _f64(fx),
+    simulate((ts - t0).astype(np.float64), book_arr, _f64(signal), _f64(fx),
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), _f64(tr["price"]), _f64(tr["size"]),
              _f64(tr["side"]),
              loop.E, loop.R, loop.SP, loop.QP, loop.strategy, loop.queue_model, loop.order_type, loop.orders,
-             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.LB, bt, position, cash,
+             loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.FP, bt, position, cash,
              equity, int(ex.seed))
     counters = loop.counters()
     if counters["overflow"]:

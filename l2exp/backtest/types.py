@@ -52,6 +52,7 @@ ORDER = np.dtype([
                             # before the order it cancels)
     ("queue", "f8"),        # quantity displayed ahead of us at our price
     ("level_size", "f8"),   # displayed size at our price on the last snapshot
+    ("level_idx", "i8"),    # where that snapshot showed our price (0-based level; -1: not shown)
     ("print_fill", "f8"),   # scratch: this order's share of the print being matched (engine.on_trade)
     ("traded", "f8"),       # printed at our price since the last snapshot (not to be counted again as cancels)
     ("kill", "i8"),         # 1 = a kill-switch flatten order
@@ -69,6 +70,8 @@ ACCOUNT = np.dtype([
     ("pos", "f8"), ("cash", "f8"),   # contracts; settlement currency
     ("book_ts", "f8"),               # time of the book the orders meet now (the last snapshot); -inf: none yet
     ("book_ok", "i8"),               # 1 = that book is usable (seen and not crossed): orders can arrive
+    ("book_row", "i8"),              # that book's snapshot in the engine's book array (engine.BOOK)
+    ("fp_dirty", "i8"),              # 1 = our footprint (new_footprint) holds something to clear at the next book
     ("next_ev", "f8"),               # no event of ours before this time (a lower bound: engine._advance skips
                                      # its scan until then)
     ("first_live", "i8"),            # orders before it are all done (the loops start there)
@@ -129,10 +132,7 @@ def new_account(day_offset: float = 0.0) -> np.ndarray:
     return a
 
 
-def new_book(levels: int) -> np.ndarray:
-    """The book orders meet between snapshots: rows bid px, bid size, ask px, ask size (the last snapshot)
-    and bid / ask taken -- what our own orders took from each level since that snapshot (``LB`` in
-    compiled code; ``engine.BOOK_ROWS``)."""
-    b = np.full((6, levels), np.nan)
-    b[4:] = 0.0
-    return b
+def new_footprint(levels: int) -> np.ndarray:
+    """Our footprint on the last snapshot: rows bid / ask taken -- what our own orders took from each level
+    since that snapshot (``FP`` in compiled code): it is gone for our other orders until the next one."""
+    return np.zeros((2, levels))

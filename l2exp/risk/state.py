@@ -19,6 +19,7 @@ RISK_STATE = np.dtype([
     ("vol_var", "f8"),           # EWMA of r^2/dt, bps^2 per second; -1 until the first return
     ("prev_micro", "f8"), ("vol_ts", "f8"),
     ("day", "f8"), ("day_eq", "f8"), ("peak", "f8"),  # UTC day number, equity at its start, equity peak
+    ("day_lo", "f8"), ("day_hi", "f8"),  # that day's span in the loop's ns offsets (NaN: none yet)
     ("killed", "i8"), ("kill_ts", "f8"),
     ("flatten_attempts", "i8"),  # kill-switch flatten orders sent (one per snapshot until flat)
     ("tob_ts", "f8"),            # when the top of book (best prices and sizes) last changed
@@ -33,6 +34,7 @@ def new_risk_state() -> np.ndarray:
     r = np.zeros(1, RISK_STATE)
     r["vol_var"] = -1.0
     r["day"] = -1.0
-    for k in ("prev_micro", "vol_ts", "tob_ts", "tob_bid", "tob_ask", "tob_bid_size", "tob_ask_size"):
+    for k in ("day_lo", "day_hi", "prev_micro", "vol_ts", "tob_ts", "tob_bid", "tob_ask", "tob_bid_size",
+              "tob_ask_size"):
         r[k] = np.nan
     return r

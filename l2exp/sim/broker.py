@@ -36,7 +36,12 @@ class PaperBroker:
         self.levels = levels
         self.print_span = print_span if ex.book_through_fills == "auto" else None
         self.t0: int | None = None
-        self.mats = [np.empty((1, levels)) for _ in range(4)]
+        # the engine's level-major book (engine.BOOK) with two slots: the new snapshot goes into the slot the
+        # previous one is not in, so our events before the new snapshot still meet the book they would have met
+        self.book = np.full((4, levels, 2), np.nan)
+        self._book_ro = self.book.view()
+        self._book_ro.flags.writeable = False
+        self._slot = 1
         self.equity = 0.0
         self.pnl_quote = 0.0  # each equity change converted at its snapshot's fx, as the backtest does
 
@@ -49,15 +54,15 @@ class PaperBroker:
         if self.t0 is None:
             self.t0 = int(ts)
             self.loop = self._make(float(self.t0 % 86_400_000_000_000))
-        for k in range(4):
-            self.mats[k][0] = book[k]
+        self._slot = 1 - self._slot
+        self.book[:, :, self._slot] = book
         if fx is None:
             mid = 0.5 * (book[0, 0] + book[2, 0])
             fx = float(self.inst.settle_fx) if self.inst.contract == "quanto" else \
                 float(self.inst.fx_settle_to_quote(np.array([mid]))[0])
         if self.print_span is not None:
             self.loop.E[0]["book_through"] = 0 if self.print_span[0] <= ts <= self.print_span[1] else 1
-        eq = on_snapshot(float(ts - self.t0), 0, *self.mats, float(signal), float(fx), *self.loop.params())
+        eq = on_snapshot(float(ts - self.t0), self._slot, self._book_ro, float(signal), float(fx), *self.loop.params())
         if self.loop.A[0]["overflow"]:
             raise RuntimeError("paper broker order/fill tables are full: raise sim capacity or shorten the run")
         self.pnl_quote += (eq - self.equity) * fx
@@ -69,7 +74,7 @@ class PaperBroker:
         if self.t0 is None:
             return  # no order can rest before the first snapshot
         on_trade(float(ts - self.t0), float(price), float(size), float(side), self.loop.E, self.loop.orders,
-                 self.loop.fills, self.loop.A, self.loop.LB)
+                 self.loop.fills, self.loop.A, self._book_ro, self.loop.FP)
 
     @property
     def position(self) -> float:
