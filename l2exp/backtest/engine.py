@@ -325,6 +325,21 @@ def _on_trade(tt: float, px_t: float, sz_t: float, side_t: float, ep, orders, fi
             od.print_fill = 0.0
 
 
+@nb.njit(inline="always")
+def _on_funding(tf: float, rate: float, ep, orders, fills, acct, BK, FP) -> float:  # noqa: ANN001, N803
+    """Funding at ``tf`` (``backtest.funding``): our own events before it first, then the position held at that
+    instant pays -pos * n(mark) * rate (settlement currency; n = |v|; a positive rate: longs pay), marked at the
+    last snapshot's mid. Returns the payment (booked in cash, hence in equity and ``pnl_net``)."""
+    if _due(acct, tf, False):
+        _advance(tf, False, orders, fills, acct, ep, BK, FP)
+    if acct.pos == 0.0:
+        return 0.0
+    pay = -acct.pos * abs(value(ep, acct.prev_mid)) * rate
+    acct.cash += pay
+    acct.funding += pay
+    return pay
+
+
 @nb.njit(cache=True)
 def _rest(od, BK, row: int, tick: float, queue_model, qp) -> None:  # noqa: ANN001, N803
     """Queue bookkeeping of a resting order at a new snapshot (see the module docstring's rules). The queue
@@ -612,13 +627,20 @@ def on_snapshot(t, row, BK, sig, fx, E, R, SP, QP, strategy, queue_model, order_
                         borrowed(FP))
 
 
-@nb.njit(types.void(F1, BOOK, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
+@nb.njit(types.float64(types.float64, types.float64, EXEC_T[::1], ORDER_T[::1], FILL_T[::1], ACCOUNT_T[::1], BOOK,
+                       F2), cache=True)
+def on_funding(tf, rate, E, orders, fills, A, BK, FP):  # noqa: ANN001, ANN201, N803
+    """Funding at ``tf`` (see ``_on_funding``); returns the payment."""
+    return _on_funding(tf, rate, E[0], borrowed(orders), borrowed(fills), A[0], borrowed(BK), borrowed(FP))
+
+
+@nb.njit(types.void(F1, BOOK, F1, F1, F1, F1, F1, F1, F1, F1, F1, F1, EXEC_T[::1], RISK_T[::1], STRATEGY_T[::1],
                     QUEUE_T[::1], STRATEGY_FN, QUEUE_FN, ORDER_TYPE_FN, ORDER_T[::1], FILL_T[::1], I1,
                     ACCOUNT_T[::1], RISK_STATE_T[::1], DECISION_T[::1], INTENT_T[::1], F2, I1, F1, F1, F1,
                     types.int64), cache=True)
-def simulate(ts, BK, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, strategy,  # noqa: ANN001, N803
-             queue_model, order_type, orders, fills, blocks, A, RS, D, intents, FP, book_through, position, cash,
-             equity, seed: int) -> None:
+def simulate(ts, BK, signal, fx, tr_ts, tr_px, tr_sz, tr_side, fd_ts, fd_rate, fd_pos, fd_pay, E, R, SP, QP,  # noqa: ANN001, N803
+             strategy, queue_model, order_type, orders, fills, blocks, A, RS, D, intents, FP, book_through, position,
+             cash, equity, seed: int) -> None:
     """The backtest: the prints up to and including each snapshot's time first, then the snapshot (our
     own events are interleaved by ``on_trade`` / ``on_snapshot``).
 
@@ -626,7 +648,9 @@ def simulate(ts, BK, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, str
     absolute epoch ns in float64 would be 256 ns coarse); ``BK`` = the book, level-major (see ``BOOK``);
     ``A`` = :func:`types.new_account` (day offset = first ts modulo one day); ``FP`` = :func:`types.new_footprint`;
     ``fx`` = settlement -> quote per snapshot; ``book_through`` = 1 where a snapshot may fill a resting order
-    without a print (see ``run.book_through_mask``).
+    without a print (see ``run.book_through_mask``); ``fd_ts``/``fd_rate``: funding times (offsets) and rates,
+    booked before the prints and the snapshot of their instant -- the position held *at* the funding time
+    pays -- with the position and payment written to ``fd_pos``/``fd_pay``.
     """
     np.random.seed(seed)
     # records (views), not the one-record arrays, go to the handlers: an array handed to a function is
@@ -636,10 +660,19 @@ def simulate(ts, BK, signal, fx, tr_ts, tr_px, tr_sz, tr_side, E, R, SP, QP, str
                                               borrowed(intents), borrowed(FP))  # see backtest.borrow
     j = 0
     nt = tr_ts.shape[0]
+    k = 0
+    nf = fd_ts.shape[0]
     for i in range(ts.shape[0]):
-        while j < nt and tr_ts[j] <= ts[i]:
-            _on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], ep, orders, fills, acct, BK, FP)
-            j += 1
+        while True:
+            if k < nf and fd_ts[k] <= ts[i] and (j >= nt or fd_ts[k] <= tr_ts[j]):
+                fd_pay[k] = _on_funding(fd_ts[k], fd_rate[k], ep, orders, fills, acct, BK, FP)
+                fd_pos[k] = acct.pos  # the position that paid
+                k += 1
+            elif j < nt and tr_ts[j] <= ts[i]:
+                _on_trade(tr_ts[j], tr_px[j], tr_sz[j], tr_side[j], ep, orders, fills, acct, BK, FP)
+                j += 1
+            else:
+                break
         ep.book_through = book_through[i]
         equity[i] = _on_snapshot(ts[i], i, BK, signal[i], fx[i], ep, rp, sp, qp, strategy, queue_model,
                                  order_type, orders, fills, blocks, acct, rs, dec, intents, FP)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from l2exp.backtest.funding import Funding
 from l2exp.backtest.types import INVERSE, LINEAR, QUANTO
 from l2exp.errors import UserError
 
@@ -42,6 +43,8 @@ class Instrument:
     settle_fx: Any = None  # quanto: {symbol: X} or a number (settle -> quote)
     tick: float | None = None  # price step of this symbol (else the data config's tick_size for it)
     lot: float | None = None   # quantity step of this symbol (else the data config's lot_size)
+    perpetual: bool = False    # a perpetual swap: exchanges funding (backtest.funding)
+    funding: Any = None        # its funding source ({rate_bps: ...} or {path: ...}); None: not modelled
 
     def __post_init__(self) -> None:
         if self.contract not in CONTRACTS:
@@ -56,6 +59,22 @@ class Instrument:
             raise UserError(f"instrument {self.symbol} is quanto: its settlement currency {self.settle} needs a "
                             f"rate to {self.quote}", where=f"data.instruments.{self.symbol}.settle_fx",
                             fix="settle_fx: {symbol: XBTUSD}   # the instrument whose mid converts it, or a number")
+
+        if self.funding is not None and not isinstance(self.funding, Funding):
+            from l2exp.backtest.params import from_config
+
+            self.funding = from_config(Funding, dict(self.funding), f"data.instruments.{self.symbol}.funding")
+        if self.funding is not None:
+            self.funding.validate(f"data.instruments.{self.symbol}.funding")
+            self.perpetual = True
+
+    @property
+    def funding_status(self) -> str:
+        """What the run says about funding: ``modelled``, ``not modelled`` (a perpetual without a source) or
+        ``none`` (not a perpetual)."""
+        if self.funding is not None:
+            return "modelled"
+        return "not modelled" if self.perpetual else "none"
 
     @property
     def code(self) -> int:

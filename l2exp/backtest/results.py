@@ -64,6 +64,7 @@ class BacktestResult:
     counters: dict[str, float]  # n_orders, n_fills, n_cancels, ioc_unfilled, killed, kill_ts, flatten_attempts
     instrument: Instrument | None = None
     fx: np.ndarray | None = None  # settlement -> quote per snapshot
+    funding: pd.DataFrame | None = None  # per funding time: ts, rate, position, mark, payment (backtest.funding)
 
     def metrics(self, period_s: float = 60.0, gap_ms: float = DEFAULT_GAP_MS,
                 seconds_per_year: float = SECONDS_PER_YEAR, min_periods: int = 20) -> dict[str, float]:
@@ -87,8 +88,12 @@ class BacktestResult:
         in_market = float((dt * held).sum() / dt.sum()) if len(dt) and dt.sum() > 0 else 0.0
         pnl = float(self.equity[-1]) if len(self.equity) else 0.0
         fees = float(f.fee.sum()) if len(f) else 0.0
+        funding = self.funding_total()
         return {
-            "pnl_net": pnl, "pnl_net_quote": pnl_quote, "fees": fees, "pnl_gross": pnl + fees,
+            # pnl_net = trading (pnl_gross) - fees + funding, every amount in settlement currency
+            "pnl_net": pnl, "pnl_net_quote": pnl_quote, "fees": fees,
+            "pnl_gross": pnl + fees - (funding if np.isfinite(funding) else 0.0), "funding": funding,
+            "funding_payments": float(len(self.funding)) if self.funding is not None else 0.0,
             "sharpe": sharpe, "sharpe_period_s": float(period_s), "sharpe_periods": float(n_periods),
             "max_drawdown": float(dd), "turnover": float(notional),
             "hit_rate": hit_rate(f, inst),
@@ -104,6 +109,13 @@ class BacktestResult:
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
             else 0.0,
         }
+
+    def funding_total(self) -> float:
+        """Funding received (+) or paid (-), settlement currency; NaN for a perpetual whose funding is not
+        modelled (never a silent zero), 0 for an instrument without funding."""
+        if self.instrument is not None and self.instrument.funding_status == "not modelled":
+            return float("nan")
+        return float(self.funding.payment.sum()) if self.funding is not None and len(self.funding) else 0.0
 
     def fills_by_rule(self) -> dict[str, int]:
         """How many fills each matching rule produced (``engine``'s docstring): print, book_through, taker."""
@@ -121,16 +133,23 @@ class BacktestResult:
         previous one's last equity, so the rows add up to ``pnl_net`` and a move across a gap belongs to
         the session (day) whose first mark shows it."""
         if not len(self.ts):
-            empty = pd.DataFrame(columns=["start", "end", "snapshots", "pnl"])
+            empty = pd.DataFrame(columns=["start", "end", "snapshots", "funding", "pnl"])
             return empty, empty
         df = pd.DataFrame({"ts": self.ts, "equity": self.equity, "session": session_ids(self.ts, gap_ms),
                            "day": pd.to_datetime(self.ts, utc=True).date})
+        # each funding payment goes to the session (day) of the first snapshot whose equity shows it
+        pay = np.zeros(len(self.ts))
+        if self.funding is not None and len(self.funding):
+            at = np.searchsorted(self.ts, self.funding.ts.to_numpy(np.int64), side="left")
+            ok = at < len(self.ts)
+            np.add.at(pay, at[ok], self.funding.payment.to_numpy(float)[ok])
+        df["funding"] = pay
         out = []
         for key in ("session", "day"):
             g = df.groupby(key, sort=True)
             t = pd.DataFrame({"start": pd.to_datetime(g.ts.first(), utc=True),
                               "end": pd.to_datetime(g.ts.last(), utc=True), "snapshots": g.size(),
-                              "end_equity": g.equity.last()})
+                              "end_equity": g.equity.last(), "funding": g.funding.sum()})
             t["pnl"] = t.end_equity.diff().fillna(t.end_equity.iloc[0])
             out.append(t.drop(columns="end_equity").reset_index())
         return out[0], out[1]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from l2exp.backtest.engine import simulate
+from l2exp.backtest.funding import funding_events
 from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.loop import LoopState
 from l2exp.backtest.params import ExecutionParams
@@ -83,9 +84,11 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
         tr = tr.sort_values("ts", kind="stable").reset_index(drop=True)
     position, cash, equity = np.zeros(n), np.zeros(n), np.zeros(n)
     bt = book_through_mask(ts, tr["ts"].to_numpy(np.int64), ex.book_through_fills)
+    fd_ts, fd_rate = funding_events(inst.funding, t0, int(ts[-1]) if n else t0, inst.symbol)
+    fd_pos, fd_pay = np.zeros(len(fd_ts)), np.zeros(len(fd_ts))
     simulate((ts - t0).astype(np.float64), book_arr, _f64(signal), _f64(fx),
              (tr["ts"].to_numpy(np.int64) - t0).astype(np.float64), _f64(tr["price"]), _f64(tr["size"]),
-             _f64(tr["side"]),
+             _f64(tr["side"]), (fd_ts - t0).astype(np.float64), _f64(fd_rate), fd_pos, fd_pay,
              loop.E, loop.R, loop.SP, loop.QP, loop.strategy, loop.queue_model, loop.order_type, loop.orders,
              loop.fills, loop.blocks, loop.A, loop.RS, loop.D, loop.intents, loop.FP, bt, position, cash,
              equity, int(ex.seed))
@@ -93,6 +96,8 @@ def backtest_book(book: pd.DataFrame, signal: np.ndarray, trades: pd.DataFrame |
     if counters["overflow"]:
         raise RuntimeError(f"backtest order/fill tables overflowed ({counters}): results would be incomplete")
     fdf, odf = loop.tables(t0)
+    mark = mid[np.clip(np.searchsorted(ts, fd_ts, side="left") - 1, 0, max(n - 1, 0))] if n else np.zeros(0)
+    funding = pd.DataFrame({"ts": fd_ts, "rate": fd_rate, "position": fd_pos, "mark": mark, "payment": fd_pay})
     return BacktestResult(str(book["symbol"].iloc[0]) if n else "", ts, mid, position, cash, equity, fdf, odf,
-                          loop.blocks_dict(), counters, inst, fx)
+                          loop.blocks_dict(), counters, inst, fx, funding)
 

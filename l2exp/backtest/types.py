@@ -68,6 +68,7 @@ FILL = np.dtype([
 
 ACCOUNT = np.dtype([
     ("pos", "f8"), ("cash", "f8"),   # contracts; settlement currency
+    ("funding", "f8"),               # funding received (+) or paid (-) so far, settlement currency (in cash)
     ("book_ts", "f8"),               # time of the book the orders meet now (the last snapshot); -inf: none yet
     ("book_ok", "i8"),               # 1 = that book is usable (seen and not crossed): orders can arrive
     ("book_row", "i8"),              # that book's snapshot in the engine's book array (engine.BOOK)

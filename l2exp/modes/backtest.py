@@ -157,6 +157,8 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
                           "equity": res.equity}).to_parquet(Path(tmp) / "positions.parquet")
             by_session.to_csv(Path(tmp) / "pnl_by_session.csv", index=False)
             by_day.to_csv(Path(tmp) / "pnl_by_day.csv", index=False)
+            if res.funding is not None and len(res.funding):
+                res.funding.to_csv(Path(tmp) / "funding.csv", index=False)
             tlog.log_artifacts(tmp, "tables")
         tlog.log_figure(equity_figure(res), "plots/equity_drawdown.png")
         tlog.log_figure(fills_figure(book, res, int(cfg.levels)), "plots/fills_over_book.png")
@@ -181,7 +183,8 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
                "snapshots_before_test_start_skipped": first, "n_orders": m["n_orders"], "n_fills": m["n_fills"],
                "pnl_net": m["pnl_net"], "settle_currency": inst.settle, "pnl_net_quote": m["pnl_net_quote"],
                "quote_currency": inst.quote, "contract": inst.contract, "multiplier": inst.multiplier,
-               "fees": m["fees"], "sharpe": m["sharpe"],
+               "fees": m["fees"], "funding": m["funding"] if np.isfinite(m["funding"]) else "not modelled",
+               "funding_payments": int(m["funding_payments"]), "pnl_gross": m["pnl_gross"], "sharpe": m["sharpe"],
                "sharpe_period_s": m["sharpe_period_s"], "sharpe_periods": int(m["sharpe_periods"]),
                "max_drawdown": m["max_drawdown"], "time_in_market": m["time_in_market"],
                "fills_by_rule": res.fills_by_rule(), "hit_rate": m["hit_rate"],
@@ -204,7 +207,9 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
         ("orders / fills", f"{m['n_orders']:,} / {m['n_fills']:,} ("
                            + ", ".join(f"{k} {v:,}" for k, v in res.fills_by_rule().items()) + ")"),
         ("instrument", f"{inst.contract}, multiplier {inst.multiplier:g}, settles in {inst.settle}"),
-        (f"pnl net / fees ({inst.settle})", f"{m['pnl_net']:.8g} / {m['fees']:.8g}"),
+        (f"pnl net / fees / funding ({inst.settle})", f"{m['pnl_net']:.8g} / {m['fees']:.8g} / "
+                                                      + (f"{m['funding']:.8g} ({int(m['funding_payments'])} payments)"
+                                                         if np.isfinite(m["funding"]) else "not modelled")),
         (f"pnl net ({inst.quote}, each change at its mark)", f"{m['pnl_net_quote']:.4f}"),
         (f"sharpe (annualised, {m['sharpe_period_s']:g} s returns in sessions)", sharpe_txt),
         ("max drawdown", f"{m['max_drawdown']:.4f}"), ("hit rate", f"{m['hit_rate']:.3f}"),
@@ -214,6 +219,10 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
         ("risk blocks", ", ".join(f"{k}: {v}" for k, v in res.blocks.items() if v) or "none"),
         ("kill switch", "fired" if res.kill_ts else "no"),
     ])
+    if inst.funding_status == "not modelled":
+        console.print(f"[bold yellow]{symbol} is a perpetual swap but its funding is not modelled: pnl_net leaves out "
+                      f"the payments every funding time; declare data.instruments.{symbol}.funding (rate_bps or the "
+                      "venue's history, docs/backtest.md)[/]")
     if uncovered:
         console.print(f"[bold yellow]no trade prints for {1 - coverage:.1%} of the traded time "
                       f"({'; '.join(uncovered_txt[:3])}{' ...' if len(uncovered_txt) > 3 else ''}): there "

@@ -61,7 +61,32 @@ def make_feed(cfg: DictConfig, levels: int, decide_from_ts: int | None = None,
     return feed, str(cfg.feed.client.symbol)
 
 
+def replay_market_events(broker: Any, prints: tuple[np.ndarray, ...], funding: tuple[np.ndarray, np.ndarray]) -> int:
+    """Hand a replay's prints and funding events before one snapshot to the broker in time order (funding
+    first at a tie, as ``engine.simulate`` orders them); returns the number of prints."""
+    t_ts, t_px, t_sz, t_side = prints
+    f_ts, f_rate = funding
+    a = b = 0
+    while a < len(f_ts) or b < len(t_ts):
+        if a < len(f_ts) and (b >= len(t_ts) or f_ts[a] <= t_ts[b]):
+            broker.on_funding(int(f_ts[a]), float(f_rate[a]))
+            a += 1
+        else:
+            broker.on_trade(int(t_ts[b]), t_px[b], t_sz[b], t_side[b])
+            b += 1
+    return len(t_ts)
+
+
+def say_funding(inst: Any, live: bool) -> None:
+    """A perpetual whose funding is not modelled is said once, loudly (never a silent zero)."""
+    if inst.funding_status == "not modelled" or (live and inst.perpetual):
+        console.print(f"[bold yellow]{inst.symbol} is a perpetual swap but its funding is not modelled"
+                      f"{' in a live sim' if live else ''}: PnL leaves out the payments every funding time; declare "
+                      f"data.instruments.{inst.symbol}.funding (rate_bps or the venue's history, docs/backtest.md)[/]")
+
+
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
+    from l2exp.backtest.funding import funding_events
     from l2exp.backtest.signals import model_signal, test_start_of
     from l2exp.modes.backtest import instrument_of, trading_params
     from l2exp.modes.build import run_context, tracking_settings
@@ -94,6 +119,9 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     # a replay knows the span its prints cover, as the backtest does (book-through fills outside it)
     span = (int(feed.tr[0].min()), int(feed.tr[0].max())) if replay and has_trades else None
     broker = PaperBroker(ex, st, rk, levels, inst, has_trades, print_span=span)
+    if replay and len(feed.ts):
+        feed.funding = funding_events(inst.funding, int(feed.ts[0]), int(feed.ts[-1]), symbol)
+    say_funding(inst, not replay)
     last_ts = np.iinfo(np.int64).min
     ring = RingBuffer(int(mode.ring_capacity), levels)
     out = output_dir() / "sim"
@@ -158,11 +186,9 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             if live and time.time_ns() - tick.ts > stale_ns:
                 counts["stale_skips"] += 1  # stale-book guard: no decision on an old book
                 continue
-            if not live:  # the recording's prints up to this snapshot: queue position, as in the backtest
-                t_ts, t_px, t_sz, t_side = feed.trades_until(tick.ts)
-                for k in range(len(t_ts)):
-                    broker.on_trade(int(t_ts[k]), t_px[k], t_sz[k], t_side[k])
-                counts["trades"] += len(t_ts)
+            if not live:  # the recording's prints (and funding) up to this snapshot, in time order, as backtested
+                counts["trades"] += replay_market_events(broker, feed.trades_until(tick.ts),
+                                                         feed.funding_until(tick.ts))
             # every snapshot feeds the features and the broker (fills, risk state); the model runs
             # only when the strategy decides (every strategy.decision_ms), exactly as in the backtest
             vec, ready = features.update_book(tick.ts, tick.book)
@@ -197,6 +223,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             "feed": str(cfg.feed.kind), "stop": stop.reason, "snapshots": counts["snapshots"],
             "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
             "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
+            "funding": broker.funding if inst.funding_status != "not modelled" and not (live and inst.perpetual)
+            else "not modelled",
             "settle_currency": inst.settle, "pnl_net_quote": broker.pnl_quote, "trades": counts["trades"],
             "position": broker.position, "reconnects": feed.stats.reconnects,
             "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l2exp.backtest.engine import on_snapshot, on_trade, seed_rng
+from l2exp.backtest.engine import on_funding, on_snapshot, on_trade, seed_rng
 from l2exp.backtest.instruments import Instrument
 from l2exp.backtest.loop import LoopState
 from l2exp.backtest.params import ExecutionParams
@@ -75,6 +75,19 @@ class PaperBroker:
             return  # no order can rest before the first snapshot
         on_trade(float(ts - self.t0), float(price), float(size), float(side), self.loop.E, self.loop.orders,
                  self.loop.fills, self.loop.A, self._book_ro, self.loop.FP)
+
+    def on_funding(self, ts: int, rate: float) -> float:
+        """Funding at ``ts`` (rate a fraction; positive: longs pay), on the position held then -> the payment
+        (settlement currency), booked as the backtest books it (``engine._on_funding``)."""
+        if self.t0 is None:
+            return 0.0  # nothing held before the first snapshot
+        return float(on_funding(float(ts - self.t0), float(rate), self.loop.E, self.loop.orders, self.loop.fills,
+                                self.loop.A, self._book_ro, self.loop.FP))
+
+    @property
+    def funding(self) -> float:
+        """Funding received (+) or paid (-) so far, settlement currency."""
+        return float(self.loop.A[0]["funding"])
 
     @property
     def position(self) -> float:

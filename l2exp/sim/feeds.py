@@ -81,6 +81,8 @@ class ReplayFeed:
                         ("ts", "price", "size", "side")) if trades is not None and len(trades) else \
             (np.zeros(0, np.int64), empty, empty, empty)
         self.j = 0
+        self.funding = (np.zeros(0, np.int64), empty)  # funding times and rates (set by the sim for a perpetual)
+        self.k = 0
         self.stats = FeedStats()
         self._wall0: float | None = None
 
@@ -109,6 +111,13 @@ class ReplayFeed:
         k = int(np.searchsorted(self.tr[0], ts, side="right"))
         out = tuple(a[self.j:k] for a in self.tr)
         self.j = max(self.j, k)
+        return out
+
+    def funding_until(self, ts: int) -> tuple[np.ndarray, np.ndarray]:
+        """The funding events at or before ``ts`` not handed out yet."""
+        k = int(np.searchsorted(self.funding[0], ts, side="right"))
+        out = (self.funding[0][self.k:k], self.funding[1][self.k:k])
+        self.k = max(self.k, k)
         return out
 
     def close(self) -> None:
