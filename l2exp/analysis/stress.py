@@ -263,7 +263,8 @@ class CrossedInjection(Scenario):
 def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, fx0: np.ndarray, st: Strategy,
                  rk: RiskParams, lot: float) -> tuple[Strategy, RiskParams, float]:
     """Scale the strategy's base size (and the profile's max_position in proportion) so that the base
-    position is worth ``notional`` in quote currency at the first snapshot.
+    position is worth ``notional`` in quote currency at the first snapshot; a profile sizing in money
+    (``risk.sizing.unit_notional``) gets that unit instead, worth ``notional`` at every snapshot.
 
     Why: risk profiles state positions in contracts and money limits in a currency. One XBTUSD contract
     is 1 USD, one BTCUSDT unit ~17,000 USDT: the same profile is a toy on one and a fortune on the other.
@@ -271,6 +272,9 @@ def scaled_sizes(notional: float | None, inst: Instrument, book: pd.DataFrame, f
     """
     if not notional or not len(book):
         return st, rk, 1.0
+    if rk.sizing.unit_notional > 0:  # the profile sizes in money already: the base position is worth `notional`
+        sizing = replace(rk.sizing, unit_notional=float(notional) / st.base_size)
+        return st, replace(rk, sizing=sizing), float(sizing.unit_notional / rk.sizing.unit_notional)
     mid0 = 0.5 * (float(book.bid_price_1.iloc[0]) + float(book.ask_price_1.iloc[0]))
     per_contract = abs(float(inst.value(mid0))) * float(fx0[0])  # quote value of one contract
     scale = float(notional) / (per_contract * st.base_size)

@@ -447,14 +447,25 @@ def _on_book(t: float, ep, queue_model, qp, orders, fills, acct, BK, row: int) -
 
 
 @nb.njit(cache=True)
+def _in_contracts(qty: float, ep, rp, mid: float, fx: float) -> float:  # noqa: ANN001
+    """A strategy's size in contracts: as given, or (``risk.sizing.unit_notional`` > 0) ``qty`` units of that much
+    money in the limits' currency at ``mid``: qty x n / (|v(mid)| x fx) (fx = 1 for limits in settlement)."""
+    if rp.unit_notional <= 0.0:
+        return qty
+    per = abs(value(ep, mid)) * (fx if rp.limits_in_quote == 1 else 1.0)
+    return qty * rp.unit_notional / per
+
+
+@nb.njit(cache=True)
 def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type, orders, blocks, acct, rs) -> None:  # noqa: ANN001
     """A target-position intent -> sized, clamped, netted, gated, one order of the order type."""
     if rs.killed == 1:  # nothing but the flatten after the kill switch, and no decision cancels it
         blocks[B_KILLED] += 1
         return
     lot = ep.lot
-    tgt = scale_target(intent.qty, rs, rp)
+    tgt = scale_target(_in_contracts(intent.qty, ep, rp, dec.mid, fx), rs, rp)
     lots = np.floor(abs(tgt) / lot + 1e-9)
+    cut = abs(tgt) - lots * lot  # what the lot grid takes off (counted when an order goes out)
     if tgt != 0 and lots == 0:
         blocks[B_BELOW_LOT] += 1
     unit = abs(value(ep, dec.mid))
@@ -478,6 +489,9 @@ def _target(intent, t: float, dec, fx: float, crossed: bool, ep, rp, order_type,
     q = room(abs(diff), _exposure(orders, acct, side), lot, unit, fx, rp, blocks)  # the worst case fits
     if q >= lot * 0.5:
         _submit(orders, acct, side, q, price, kind, t, ep, 0)
+        if cut > 1e-9 * lot:
+            acct.rounded_orders += 1
+            acct.rounded_qty += cut
 
 
 @nb.njit(cache=True)
@@ -498,13 +512,17 @@ def _quotes(intents, n: int, t: float, dec, fx: float, crossed: bool, ep, rp, or
         q_in = intents[k]
         if q_in.kind != INTENT_QUOTE:
             continue
-        q = np.floor(q_in.qty / ep.lot + 1e-9) * ep.lot
+        want = _in_contracts(q_in.qty, ep, rp, dec.mid, fx)
+        q = np.floor(want / ep.lot + 1e-9) * ep.lot
         if q <= 0:
             blocks[B_BELOW_LOT] += 1
             continue
         q = room(q, _exposure(orders, acct, q_in.side), ep.lot, unit, fx, rp, blocks)
         if q >= ep.lot * 0.5:
             _submit(orders, acct, q_in.side, q, q_in.price, LIMIT, t, ep, 0)
+            if want - np.floor(want / ep.lot + 1e-9) * ep.lot > 1e-9 * ep.lot:
+                acct.rounded_orders += 1
+                acct.rounded_qty += want - np.floor(want / ep.lot + 1e-9) * ep.lot
 
 
 @nb.njit(cache=True)

@@ -104,6 +104,9 @@ class BacktestResult:
             "n_cancels": int(self.counters["n_cancels"]), "ioc_unfilled": int(self.counters["ioc_unfilled"]),
             "kill_switch": float(self.counters["killed"]),
             "kill_flatten_attempts": int(self.counters["flatten_attempts"]),
+            # orders sent smaller than the (money) size asked, the lot grid rounding down; and by how much
+            "size_rounded_orders": int(self.counters.get("rounded_orders", 0)),
+            "size_rounded_qty": float(self.counters.get("rounded_qty", 0.0)),
             "final_position": float(self.position[-1]) if len(self.position) else 0.0,
             **{f"fills_{rule}": int((f.fill_rule == rule).sum()) if len(f) else 0 for rule in FILL_RULES},
             "span_seconds": float(span_s), "session_seconds": session_s, "sessions": float(sid[-1] + 1) if len(sid)
@@ -239,7 +242,8 @@ def counters_of(account: np.ndarray, risk_state: np.ndarray) -> dict[str, float]
     a, r = account[0], risk_state[0]
     return {"n_orders": int(a["n_orders"]), "n_fills": int(a["n_fills"]), "n_cancels": int(a["n_cancels"]),
             "ioc_unfilled": int(a["ioc_unfilled"]), "overflow": int(a["overflow"]), "killed": int(r["killed"]),
-            "kill_ts": float(r["kill_ts"]), "flatten_attempts": int(r["flatten_attempts"])}
+            "kill_ts": float(r["kill_ts"]), "flatten_attempts": int(r["flatten_attempts"]),
+            "rounded_orders": int(a["rounded_orders"]), "rounded_qty": float(a["rounded_qty"])}
 
 
 def blocks_dict(blocks: np.ndarray) -> dict[str, int]:

@@ -80,6 +80,8 @@ ACCOUNT = np.dtype([
     ("prev_ts", "f8"), ("prev_eq", "f8"), ("prev_mid", "f8"),
     ("day_offset", "f8"),            # first ts modulo one day: offsets -> UTC days
     ("n_orders", "i8"), ("n_fills", "i8"), ("n_cancels", "i8"), ("ioc_unfilled", "i8"),
+    ("rounded_orders", "i8"),        # orders sent smaller than asked because sizes go down to whole lots
+    ("rounded_qty", "f8"),           # what that rounding cut off, contracts in all
     ("overflow", "i8"),              # 1 = the order or fill table was too small (the run is refused)
 ], align=True)
 

@@ -92,7 +92,8 @@ def run_stress(cfg: Any) -> dict[str, Any]:
         tlog.log_metrics({f"passed_{r['scenario']}": float(r["passed"]) for r in results} | {"passed": float(passed)})
         run_id = run.info.run_id
     summary = {"mode": "stress", "run_id": run_id, "symbol": symbol, "risk": str(cfg.risk.name), "passed": passed,
-               "base_size": st.base_size, "max_position": rk.limits.max_position, "size_scale": scale,
+               "base_size": st.base_size, "unit_notional": rk.sizing.unit_notional,
+               "max_position": rk.limits.max_position, "size_scale": scale,
                "limits_currency": inst.quote if rk.currency == "quote" else inst.settle, "scenarios": results}
     print_table(f"stress: {cfg.data.name} {symbol}, risk={cfg.risk.name}: {'PASSED' if passed else 'FAILED'}", [
         (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(

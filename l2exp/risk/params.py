@@ -19,8 +19,15 @@ from l2exp.risk.state import RISK
 @dataclass
 class Sizing:
     """:mod:`l2exp.risk.sizing`: size = target x min(target_vol_bps / max(vol, vol_floor_bps), max_scale);
-    vol in bps per sqrt(second) (:mod:`l2exp.risk.volatility`), EWMA half-life ``vol_halflife_s``."""
+    vol in bps per sqrt(second) (:mod:`l2exp.risk.volatility`), EWMA half-life ``vol_halflife_s``.
 
+    ``unit_notional`` > 0: sizes are money -- one unit of a strategy's size (``strategy.base_size: 1``) is
+    worth ``unit_notional`` in ``currency`` at each decision's mid, converted to contracts through the
+    instrument (``n / (|v(mid)| x fx)``: 1,000 USD = 1,000 XBTUSD contracts, ~0.015 BTC of BTCUSDT at 65,000,
+    10 BTCUSD_PERP of 100 USD), then rounded down to lots (the rounding counted). 0: sizes are contracts.
+    Applies with every profile, ``risk=none`` too: it says what a size means, it limits nothing."""
+
+    unit_notional: float = 0.0
     target_vol_bps: float = 1.0
     vol_halflife_s: float = 30.0
     vol_floor_bps: float = 0.05
@@ -83,7 +90,8 @@ class RiskParams:
         if self.currency not in ("quote", "settle"):
             raise UserError(f"{where}.currency must be quote or settle, got {self.currency!r}",
                             where=f"{where}.currency")
-        checks = [("sizing.vol_halflife_s", self.sizing.vol_halflife_s, 0.0, False),
+        checks = [("sizing.unit_notional", self.sizing.unit_notional, 0.0, True),
+                  ("sizing.vol_halflife_s", self.sizing.vol_halflife_s, 0.0, False),
                   ("sizing.vol_floor_bps", self.sizing.vol_floor_bps, 0.0, False),
                   ("sizing.max_scale", self.sizing.max_scale, 0.0, False),
                   ("sizing.target_vol_bps", self.sizing.target_vol_bps, 0.0, False),
@@ -107,6 +115,7 @@ class RiskParams:
         s, lim, ks, g = self.sizing, self.limits, self.kill_switch, self.gates
         r["enabled"] = 1 if self.enabled else 0
         r["limits_in_quote"] = 1 if self.currency == "quote" else 0
+        r["unit_notional"] = s.unit_notional
         r["target_vol_bps"], r["vol_tau_ns"] = s.target_vol_bps, s.vol_halflife_s * 1e9 / np.log(2.0)
         r["vol_floor_bps"], r["max_scale"] = s.vol_floor_bps, s.max_scale
         r["max_position"], r["max_notional"] = lim.max_position, lim.max_notional

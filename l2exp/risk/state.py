@@ -9,6 +9,7 @@ import numpy as np
 RISK = np.dtype([
     ("enabled", "i8"),           # 0 = every limit off (risk=none)
     ("limits_in_quote", "i8"),   # 1 = money limits in quote currency, 0 = in settlement currency
+    ("unit_notional", "f8"),     # > 0: a strategy's size unit is this much money in the limits' currency
     ("target_vol_bps", "f8"), ("vol_tau_ns", "f8"), ("vol_floor_bps", "f8"), ("max_scale", "f8"),
     ("max_position", "f8"), ("max_notional", "f8"),
     ("max_daily_loss", "f8"), ("max_drawdown", "f8"),

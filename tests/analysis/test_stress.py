@@ -15,8 +15,8 @@ def test_passes_with_default_risk_and_fails_without(workdir):
     assert s["passed"] and s["symbol"] == "XBTUSD"
     assert {r["scenario"] for r in s["scenarios"]} == {"spread_blowout", "liquidity_hole", "flash_move", "feed_gap",
                                                      "stale_book", "latency_spike", "crossed_snapshots"}
-    # sizes scaled to 8,000 USD of XBTUSD (8,000 one-USD contracts), limits in USD
-    assert s["base_size"] == 8000 and s["limits_currency"] == "USD"
+    # sizes in money: one unit of the strategy's size is 8,000 USD (8,000 one-USD XBTUSD contracts), limits in USD
+    assert s["base_size"] == 1 and s["unit_notional"] == 8000 and s["limits_currency"] == "USD"
     flash = next(r for r in s["scenarios"] if r["scenario"] == "flash_move")
     assert flash["checks"]["kill_switch_fires_or_loss_inside_limits"]["passed"]
     with pytest.raises(UserError, match="stress suite failed"):
