@@ -51,6 +51,16 @@ def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Pat
     return path
 
 
+def money(x: float, currency: str = "") -> str:
+    """An amount as people read it: thousands separated, cents for quote-sized amounts, six significant digits
+    for small ones (a 3.2e-5 XBT drawdown is never ``0.0000``); NaN as ``n/a``."""
+    if x != x:
+        return "n/a"
+    a = abs(x)
+    text = f"{x:,.2f}" if a >= 100 or a == 0 else f"{x:.6g}" if a < 0.01 else f"{x:,.4f}"
+    return f"{text} {currency}".rstrip()
+
+
 def print_where(pairs: list[tuple[str, Any]]) -> None:
     """``label: location`` lines printed whole (store paths, cache files) for modes without an MLflow run."""
     for label, where in pairs:

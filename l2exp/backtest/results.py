@@ -89,11 +89,23 @@ class BacktestResult:
         pnl = float(self.equity[-1]) if len(self.equity) else 0.0
         fees = float(f.fee.sum()) if len(f) else 0.0
         funding = self.funding_total()
+        # the same amounts in quote currency, each at the fx of its own time (fills, funding, equity marks)
+        fx_fill = self.fx_at(f.ts.to_numpy(np.int64)) if len(f) else np.zeros(0)
+        fees_q = float((f.fee.to_numpy(float) * fx_fill).sum()) if len(f) else 0.0
+        turnover_q = float((f.qty.to_numpy(float) * np.abs(inst.value(f.price.to_numpy())) * fx_fill).sum()) \
+            if len(f) and inst else notional
+        fund = self.funding
+        funding_q = float((fund.payment * self.fx_at(fund.ts.to_numpy(np.int64))).sum()) \
+            if fund is not None and len(fund) else (funding if not np.isfinite(funding) else 0.0)
+        eq_q = pd.Series(self.equity_quote()) if len(self.equity) else pd.Series(dtype=float)
+        dd_q = float((eq_q.cummax().clip(lower=0) - eq_q).max()) if len(eq_q) else 0.0
         return {
             # pnl_net = trading (pnl_gross) - fees + funding, every amount in settlement currency
             "pnl_net": pnl, "pnl_net_quote": pnl_quote, "fees": fees,
             "pnl_gross": pnl + fees - (funding if np.isfinite(funding) else 0.0), "funding": funding,
             "funding_payments": float(len(self.funding)) if self.funding is not None else 0.0,
+            "fees_quote": fees_q, "funding_quote": funding_q, "max_drawdown_quote": dd_q, "turnover_quote": turnover_q,
+            "pnl_bps_of_turnover": pnl_quote / turnover_q * 1e4 if turnover_q > 0 else float("nan"),
             "sharpe": sharpe, "sharpe_period_s": float(period_s), "sharpe_periods": float(n_periods),
             "max_drawdown": float(dd), "turnover": float(notional),
             "hit_rate": hit_rate(f, inst),
@@ -124,6 +136,12 @@ class BacktestResult:
         """How many fills each matching rule produced (``engine``'s docstring): print, book_through, taker."""
         f = self.fills
         return {rule: int((f.fill_rule == rule).sum()) if len(f) else 0 for rule in FILL_RULES}
+
+    def fx_at(self, when: np.ndarray) -> np.ndarray:
+        """settlement -> quote at the last snapshot at or before each time (1 without fx)."""
+        if self.fx is None or not len(self.ts):
+            return np.ones(len(when))
+        return self.fx[np.clip(np.searchsorted(self.ts, when, side="right") - 1, 0, len(self.ts) - 1)]
 
     def equity_quote(self) -> np.ndarray:
         """Equity in quote currency: each change of the settlement-currency equity converted at the fx of

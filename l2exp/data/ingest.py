@@ -408,4 +408,12 @@ def _report(s: dict[str, Any]) -> None:
         if reused:
             rows.append(("files already ingested (skipped)", reused))
     print_table(f"{s['mode']}: rows_in = accepted + rejected", rows)
+    other = {k.split(":", 1)[1]: v for k, v in s.get("book", {}).items() if k.startswith("other_symbol:")}
+    if other:
+        from l2exp.summary import console
+
+        names = ", ".join(f"{k} ({v:,} messages)" for k, v in other.items())
+        console.print(f"[bold yellow]the capture's own symbol is {names}, but data={s['data']} stores its rows as "
+                      f"{', '.join(s['symbols']) or '?'}: a wrong data config (tick, lot, contract) would be applied "
+                      "to them. Use the data config of that symbol, or set data.reader.symbol to it.[/]")
 

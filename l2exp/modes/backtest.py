@@ -18,6 +18,7 @@ from l2exp.backtest.strategies import Strategy
 from l2exp.backtest.trades import load_trades
 from l2exp.errors import UserError
 from l2exp.risk.params import RiskParams
+from l2exp.summary import money
 from l2exp.tracking import log as tlog
 from l2exp.tracking.context import RunContext
 
@@ -63,6 +64,23 @@ def trading_params(cfg: DictConfig, symbol: str, inst: Instrument | None = None)
     # gates.min_depth is in lots, so one profile means the same on a 1-USD contract and on 0.001 BTC
     rk.gates.min_depth *= float(lot)
     return ex, st, rk
+
+
+def money_rows(m: dict[str, float], inst: Instrument) -> list[tuple[str, str]]:
+    """The money of a run as people read it: quote currency first (each amount at the fx of its own time),
+    PnL also in bps of the traded notional, the settlement-currency figures the venue books beside them."""
+    q, s = inst.quote, inst.settle
+    both = q != s
+
+    def row(label: str, quote: float, settle: float) -> tuple[str, str]:
+        return (f"{label} ({q})", money(quote) + (f"   ({money(settle, str(s))})" if both else ""))
+
+    funding = ("funding", "not modelled (a perpetual without a funding source)") if not np.isfinite(m["funding"]) \
+        else row(f"funding, {int(m['funding_payments'])} payments", m["funding_quote"], m["funding"])
+    return [row("pnl net", m["pnl_net_quote"], m["pnl_net"]),
+            ("pnl net per traded notional", f"{m['pnl_bps_of_turnover']:.2f} bps of {money(m['turnover_quote'], q)}"),
+            row("fees", m["fees_quote"], m["fees"]), funding,
+            row("max drawdown", m["max_drawdown_quote"], m["max_drawdown"])]
 
 
 def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, Any]:
@@ -183,7 +201,9 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
                "snapshots_before_test_start_skipped": first, "n_orders": m["n_orders"], "n_fills": m["n_fills"],
                "pnl_net": m["pnl_net"], "settle_currency": inst.settle, "pnl_net_quote": m["pnl_net_quote"],
                "quote_currency": inst.quote, "contract": inst.contract, "multiplier": inst.multiplier,
-               "fees": m["fees"], "funding": m["funding"] if np.isfinite(m["funding"]) else "not modelled",
+               "fees": m["fees"], "fees_quote": m["fees_quote"], "max_drawdown_quote": m["max_drawdown_quote"],
+               "pnl_bps_of_turnover": m["pnl_bps_of_turnover"],
+               "funding": m["funding"] if np.isfinite(m["funding"]) else "not modelled",
                "funding_payments": int(m["funding_payments"]), "pnl_gross": m["pnl_gross"], "sharpe": m["sharpe"],
                "sharpe_period_s": m["sharpe_period_s"], "sharpe_periods": int(m["sharpe_periods"]),
                "max_drawdown": m["max_drawdown"], "time_in_market": m["time_in_market"],
@@ -207,12 +227,9 @@ def run_backtest(cfg: DictConfig, ctx: RunContext | None = None) -> dict[str, An
         ("orders / fills", f"{m['n_orders']:,} / {m['n_fills']:,} ("
                            + ", ".join(f"{k} {v:,}" for k, v in res.fills_by_rule().items()) + ")"),
         ("instrument", f"{inst.contract}, multiplier {inst.multiplier:g}, settles in {inst.settle}"),
-        (f"pnl net / fees / funding ({inst.settle})", f"{m['pnl_net']:.8g} / {m['fees']:.8g} / "
-                                                      + (f"{m['funding']:.8g} ({int(m['funding_payments'])} payments)"
-                                                         if np.isfinite(m["funding"]) else "not modelled")),
-        (f"pnl net ({inst.quote}, each change at its mark)", f"{m['pnl_net_quote']:.4f}"),
+        *money_rows(m, inst),
         (f"sharpe (annualised, {m['sharpe_period_s']:g} s returns in sessions)", sharpe_txt),
-        ("max drawdown", f"{m['max_drawdown']:.4f}"), ("hit rate", f"{m['hit_rate']:.3f}"),
+        ("hit rate (round trips net of fees)", f"{m['hit_rate']:.3f}"),
         ("avg slippage vs mid (bps)", f"{m['avg_slippage_bps']:.3f}"),
         ("time in market (of session time)", f"{m['time_in_market']:.3f}"),
         ("trade prints cover", f"{coverage:.1%} of the traded time"),

@@ -20,7 +20,7 @@ from l2exp.data.validate import PLAUSIBLE, REASONS, Validator, check_row
 from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.sim.live import ParquetSink, RingBuffer, StopFlag
-from l2exp.summary import console, output_dir, print_table, write_summary
+from l2exp.summary import console, money, output_dir, print_table, write_summary
 from l2exp.tracking import log as tlog
 
 
@@ -240,7 +240,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
         tlog.log_metrics({k: float(v) for k, v in summary.items()
                             if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
     print_table(f"sim ({summary['feed']}, paper broker): {symbol}, stopped: {summary['stop']}", [
-        (k, f"{v:,.4f}" if isinstance(v, float) else v) for k, v in summary.items()
+        (k, money(v) if isinstance(v, float) else v) for k, v in summary.items()
         if k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
                  "latency_ms_p50", "latency_ms_p99", "max_rss_mb")])
     write_summary(summary)

@@ -183,6 +183,7 @@ class BinanceDepth(Reader):
                  sample_ms: float = 0, max_depth: int = 5000, **_: Any) -> None:
         super().__init__(levels)
         self.symbol, self.exchange = symbol, exchange
+        self._own = str(symbol).upper()
         self.f = {**DEFAULT_FIELDS, **(fields or {})}
         self.streams = {**DEFAULT_STREAMS, **(streams or {})}
         self.receive = ReceiveTime(**(receive_time or {}))
@@ -245,6 +246,11 @@ class BinanceDepth(Reader):
                         continue
                     head = payload[:80]
                     if streams["depth"] in head:  # the hot path: no JSON objects per level
+                        # the capture's own symbol (its stream name) against the one the config stores it as
+                        if head.startswith('{"stream":"'):
+                            at = head.find("@", 11)
+                            if at > 11 and head[11:at].upper() != self._own:
+                                stats[f"other_symbol:{head[11:at].upper()}"] += 1
                         d = self._depth(payload)
                         if d is None:
                             rejects.append((lineno, "unparseable", f"depth message: {line[:120]!r}"))

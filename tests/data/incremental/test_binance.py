@@ -14,7 +14,7 @@ import pytest
 
 from l2exp.errors import UserError
 from l2exp.modes.build import store_with_data as open_store
-from l2exp.modes.ingest import run_ingest
+from l2exp.modes.ingest import run_ingest, run_validate
 from tests.conftest import SHARED, make_cfg, needs_shared
 
 
@@ -197,3 +197,16 @@ def test_time_sampled_books_are_the_book_as_it_stood_at_each_boundary(workdir, t
     ok = src >= 0
     for col in ("bid_price_1", "ask_price_1", "bid_size_3", "ask_size_10"):
         np.testing.assert_array_equal(sampled[col].to_numpy()[ok], per_msg[col].to_numpy()[src[ok]])
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz")
+def test_validate_warns_when_the_capture_is_another_symbol(workdir, capsys):
+    """The BTCUSDT capture validated as if it were ETHUSDT: the capture's own stream names another symbol,
+    which would get ETHUSDT's tick, lot and contract -- said in yellow, counted in the summary."""
+    s = run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
+                               f"workdir={workdir}", "data.reader.symbol=ETHUSDT"]))
+    assert s["symbols"] == {"ETHUSDT": s["accepted"]} and s["book"]["other_symbol:BTCUSDT"] > 6000
+    assert "the capture's own symbol is BTCUSDT" in capsys.readouterr().out
+    same = run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
+                                f"workdir={workdir}"]))
+    assert not any(k.startswith("other_symbol") for k in same["book"]), (same["symbols"], same["book"])
