@@ -364,6 +364,8 @@ def _nothing_accepted(s: dict[str, Any]) -> UserError:
         "no_snapshot": "the capture has no depth snapshot before its updates (nor a previous file it continues)",
         "sequence_gap": "the update ids never chain: the wrong venue's sequence rule, or a capture with gaps",
         "crossed_book": "bid and ask columns may be swapped in the mapping",
+        "symbol_mismatch": "the capture is another symbol than the config says (data.reader.symbol): use that "
+                           "symbol's data config, or set data.reader.symbol to it",
         "empty_side": "one side of the book is empty in every row (a one-sided sample, or a mapping that reads "
                       "only one side)",
         "unsorted_levels": "levels may be numbered in the other direction, or need mapping.sort_levels=true",
@@ -412,8 +414,7 @@ def _report(s: dict[str, Any]) -> None:
     if other:
         from l2exp.summary import console
 
-        names = ", ".join(f"{k} ({v:,} messages)" for k, v in other.items())
-        console.print(f"[bold yellow]the capture's own symbol is {names}, but data={s['data']} stores its rows as "
-                      f"{', '.join(s['symbols']) or '?'}: a wrong data config (tick, lot, contract) would be applied "
-                      "to them. Use the data config of that symbol, or set data.reader.symbol to it.[/]")
+        names = ", ".join(f"{k} ({v:,} updates)" for k, v in other.items())
+        console.print(f"[bold yellow]updates of another symbol in the capture were rejected (symbol_mismatch): "
+                      f"{names}; data={s['data']} is configured for {', '.join(s['symbols']) or '?'}[/]")
 

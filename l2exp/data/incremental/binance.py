@@ -246,11 +246,15 @@ class BinanceDepth(Reader):
                         continue
                     head = payload[:80]
                     if streams["depth"] in head:  # the hot path: no JSON objects per level
-                        # the capture's own symbol (its stream name) against the one the config stores it as
+                        # the capture's own symbol (its stream name) against the one the config stores it as:
+                        # another symbol's update is a reject with its reason, never relabelled
                         if head.startswith('{"stream":"'):
                             at = head.find("@", 11)
                             if at > 11 and head[11:at].upper() != self._own:
                                 stats[f"other_symbol:{head[11:at].upper()}"] += 1
+                                rejects.append((lineno, "symbol_mismatch", f"a {head[11:at].upper()} update; this "
+                                                f"source is configured as {self.symbol} (data.reader.symbol)"))
+                                continue
                         d = self._depth(payload)
                         if d is None:
                             rejects.append((lineno, "unparseable", f"depth message: {line[:120]!r}"))

@@ -200,13 +200,14 @@ def test_time_sampled_books_are_the_book_as_it_stood_at_each_boundary(workdir, t
 
 
 @needs_shared("binance_capture/usdm_btcusdt_20240808.gz")
-def test_validate_warns_when_the_capture_is_another_symbol(workdir, capsys):
-    """The BTCUSDT capture validated as if it were ETHUSDT: the capture's own stream names another symbol,
-    which would get ETHUSDT's tick, lot and contract -- said in yellow, counted in the summary."""
-    s = run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
+def test_another_symbols_capture_is_rejected_not_relabelled(workdir):
+    """The BTCUSDT capture through a config that says ETHUSDT: every update names BTCUSDT in its stream, so none
+    is stored as ETHUSDT (it was, silently: 6,5xx BTC books labelled ETHUSDT) -- rejected as symbol_mismatch,
+    and the run exits 2 naming the cause."""
+    with pytest.raises(UserError, match="symbol_mismatch") as err:
+        run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
                                f"workdir={workdir}", "data.reader.symbol=ETHUSDT"]))
-    assert s["symbols"] == {"ETHUSDT": s["accepted"]} and s["book"]["other_symbol:BTCUSDT"] > 6000
-    assert "the capture's own symbol is BTCUSDT" in capsys.readouterr().out
+    assert "another symbol" in err.value.fix
     same = run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
-                                f"workdir={workdir}"]))
-    assert not any(k.startswith("other_symbol") for k in same["book"]), (same["symbols"], same["book"])
+                                  f"workdir={workdir}"]))
+    assert "symbol_mismatch" not in same["rejected_by_reason"] and same["symbols"] == {"BTCUSDT": same["accepted"]}
