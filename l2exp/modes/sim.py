@@ -77,19 +77,11 @@ def replay_market_events(broker: Any, prints: tuple[np.ndarray, ...], funding: t
     return len(t_ts)
 
 
-def say_funding(inst: Any, live: bool) -> None:
-    """A perpetual whose funding is not modelled is said once, loudly (never a silent zero)."""
-    if inst.funding_status == "not modelled" or (live and inst.perpetual):
-        console.print(f"[bold yellow]{inst.symbol} is a perpetual swap but its funding is not modelled"
-                      f"{' in a live sim' if live else ''}: PnL leaves out the payments every funding time; declare "
-                      f"data.instruments.{inst.symbol}.funding (rate_bps or the venue's history, docs/backtest.md)[/]")
-
-
 def run_sim(cfg: DictConfig) -> dict[str, Any]:
     from l2exp.backtest.funding import funding_events
     from l2exp.backtest.signals import model_signal, test_start_of
-    from l2exp.modes.backtest import instrument_of, trading_params
     from l2exp.modes.build import run_context, tracking_settings
+    from l2exp.modes.trading import instrument_of, say_funding, trading_params
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
     from l2exp.tracking.runs import tracked_run
@@ -121,7 +113,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     broker = PaperBroker(ex, st, rk, levels, inst, has_trades, print_span=span)
     if replay and len(feed.ts):
         feed.funding = funding_events(inst.funding, int(feed.ts[0]), int(feed.ts[-1]), symbol)
-    say_funding(inst, not replay)
+    say_funding(inst, live=not replay)
     last_ts = np.iinfo(np.int64).min
     ring = RingBuffer(int(mode.ring_capacity), levels)
     out = output_dir() / "sim"

@@ -21,9 +21,9 @@ def run_stress(cfg: Any) -> dict[str, Any]:
     from l2exp.config import instantiate
     from l2exp.errors import UserError
     from l2exp.features.table import choose_symbol
-    from l2exp.modes.backtest import instrument_of, trading_params
     from l2exp.modes.build import run_context, tracking_settings
     from l2exp.modes.build import store_with_data as open_store
+    from l2exp.modes.trading import instrument_of, trading_params
     from l2exp.summary import console, print_table, write_summary
     from l2exp.tracking.runs import tracked_run
     from l2exp.tracking.setup import configure

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from l2exp.errors import UserError
-from l2exp.modes.backtest import run_backtest, trading_params
+from l2exp.modes.backtest import run_backtest
 from l2exp.modes.promote import run_promote
+from l2exp.modes.trading import trading_params
 from l2exp.modes.train import run_train
 from tests.conftest import make_cfg, run_cli
 

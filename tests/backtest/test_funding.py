@@ -13,9 +13,9 @@ from l2exp.backtest.instruments import Instrument, instrument_for
 from l2exp.backtest.run import backtest_book, level_major
 from l2exp.backtest.strategies.signal_target import SignalTarget
 from l2exp.errors import UserError
-from l2exp.modes.backtest import instrument_of, trading_params
 from l2exp.modes.build import store_with_data as open_store
 from l2exp.modes.sim import replay_market_events
+from l2exp.modes.trading import instrument_of, trading_params
 from l2exp.sim.broker import PaperBroker
 from tests.backtest.test_engine import NO_RISK, ex
 from tests.conftest import make_cfg, needs_shared

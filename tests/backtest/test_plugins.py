@@ -20,7 +20,7 @@ from l2exp.backtest.run import backtest_book
 from l2exp.backtest.strategies import Strategy
 from l2exp.backtest.strategies.signal_target import SignalTarget
 from l2exp.backtest.types import INTENT_TARGET, QUEUE_SIG, STRATEGY_SIG
-from l2exp.modes.backtest import trading_params
+from l2exp.modes.trading import trading_params
 from tests.backtest.test_engine import BASE, NO_RISK, book, ex
 from tests.backtest.test_execution_truth import JOIN, trade, with_bid
 from tests.conftest import make_cfg
