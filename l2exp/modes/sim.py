@@ -9,6 +9,7 @@ import hashlib
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,61 +78,140 @@ def replay_market_events(broker: Any, prints: tuple[np.ndarray, ...], funding: t
     return len(t_ts)
 
 
-def run_sim(cfg: DictConfig) -> dict[str, Any]:
+@dataclass
+class SimSpec:
+    """What to paper trade (``conf/mode/sim.yaml``, ``feed=`` and the groups they read), as objects.
+
+    Args:
+        data_name / levels: the ``data=`` name and canonical depth.
+        model_uri: the model (``models:/<name>@champion`` by default).
+        feed_kind: ``replay`` (the stored recording) or a live feed's kind; ``live`` = not a replay.
+        sample_ms: the live sampler's interval (one poll per interval of wall-clock time).
+        stale_ms: no decision on a live book older than this.
+        ring_capacity / flush_every / log_every: the bounded book ring, decision-sink flush and metric cadence.
+        max_snapshots / duration_s: stop conditions (0: none).
+        max_price / max_size: the ingest's plausibility bounds, applied to every live snapshot.
+        open_feed: (decide-from ts or None, session gap ms) -> (feed, symbol), bound to ``feed=``.
+        trading: (symbol, required) -> ``TradingSpec``.
+        declared: the symbols ``data.instruments`` declares.
+    """
+
+    data_name: str
+    levels: int
+    model_uri: str
+    feed_kind: str
+    live: bool
+    sample_ms: float
+    stale_ms: float
+    ring_capacity: int
+    flush_every: int
+    log_every: int
+    max_snapshots: int
+    duration_s: float
+    max_price: float
+    max_size: float
+    open_feed: Any
+    trading: Any
+    declared: frozenset[str]
+
+
+def sim_spec(cfg: DictConfig) -> SimSpec:
+    from l2exp.modes.trading import trading_spec
+
+    mode = cfg.mode
+    plausible = {**PLAUSIBLE, **dict(cfg.validation.get("plausible") or {})}
+    levels = int(cfg.levels)
+    return SimSpec(data_name=str(cfg.data.name), levels=levels, model_uri=str(mode.model_uri),
+                   feed_kind=str(cfg.feed.kind), live=str(cfg.feed.kind) != "replay",
+                   sample_ms=float(mode.sample_ms), stale_ms=float(mode.stale_ms),
+                   ring_capacity=int(mode.ring_capacity), flush_every=int(mode.flush_every),
+                   log_every=int(mode.log_every), max_snapshots=int(mode.max_snapshots or 0),
+                   duration_s=float(mode.duration_s or 0), max_price=float(plausible["max_price"]),
+                   max_size=float(plausible["max_size"]),
+                   open_feed=lambda decide_from, gap_ms: make_feed(cfg, levels, decide_from, gap_ms),
+                   trading=lambda sym, required: trading_spec(cfg, sym, required),
+                   declared=frozenset(cfg.data.get("instruments") or {}))
+
+
+@dataclass
+class SimSession:
+    """Everything one paper-trading run holds: the model, the feed, streaming features, the broker."""
+
+    trading: Any  # TradingSpec
+    bundle: Any
+    feed: Any
+    features: Any
+    broker: Any
+    decide_from: int  # no decision before it (a replay: the model's test start)
+    out: Any  # the run's local output folder
+
+
+@dataclass
+class SimLoop:
+    """What the loop counted: snapshots, decisions, guards; and the latest tick -> decision latencies."""
+
+    counts: dict[str, int]
+    rejected_by: dict[str, int]
+    latencies_ms: np.ndarray
+    ring_size: int
+    stop: str
+    seconds: float
+
+
+def prepare(spec: SimSpec) -> SimSession:
+    """The model, the feed (a replay starts at the session holding the model's test start: the rows before are
+    feature history, never decided on), streaming features, the instrument and the paper broker."""
     from l2exp.backtest.funding import funding_events
-    from l2exp.backtest.signals import model_signal, test_start_of
-    from l2exp.modes.build import run_context, tracking_settings
-    from l2exp.modes.trading import instrument_of, say_funding, trading_params
+    from l2exp.backtest.signals import test_start_of
+    from l2exp.modes.trading import say_funding
     from l2exp.sim.broker import PaperBroker
     from l2exp.tracking.registry import load_bundle
-    from l2exp.tracking.runs import tracked_run
-    from l2exp.tracking.setup import configure
 
-    configure(tracking_settings(cfg))
-    levels = int(cfg.levels)
-    mode = cfg.mode
-    bundle = load_bundle(str(mode.model_uri), levels_available=levels)
+    bundle = load_bundle(spec.model_uri, levels_available=spec.levels)
+    replay = not spec.live
     # a replay decides only on rows the model never saw (its test segment, as a backtest would); a model
     # without recorded segments is refused, as the backtest refuses it
-    replay = str(cfg.feed.kind) == "replay"
-    decide_from = test_start_of(bundle, str(mode.model_uri)) if replay else np.iinfo(np.int64).min
-    feed, symbol = make_feed(cfg, levels, decide_from if replay else None, bundle.feature_set.params.reset_gap_ms)
-    features = bundle.feature_set.streaming(levels, symbol if isinstance(bundle.feature_set.params.tick_size, dict)
-                                            else None)
+    decide_from = test_start_of(bundle, spec.model_uri) if replay else np.iinfo(np.int64).min
+    feed, symbol = spec.open_feed(decide_from if replay else None, bundle.feature_set.params.reset_gap_ms)
+    features = bundle.feature_set.streaming(spec.levels, symbol if isinstance(bundle.feature_set.params.tick_size,
+                                                                              dict) else None)
     # a replay trades recorded data: its instrument must be declared, as in a backtest; a live feed's symbol
     # may not be in the data config: then linear, multiplier 1, the data's tick -- said loudly, once
-    inst = instrument_of(cfg, symbol, required=replay)
-    declared = symbol in (cfg.data.get("instruments") or {})
-    if not declared:
-        console.print(f"[bold yellow]no instrument declared for {symbol} in data={cfg.data.name}: the paper broker "
-                       "books it as linear, multiplier 1, with the data config's tick and lot; declare "
-                       f"data.instruments.{symbol} for the venue's contract[/]")
-    ex, st, rk = trading_params(cfg, symbol, inst)
+    trading = spec.trading(symbol, replay)
+    if symbol not in spec.declared:
+        console.print(f"[bold yellow]no instrument declared for {symbol} in data={spec.data_name}: the paper broker "
+                      "books it as linear, multiplier 1, with the data config's tick and lot; declare "
+                      f"data.instruments.{symbol} for the venue's contract[/]")
+    inst = trading.instrument
     has_trades = bool(getattr(feed, "tr", None) is not None and len(feed.tr[0]))
     # a replay knows the span its prints cover, as the backtest does (book-through fills outside it)
     span = (int(feed.tr[0].min()), int(feed.tr[0].max())) if replay and has_trades else None
-    broker = PaperBroker(ex, st, rk, levels, inst, has_trades, print_span=span)
+    broker = PaperBroker(trading.execution, trading.strategy, trading.risk, spec.levels, inst, has_trades,
+                         print_span=span)
     if replay and len(feed.ts):
         feed.funding = funding_events(inst.funding, int(feed.ts[0]), int(feed.ts[-1]), symbol)
-    say_funding(inst, live=not replay)
-    last_ts = np.iinfo(np.int64).min
-    ring = RingBuffer(int(mode.ring_capacity), levels)
-    out = output_dir() / "sim"
-    decisions = ParquetSink(out / "decisions.parquet", int(mode.flush_every))
+    say_funding(inst, live=spec.live)
+    return SimSession(trading, bundle, feed, features, broker, decide_from, output_dir() / "sim")
+
+
+def run(spec: SimSpec, s: SimSession, stop: Any) -> SimLoop:
+    """The live loop until ``stop``, the feed's end, ``max_snapshots`` or ``duration_s``: every snapshot checked
+    (the ingest's rules, the stale guard), fed to the features and the broker; the model asked only when the
+    strategy decides (every ``strategy.decision_ms``, exactly as in the backtest)."""
+    from l2exp.backtest.signals import model_signal
+
+    feed, features, broker, bundle = s.feed, s.features, s.broker, s.bundle
+    ring = RingBuffer(spec.ring_capacity, spec.levels)
+    decisions = ParquetSink(s.out / "decisions.parquet", spec.flush_every)
     lat_ns = np.zeros(200_000, dtype=np.int64)
     n_lat = 0
     rejected_by: dict[str, int] = {}
     counts = {"snapshots": 0, "decisions": 0, "stale_skips": 0, "schema_rejects": 0, "trades": 0,
               "warmup_snapshots": 0}
-    sample_ns = float(mode.sample_ms) * 1e6
-    stale_ns = float(mode.stale_ms) * 1e6
-    live = str(cfg.feed.kind) != "replay"
+    sample_ns, stale_ns, live = spec.sample_ms * 1e6, spec.stale_ms * 1e6, spec.live
+    last_ts = np.iinfo(np.int64).min
     next_sample = -np.inf
-    plausible = {**PLAUSIBLE, **dict(cfg.validation.get("plausible") or {})}
-    max_price, max_size = float(plausible["max_price"]), float(plausible["max_size"])
     t_start = time.perf_counter()
-    tags = {"l2exp.model_uri": str(mode.model_uri), "l2exp.model_run_id": str(bundle.run_id), "l2exp.symbol": symbol,
-            "l2exp.feed": str(cfg.feed.kind), "l2exp.paper": "true"}
     # another thread (the websocket feed, a monitor) may hold the GIL for the 5 ms default switch
     # interval, which would land in a decision's latency; hand it over within 0.5 ms instead
     switch = sys.getswitchinterval()
@@ -141,13 +221,12 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
     # a full collection after loading a 2 M-row book stalled one tick for 4 s)
     gc.collect()
     gc.freeze()
-    name = f"sim {cfg.feed.kind} {symbol}"
-    with tracked_run(run_context(cfg), "sim", run_name=name, tags=tags) as run, StopFlag() as stop:
+    try:
         while not stop.stop:
-            if mode.max_snapshots and counts["snapshots"] >= int(mode.max_snapshots):
+            if spec.max_snapshots and counts["snapshots"] >= spec.max_snapshots:
                 stop.reason = "max_snapshots"
                 break
-            if mode.duration_s and time.perf_counter() - t_start >= float(mode.duration_s):
+            if spec.duration_s and time.perf_counter() - t_start >= spec.duration_s:
                 stop.reason = "duration"
                 break
             if feed.exhausted:
@@ -158,7 +237,7 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
                 if live:
                     time.sleep(0.005)
                 continue
-            if tick.ts < decide_from:  # feature history before the model's test start: never decided on
+            if tick.ts < s.decide_from:  # feature history before the model's test start: never decided on
                 features.update_book(tick.ts, tick.book)
                 counts["warmup_snapshots"] += 1
                 continue
@@ -169,8 +248,8 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
                 next_sample = max(next_sample + sample_ns, now) if next_sample > 0 else now + sample_ns
                 time.sleep(max(0.0, (next_sample - now) / 1e9))
             bk = tick.book
-            code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3], max_price, max_size)  # ingest's rules
-            if code != 0:
+            code = check_row(tick.ts, last_ts, bk[0], bk[1], bk[2], bk[3], spec.max_price, spec.max_size)
+            if code != 0:  # the ingest's rules
                 counts["schema_rejects"] += 1
                 rejected_by[REASONS[code - 1]] = rejected_by.get(REASONS[code - 1], 0) + 1
                 continue
@@ -181,8 +260,6 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             if not live:  # the recording's prints (and funding) up to this snapshot, in time order, as backtested
                 counts["trades"] += replay_market_events(broker, feed.trades_until(tick.ts),
                                                          feed.funding_until(tick.ts))
-            # every snapshot feeds the features and the broker (fills, risk state); the model runs
-            # only when the strategy decides (every strategy.decision_ms), exactly as in the backtest
             vec, ready = features.update_book(tick.ts, tick.book)
             due = broker.decision_due(tick.ts)
             sig = float(model_signal(bundle.predict_proba(vec.reshape(1, -1)), bundle.task)[0]) \
@@ -195,56 +272,88 @@ def run_sim(cfg: DictConfig) -> dict[str, Any]:
             n_lat += 1
             counts["decisions"] += 1
             decisions.add(tick.ts, sig, broker.position, equity, lat / 1e3)
-            if counts["decisions"] % int(mode.log_every) == 0:
+            if counts["decisions"] % spec.log_every == 0:
                 tlog.log_metrics({"equity": equity, "position": broker.position, "decisions": counts["decisions"],
-                                    "fills": broker.n_fills()}, step=counts["decisions"])
+                                  "fills": broker.n_fills()}, step=counts["decisions"])
+    finally:
         sys.setswitchinterval(switch)
         gc.unfreeze()
         feed.close()
         decisions.close()
-        fills, orders = broker.tables()
-        out.mkdir(parents=True, exist_ok=True)
-        fills.to_parquet(out / "fills.parquet")
-        orders.to_parquet(out / "orders.parquet")
-        tlog.log_artifacts(str(out), "sim")
-        blocks = broker.blocks_dict()
-        counts["stale_skips"] += blocks.get("stale_book", 0)
-        lat = lat_ns[: min(n_lat, len(lat_ns))].astype(float) / 1e6
-        summary = {
-            "mode": "sim", "run_id": run.info.run_id, "model_uri": str(mode.model_uri), "symbol": symbol,
-            "feed": str(cfg.feed.kind), "stop": stop.reason, "snapshots": counts["snapshots"],
-            "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
-            "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
-            "funding": broker.funding if inst.funding_status != "not modelled" and not (live and inst.perpetual)
-            else "not modelled",
-            "settle_currency": inst.settle, "pnl_net_quote": broker.pnl_quote, "trades": counts["trades"],
-            "position": broker.position, "reconnects": feed.stats.reconnects,
-            "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"],
-            "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
-            "rejected_snapshots": counts["schema_rejects"], "rejected_by_reason": rejected_by,
-            "warmup_snapshots": counts["warmup_snapshots"],
-            "decide_from_ts": None if decide_from == np.iinfo(np.int64).min else decide_from,
-            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
-            "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "risk_blocks": blocks,
-            "ring_size": len(ring), "seconds": round(time.perf_counter() - t_start, 2),
-        }
-        tlog.log_metrics({k: float(v) for k, v in summary.items()
-                            if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
-    print_table(f"sim ({summary['feed']}, paper broker): {symbol}, stopped: {summary['stop']}", [
+    return SimLoop(counts, rejected_by, lat_ns[: min(n_lat, len(lat_ns))].astype(float) / 1e6, len(ring),
+                   str(stop.reason), time.perf_counter() - t_start)
+
+
+def record(spec: SimSpec, s: SimSession, loop: SimLoop, run_id: str) -> dict[str, Any]:
+    """The fills, orders and decisions into the MLflow run, the summary's figures as metrics; returns the
+    summary."""
+    broker, feed, inst = s.broker, s.feed, s.trading.instrument
+    fills, orders = broker.tables()
+    from l2exp.modes.trading import save_tables
+
+    save_tables(s.out, fills, orders)
+    tlog.log_artifacts(str(s.out), "sim")
+    blocks = broker.blocks_dict()
+    counts, lat = loop.counts, loop.latencies_ms
+    modelled = inst.funding_status != "not modelled" and not (spec.live and inst.perpetual)
+    summary = {
+        "mode": "sim", "run_id": run_id, "model_uri": spec.model_uri, "symbol": s.trading.symbol,
+        "feed": spec.feed_kind, "stop": loop.stop, "snapshots": counts["snapshots"],
+        "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
+        "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
+        "funding": broker.funding if modelled else "not modelled",
+        "settle_currency": inst.settle, "pnl_net_quote": broker.pnl_quote, "trades": counts["trades"],
+        "position": broker.position, "reconnects": feed.stats.reconnects,
+        "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"] + blocks.get("stale_book", 0),
+        "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
+        "rejected_snapshots": counts["schema_rejects"], "rejected_by_reason": loop.rejected_by,
+        "warmup_snapshots": counts["warmup_snapshots"],
+        "decide_from_ts": None if s.decide_from == np.iinfo(np.int64).min else s.decide_from,
+        "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
+        "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "risk_blocks": blocks,
+        "ring_size": loop.ring_size, "seconds": round(loop.seconds, 2),
+    }
+    tlog.log_metrics({k: float(v) for k, v in summary.items()
+                      if isinstance(v, int | float) and not isinstance(v, bool) and v is not None})
+    return summary
+
+
+def report(spec: SimSpec, s: SimSession, summary: dict[str, Any]) -> dict[str, Any]:
+    """The console table and ``summary.json``; a live feed that never delivered a snapshot is exit 2."""
+    from l2exp.tracking.setup import print_links, run_url
+
+    print_table(f"sim ({summary['feed']}, paper broker): {summary['symbol']}, stopped: {summary['stop']}", [
         (k, money(v) if isinstance(v, float) else v) for k, v in summary.items()
         if k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
                  "latency_ms_p50", "latency_ms_p99", "max_rss_mb")])
     write_summary(summary)
-    from l2exp.tracking.setup import print_links, run_url
-
     print_links([("run", run_url(summary["run_id"]))])
-    if not counts["snapshots"] and feed.stats.errors:  # a feed that never delivered is no successful run
+    feed = s.feed
+    if not summary["snapshots"] and feed.stats.errors:  # a feed that never delivered is no successful run
         raise UserError(f"the {summary['feed']} feed delivered no snapshot: {feed.stats.errors} request(s) failed, "
-                        f"last: {feed.stats.last_error or '?'}", where=f"feed ({cfg.feed.kind})",
+                        f"last: {feed.stats.last_error or '?'}", where=f"feed ({spec.feed_kind})",
                         fix="Check the network and the exchange/symbol (feed.client.*); the run is in MLflow with "
                             "feed_errors, nothing was traded.")
     return summary
+
+
+def run_sim(cfg: DictConfig) -> dict[str, Any]:
+    """Paper trading: :func:`sim_spec` -> :func:`prepare` -> :func:`run` -> :func:`record` -> :func:`report`."""
+    from l2exp.modes.build import run_context, tracking_settings
+    from l2exp.tracking.runs import tracked_run
+    from l2exp.tracking.setup import configure
+
+    spec = sim_spec(cfg)
+    configure(tracking_settings(cfg))
+    s = prepare(spec)
+    tags = {"l2exp.model_uri": spec.model_uri, "l2exp.model_run_id": str(s.bundle.run_id),
+            "l2exp.symbol": s.trading.symbol, "l2exp.feed": spec.feed_kind, "l2exp.paper": "true"}
+    name = f"sim {spec.feed_kind} {s.trading.symbol}"
+    with tracked_run(run_context(cfg), "sim", run_name=name, tags=tags) as mlrun, StopFlag() as stop:
+        loop = run(spec, s, stop)
+        summary = record(spec, s, loop, mlrun.info.run_id)
+    return report(spec, s, summary)
 
 
 def record_into(cfg: DictConfig) -> str:
