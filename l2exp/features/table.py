@@ -43,7 +43,8 @@ class FeatureTable:
 
 def data_digest(store: L2Store, levels: int) -> str:
     manifests = store.manifests()
-    blob = json.dumps({"files": sorted(m["digest"] for m in manifests), "levels": levels})
+    blob = json.dumps({"files": sorted(m["digest"] for m in manifests), "levels": levels,
+                       "content": store.content_digest()})
     return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
 

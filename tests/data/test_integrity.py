@@ -140,3 +140,61 @@ def test_ingest_notices_a_deleted_part(workdir):
     s = run_verify(_cfg(workdir, "verify", "mode.repair=true"))
     assert s["blocking"] == 0 and not s["issues_after_repair"]
     pd.testing.assert_frame_equal(hydra.utils.instantiate(_cfg(workdir, "ingest").store).read(), clean)
+
+
+def _flip_in_table(db: Path, pattern: bytes, byte: int, mask: int) -> None:
+    """Flip bits of the first copy of ``pattern`` that sits on a table leaf page (not an index page) of the
+    SQLite file -- a bit flip of the disk, not an SQL update (SQLite's own checks see structure, not values)."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+    con.close()
+    data = bytearray(db.read_bytes())
+    ps = int.from_bytes(data[16:18], "big") or 65536
+    at = -1
+    while True:
+        at = data.find(pattern, at + 1)
+        assert at >= 0, "pattern not on a table page"
+        page = at // ps
+        if data[page * ps + (100 if page == 0 else 0)] == 0x0D:  # a table b-tree leaf
+            break
+    data[at + byte] ^= mask
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("what", ["price", "timestamp"])
+def test_sqlite_bit_flip_is_refused_then_repaired_to_the_same_rows(workdir, what):
+    """XOR one bit of one stored value (an exponent bit of a price: 1e18-sized; or of a timestamp): SQLite's
+    quick_check passes, the row no longer matches its content key -- refused before use, and the repair gives
+    back exactly the clean store."""
+    import struct
+
+    run_ingest(_cfg(workdir, "ingest", "store=sqlite"))
+    store = open_store(_cfg(workdir, "features", "store=sqlite"))
+    clean = store.read()
+    digest = store.content_digest()
+    row = clean.iloc[777]
+    pattern = struct.pack(">d", row["ask_price_6"]) if what == "price" else struct.pack(">q", int(row["timestamp"]))
+    del store
+    _flip_in_table(workdir / "store" / "sqlite" / "synthetic.db", pattern, 1, 0x40)
+    with pytest.raises(UserError, match="differ from what was written"):
+        open_store(_cfg(workdir, "features", "store=sqlite"))
+    s = run_verify(_cfg(workdir, "verify", "store=sqlite", "mode.repair=true"))
+    assert s["blocking"] == 0 and s["repair"]["reingested_rows"] == len(clean)
+    again = open_store(_cfg(workdir, "features", "store=sqlite"))
+    pd.testing.assert_frame_equal(again.read(), clean)
+    assert again.content_digest() == digest
+
+
+def test_feature_cache_keys_differ_between_stores(workdir):
+    """The feature cache key carries the store's content digest: a Parquet store and a SQLite store of the same
+    source files never share a cached feature table (a damaged SQLite store once fed a clean Parquet store)."""
+    from l2exp.features.table import data_digest
+
+    run_ingest(_cfg(workdir, "ingest", "store=sqlite"))
+    run_ingest(_cfg(workdir, "ingest"))
+    sq = open_store(_cfg(workdir, "features", "store=sqlite"))
+    pq_ = open_store(_cfg(workdir, "features"))
+    assert [m["digest"] for m in sq.manifests()] == [m["digest"] for m in pq_.manifests()]
+    assert data_digest(sq, 10) != data_digest(pq_, 10)

@@ -117,6 +117,11 @@ class L2Store(ABC):
         files changed since they were last verified); ``deep``: everything re-read and re-hashed."""
         return []
 
+    def content_digest(self) -> str:
+        """A digest of what the store holds (not of the source files it came from): part of the feature
+        cache key, so one damaged or different store never hands its features to another."""
+        return ""
+
     def drop_sources(self, digests: set[str]) -> int:
         """Remove everything stored from these source digests (so that ingest redoes them); returns
         the number of files removed."""

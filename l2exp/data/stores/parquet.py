@@ -21,6 +21,7 @@ longer than :data:`MAX_DIR_CHARS` (file systems cap a name at 255 bytes) gets
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -52,8 +53,6 @@ def partition_value(symbol: str) -> str:
     long for a folder, an escaped-safe prefix + ``~h`` + a 64-bit hash of the exact symbol."""
     if len(quote(symbol, safe="")) <= MAX_DIR_CHARS and _ALIAS_MARK not in symbol:
         return symbol
-    import hashlib
-
     digest = hashlib.blake2b(symbol.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     prefix = ""
     for ch in symbol:  # a prefix whose escaped form fits, cut between characters
@@ -378,6 +377,13 @@ class ParquetStore(L2Store):
             except UserError:
                 out[f.stem] = {"path": "?", "files": None, "broken_manifest": str(f)}
         return out
+
+    def content_digest(self) -> str:
+        """The digests of every committed part, as their manifests recorded them (``integrity_issues`` checks
+        the parts against them before use)."""
+        parts = sorted(f"{rel}:{info.get('xxh3') or info.get('blake2b')}" for m in self._committed().values()
+                       for rel, info in (m.get("files") or {}).items() if isinstance(info, dict))
+        return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
     def integrity_issues(self, deep: bool = False) -> list[Issue]:
         committed = self._committed()

@@ -5,7 +5,14 @@ WAL journal, an index on (symbol, timestamp) and a UNIQUE 64-bit content key (``
 one transaction. Rejects go to ``l2_rejects`` (unique on file, line, reason) and per-file
 manifests to ``l2_ingest_files``: a row with no manifest yet is a file begun and not committed (a
 killed ingest), and the data is refused until ingest finishes it (``check_before_use``).
-``mode=verify`` adds SQLite's own ``PRAGMA quick_check``.
+
+Content check: ``row_key`` *is* a hash of the row's content (``validate.row_keys``), so every row is
+re-hashed and compared with its key -- a flipped bit in any value, time or key is found (SQLite's own
+``quick_check`` / ``integrity_check`` see page structure, not values: a flipped mantissa bit passed
+both). Before use the check runs when the database (or its WAL) changed since it last passed (size and
+mtime in ``<db>.verified.json``, with the sum of the keys as the store's content digest); ``mode=verify``
+re-checks everything and adds ``PRAGMA quick_check``. Repair rebuilds the table from the source files
+(identical content and order); recorded live data has no source: only its damaged rows are dropped.
 
 SQLite reads into pandas at ~85k rows/s: research reads should go through the Parquet store.
 """
@@ -13,6 +20,7 @@ SQLite reads into pandas at ~85k rows/s: research reads should go through the Pa
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,9 @@ import pyarrow as pa
 from l2exp.data.stores.base import REJECT_META, IngestWriter, Issue, L2Store
 from l2exp.errors import UserError
 from l2exp.schema import SIDE_TABLES, canonical_columns
+
+VERIFY_ROWS = 200_000  # rows re-hashed per block
+DAMAGED_ROWS = "*rows*"  # the Issue source of rows whose content differs from their key (they carry no source)
 
 
 class _SqliteWriter(IngestWriter):
@@ -128,6 +139,27 @@ class SqliteStore(L2Store):
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS l2_{kind} ({defs}, source TEXT NOT NULL)")
                 self.con.execute(f"CREATE INDEX IF NOT EXISTS l2_{kind}_sym_ts ON l2_{kind}(symbol, {schema.names[0]})")
 
+    def drop_sources(self, digests: set[str]) -> int:
+        """Damaged rows (``DAMAGED_ROWS``): rebuild from the source files -- everything is dropped and the
+        manifests with it, so ingest re-reads every file (the same rows in the same order). A store holding
+        recorded live data (no source file) keeps it: only the damaged rows are dropped (reported lost)."""
+        if DAMAGED_ROWS not in digests:
+            return 0
+        live = self.con.execute("SELECT COUNT(*) FROM l2_ingest_files WHERE path LIKE 'live:%'").fetchone()[0]
+        with self.con:
+            if live:
+                bad = getattr(self, "_damaged", None) or self._check_rows()[0]
+                self.con.executemany(f"DELETE FROM {self.table} WHERE rowid=?", [(int(r),) for r in bad])
+                self.con.execute("DELETE FROM l2_ingest_files WHERE path NOT LIKE 'live:%'")
+            else:
+                self.con.execute(f"DELETE FROM {self.table}")
+                self.con.execute("DELETE FROM l2_ingest_files")
+                self.con.execute("DELETE FROM l2_rejects")
+                for kind in SIDE_TABLES:
+                    self.con.execute(f"DELETE FROM l2_{kind}")
+        self._verified_file().unlink(missing_ok=True)
+        return 0
+
     def location(self) -> str:
         return f"{self.path} (table {self.table})"
 
@@ -197,11 +229,75 @@ class SqliteStore(L2Store):
                                     fix="l2exp mode=verify mode.repair=true (same data= and store=)") from None
         return out
 
+    # ---- content
+    def _stamp(self) -> list[int]:
+        out: list[int] = []
+        for p in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = p.stat()
+                out += [st.st_size, st.st_mtime_ns]
+            except FileNotFoundError:
+                out += [0, 0]
+        return out
+
+    def _verified_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".verified.json")
+
+    def _check_rows(self) -> tuple[list[int], str]:
+        """Every row re-hashed against its ``row_key``: (rowids that differ, content digest = rows + the sum of
+        the keys mod 2^64 -- order-free, so it is the same for any store holding the same rows)."""
+        from l2exp.data.validate import row_keys
+        from l2exp.schema import SIDE_FIELDS, BookChunk, level_columns
+
+        bad: list[int] = []
+        total = np.uint64(0)
+        n = 0
+        sql = f"SELECT rowid, {','.join(self.columns)}, row_key FROM {self.table}"
+        for df in pd.read_sql_query(sql, self.con, chunksize=VERIFY_ROWS):
+            mats = [np.asfortranarray(df[level_columns(f, self.levels)].to_numpy(np.float64)) for f in SIDE_FIELDS]
+            chunk = BookChunk(df["timestamp"].to_numpy(np.int64), df["symbol"].to_numpy(object),
+                              df["exchange"].to_numpy(object), *mats)
+            keys = row_keys(chunk)
+            differ = keys != df["row_key"].to_numpy(np.int64)
+            bad += df["rowid"].to_numpy()[differ].tolist()
+            total += keys.view(np.uint64).sum(dtype=np.uint64)
+            n += len(df)
+        return bad, f"{n}-{int(total):016x}"
+
+    def _content(self, deep: bool) -> tuple[list[int], str]:
+        """(damaged rowids, content digest), from the last passed check while the database is unchanged."""
+        stamp, vf = self._stamp(), self._verified_file()
+        if not deep:
+            try:
+                cached = json.loads(vf.read_text())
+                if cached.get("stamp") == stamp:
+                    return [], str(cached["digest"])
+            except (OSError, ValueError, KeyError):
+                pass
+        bad, digest = self._check_rows()
+        if not bad:
+            tmp = vf.with_name(f".{vf.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(json.dumps({"stamp": stamp, "digest": digest}))
+                tmp.replace(vf)
+            except OSError:  # a read-only folder: checked again next time
+                tmp.unlink(missing_ok=True)
+        return bad, digest
+
+    def content_digest(self) -> str:
+        return self._content(deep=False)[1]
+
     def integrity_issues(self, deep: bool = False) -> list[Issue]:
         issues = [Issue("uncommitted", f"{self.path} ({path})", "ingest of this file began and did not commit: its "
                         "rows are partly in", digest)
                   for digest, path in self.con.execute(
                       "SELECT digest, path FROM l2_ingest_files WHERE manifest IS NULL ORDER BY path")]
+        bad, _ = self._content(deep)
+        if bad:
+            self._damaged = bad
+            issues.append(Issue("corrupt", f"{self.path} (table {self.table})",
+                                f"{len(bad):,} row(s) differ from what was written (their content no longer "
+                                f"matches their row_key; first rowid {bad[0]})", DAMAGED_ROWS))
         if deep:
             result = [r[0] for r in self.con.execute("PRAGMA quick_check")]
             if result != ["ok"]:
