@@ -198,3 +198,33 @@ def test_feature_cache_keys_differ_between_stores(workdir):
     pq_ = open_store(_cfg(workdir, "features"))
     assert [m["digest"] for m in sq.manifests()] == [m["digest"] for m in pq_.manifests()]
     assert data_digest(sq, 10) != data_digest(pq_, 10)
+
+
+def test_edited_footer_statistics_do_not_change_what_is_read(workdir):
+    """The timestamp statistics in a part's footer lowered to its minimum, size and mtime kept (the pre-use check
+    does not re-hash an unchanged-looking file): a read from the middle of the day still returns every row after
+    that time -- the time bounds are applied to the rows, never to footer statistics."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    run_ingest(_cfg(workdir, "ingest"))
+    store = open_store(_cfg(workdir, "features"))
+    clean = store.read()
+    mid = int(clean.timestamp.iloc[len(clean) // 2])
+    want = store.read(start_ns=mid)
+    assert len(want) == int((clean.timestamp >= mid).sum()) > 0
+    part = _part(workdir)
+    st = part.stat()
+    meta = pq.ParquetFile(part).metadata
+    footer = 8 + meta.serialized_size  # the footer (and page index) sit at the end of the file
+    lo, hi = struct.pack("<q", int(clean.timestamp.min())), struct.pack("<q", int(clean.timestamp.max()))
+    data = bytearray(part.read_bytes())
+    tail = bytes(data[-footer - 4096:])
+    assert tail.count(hi) >= 1
+    data[-len(tail):] = tail.replace(hi, lo)  # "max timestamp" = the minimum: every row group looks early
+    part.write_bytes(bytes(data))
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert part.stat().st_size == st.st_size
+    again = open_store(_cfg(workdir, "features"))
+    pd.testing.assert_frame_equal(again.read(start_ns=mid), want)
