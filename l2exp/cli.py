@@ -22,15 +22,15 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from l2exp.summary import set_output_dir
 
-    set_output_dir(HydraConfig.get().runtime.output_dir)
-    from pathlib import Path
-
+    hc = HydraConfig.get()
+    set_output_dir(hc.runtime.output_dir)
     from l2exp.redact import redact_files
 
-    redact_files(Path(HydraConfig.get().runtime.output_dir) / ".hydra")  # its copies of the command line
+    redact_files(Path(hc.runtime.output_dir) / ".hydra")  # its copies of the command line
     try:
         if cfg.get("optimized_metric"):  # before the run: a sweep on a test metric fails fast
             from l2exp.models.selection import check_selection_metric
@@ -42,7 +42,34 @@ def main(cfg: DictConfig) -> Any:
         return objective(cfg, run(cfg))
     except UserError as err:
         print(err.render(), file=sys.stderr)
-        sys.exit(2)
+        if hc.mode != RunMode.MULTIRUN:
+            sys.exit(2)
+        return failed_job(cfg, hc, err.render(), 2)
+    except Exception as exc:  # noqa: BLE001 - one job of a sweep: recorded, and the sweep goes on
+        if hc.mode != RunMode.MULTIRUN:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        return failed_job(cfg, hc, f"{type(exc).__name__}: {exc}", 1)
+
+
+FAILED_JOB = "failed_job.json"  # in a sweep job's output folder: what failed (read by modes.callbacks)
+
+
+def failed_job(cfg: DictConfig, hc: Any, message: str, code: int) -> float | None:
+    """A failed job of a sweep is written down -- its overrides, message and exit code -- and the sweep goes
+    on (Hydra stopped at the first ``sys.exit``); ``modes.callbacks`` reports every failed job at the end and
+    exits non-zero. An optimising sweeper is given NaN: Optuna counts the trial as failed."""
+    import json
+
+    from l2exp.redact import redact
+
+    Path(hc.runtime.output_dir).mkdir(parents=True, exist_ok=True)
+    record = {"job": int(hc.job.get("num", 0) or 0), "overrides": list(hc.overrides.task),
+              "message": redact(message), "exit_code": code}
+    (Path(hc.runtime.output_dir) / FAILED_JOB).write_text(json.dumps(record, indent=1))
+    return float("nan") if cfg.get("optimized_metric") else None
 
 
 def entry() -> Any:

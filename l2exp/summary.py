@@ -69,9 +69,13 @@ def print_where(pairs: list[tuple[str, Any]]) -> None:
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
-    table = Table(title=redact(title), show_header=False, title_justify="left")
+    """A two-column table. Every text is printed as it is: a path or override with brackets
+    (``data.path=[a,b]``) is not rich markup (it raised MarkupError)."""
+    from rich.markup import escape
+
+    table = Table(title=escape(redact(title)), show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")
     for k, v in rows:
-        table.add_row(k, redact(str(v)))
+        table.add_row(escape(str(k)), escape(redact(str(v))))
     console.print(table)

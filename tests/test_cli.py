@@ -223,3 +223,19 @@ def test_tracking_server_without_a_uri_is_one_message(tmp_path):
                           env={**env, "L2EXP_WORKDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "no MLflow tracking URI" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+def test_a_sweep_goes_on_past_a_failed_job_and_reports_it(tmp_path, launcher):
+    """``-m ... levels=5,0,10``: the levels=0 job fails (a config error), the jobs after it still run (Hydra
+    stopped at the first failure), and the sweep ends with a table of the failed jobs and exit 2; the path with
+    brackets in an override is printed as it is (it raised rich's MarkupError)."""
+    proc = run_cli(["-m", *launcher, "mode=validate", "mode.progress=false", "data.reader.n_snapshots=2000",
+                    "levels=5,0,10"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "3 job(s), 2 succeeded, 1 FAILED" in out and "levels=0" in out and "levels must be" in out
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    done = sorted(p.parent.name for p in sweep.rglob("summary.json"))
+    assert done == ["0", "2"]  # the job after the failed one ran
+    assert "Traceback" not in proc.stderr

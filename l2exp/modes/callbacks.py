@@ -21,6 +21,36 @@ from omegaconf import DictConfig, OmegaConf
 PARENT_ENV = "L2EXP_PARENT_RUN_ID"
 
 
+def report_failed_jobs(config: DictConfig) -> None:
+    """At a sweep's end: how many jobs ran and which failed (``cli.failed_job`` left a record in each failed
+    job's folder); any failed -> the sweep exits with the highest exit code of its jobs."""
+    import json
+    from pathlib import Path
+
+    from l2exp.cli import FAILED_JOB
+
+    if "hydra" not in config:
+        return
+    root = Path(str(config.hydra.sweep.dir))
+    jobs = sorted(p.parent for p in root.rglob(".hydra/overrides.yaml")) if root.exists() else []
+    failed = []
+    for f in sorted(root.rglob(FAILED_JOB)) if root.exists() else []:
+        try:
+            failed.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            failed.append({"job": f.parent.name, "overrides": [], "message": f"unreadable record {f}", "exit_code": 1})
+    if not failed:
+        if jobs:
+            print(f"sweep: {len(jobs)} job(s), all succeeded")
+        return
+    from l2exp.summary import print_table
+
+    print_table(f"sweep: {len(jobs)} job(s), {len(jobs) - len(failed)} succeeded, {len(failed)} FAILED ({root})",
+                [(f"job {r.get('job')}: {' '.join(r.get('overrides', []))}",
+                  f"exit {r.get('exit_code')}: {str(r.get('message', '')).splitlines()[0][:200]}") for r in failed])
+    sys.exit(max(int(r.get("exit_code", 1)) for r in failed))
+
+
 class MlflowMultirunParent(Callback):
     def __init__(self) -> None:
         self.run_id: str | None = None
@@ -84,6 +114,12 @@ class MlflowMultirunParent(Callback):
         client.log_text(self.run_id, "\n".join(hydra_overrides()) or sweep, "sweep_overrides.txt")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._close(config)
+        finally:
+            report_failed_jobs(config)
+
+    def _close(self, config: DictConfig) -> None:
         if self.ray_connected:
             import ray
 
