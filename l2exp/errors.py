@@ -38,3 +38,38 @@ class UserError(Exception):
         from l2exp.redact import redact
 
         return redact("\n".join(parts))
+
+
+# errno values of a file system that cannot take a write: read-only, no permission, full, over quota, too large
+_DISK_ERRNOS = {30: "is read-only", 13: "is not writable (permission denied)", 28: "is full (no space left)",
+                122: "is over its disk quota", 27: "refused a file that large (a file-size limit)"}
+
+
+def disk_error(exc: BaseException) -> UserError | None:
+    """A write the file system refused (read-only, full, no permission) as one message naming the path --
+    not a traceback; None for any other error. The stores commit atomically, so what was stored before
+    is intact (the message says so)."""
+    import sqlite3
+
+    where = None
+    why = None
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        why = _DISK_ERRNOS[exc.errno]
+        where = exc.filename
+    elif isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "readonly database" in text or "read-only" in text:
+            why = _DISK_ERRNOS[30]
+        elif "disk is full" in text or "database or disk is full" in text:
+            why = _DISK_ERRNOS[28]
+        elif "disk i/o error" in text:
+            why = "refused a write (SQLite's disk I/O error: a full, read-only or failing disk, or a size limit)"
+    else:
+        cause = exc.__cause__ or exc.__context__
+        return disk_error(cause) if cause is not None and cause is not exc else None
+    if why is None:
+        return None
+    place = str(where) if where else "the store or output folder"
+    return UserError(f"cannot write {place}: the file system {why} ({exc})", where=place,
+                     fix="Free space or make the folder writable (or point workdir= / store.path= elsewhere) and run "
+                         "again: a store commits each file atomically, so what it held before is intact.")

@@ -445,5 +445,9 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
     assert summary["rows_in"] == summary["accepted"] + summary["rejected"]
     print_table(f"record: {symbol} -> {store.location()}", [(k, v) for k, v in summary.items() if k != "mode"])
     write_summary(summary)
+    if not summary["rows_in"] and feed.stats.errors:  # a feed that never delivered is no successful recording
+        raise UserError(f"the {cfg.feed.kind} feed delivered no snapshot: {feed.stats.errors} request(s) failed, "
+                        f"last: {feed.stats.last_error or '?'}", where=f"feed ({cfg.feed.kind})",
+                        fix="Check the network and the exchange/symbol (feed.client.*); nothing was recorded.")
     console.print(f"train on it: l2exp mode=train data={record_into(cfg)} (store {store.location()})")
     return summary

@@ -228,3 +228,26 @@ def test_edited_footer_statistics_do_not_change_what_is_read(workdir):
     assert part.stat().st_size == st.st_size
     again = open_store(_cfg(workdir, "features"))
     pd.testing.assert_frame_equal(again.read(start_ns=mid), want)
+
+
+@pytest.mark.parametrize("store", ["parquet", "sqlite"])
+def test_a_full_disk_is_one_message_and_the_next_run_finishes(tmp_path, store):
+    """A write the file system refuses (here a 1 MB file-size limit: the same errors as a full or read-only
+    disk) is exit 2 with one message, no traceback; the store is left as it was and a later run completes it."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    args = [sys.executable, "-c", "from l2exp.cli import entry; entry()", "mode=ingest", "mode.progress=false",
+            f"workdir={tmp_path}", f"store={store}", "data.reader.n_snapshots=50000"]
+    proc = subprocess.run(args, preexec_fn=limited, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert open_store(_cfg(tmp_path, "features", f"store={store}", "data.reader.n_snapshots=50000")).count() == 50000

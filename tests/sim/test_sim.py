@@ -138,6 +138,24 @@ def test_a_feed_that_never_delivered_is_not_a_successful_run(workdir, champion):
 
 
 @needs_binance
+def test_a_recording_that_never_received_a_snapshot_is_not_a_success(workdir):
+    """mode=record with every request failing until its time is up: exit 0 with 0 rows before; now exit 2."""
+    from l2exp.errors import UserError
+
+    with FakeBinance(BINANCE, ["500"] * 1000) as fake:
+        cfg = make_cfg(["mode=record", f"workdir={workdir}", "feed=ccxt", "data=recorded", "mode.duration_s=1",
+                        "feed.client.max_failures=1000", "feed.client.backoff_ms=20", "feed.client.backoff_cap_ms=40",
+                        "store=parquet"])
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.feed.client.options = fake.ccxt_options()
+        with pytest.raises(UserError, match="delivered no snapshot"):
+            run_record(cfg)
+        assert fake.requests >= 2
+
+
+@needs_binance
 def test_record_writes_the_store_through_validation(workdir):
     with FakeBinance(BINANCE, ["ok"] * 10 + ["crossed"] + ["ok"] * 40) as fake:
         cfg = make_cfg(["mode=record", f"workdir={workdir}", "feed=ccxt", "data=recorded", "mode.max_snapshots=30",
