@@ -146,6 +146,9 @@ class CsvReader(Reader):
             columns: [...]}``: its path is the main path with ``regex`` replaced by ``repl``.
         fast: parse with the compiled parser where it can decide (``false``: pyarrow parses every
             block; the same tables, slower).
+        encoding: the file's text encoding (a Python codec name; default UTF-8). A file in another one is
+            one message naming it (a UTF-16 byte-order mark, or NUL bytes), not a rejected row per line.
+        max_line_bytes: a longer line is rejected (``line_too_long``) and the rest of the file read.
 
     Fast path: numeric columns are parsed straight to float64, by :mod:`l2exp.data.csv_fast` where
     it can decide exactly, else by pyarrow. pyarrow cannot say on which
@@ -155,9 +158,18 @@ class CsvReader(Reader):
     """
 
     def __init__(self, levels: int, columns: list[Any] | None = None, delimiter: str = ",",
-                 companion: dict[str, Any] | None = None, fast: bool = True, **kw: Any) -> None:
+                 companion: dict[str, Any] | None = None, fast: bool = True, encoding: str = "utf-8",
+                 max_line_bytes: int = 1 << 20, **kw: Any) -> None:
         super().__init__(levels, **kw)
-        self.fast = fast
+        import codecs
+
+        try:
+            self.encoding = codecs.lookup(encoding).name  # "utf8", "UTF-8" -> "utf-8"
+        except LookupError:
+            raise UserError(f"unknown text encoding data.reader.encoding={encoding!r}", where="data.reader.encoding",
+                            fix="A Python codec name: utf-8 (default), utf-16, latin-1, cp1252, ...") from None
+        self.max_line_bytes = int(max_line_bytes)
+        self.fast = fast and self.encoding == "utf-8"  # the compiled parser reads UTF-8 bytes
         self.columns = expand_columns(list(columns) if columns is not None else None, levels)
         self.delimiter = delimiter
         self.companion = dict(companion) if companion else None
@@ -184,11 +196,15 @@ class CsvReader(Reader):
         """Column names: from config for headerless files, else the first line (decompressed)."""
         if self.columns is not None:
             return self.columns, 0
-        self._open(path, pacsv.ReadOptions(block_size=1 << 16, column_names=["line"]),
+        if self.encoding == "utf-8":
+            _refuse_other_encoding(_first_bytes(path), path)
+        self._open(path, pacsv.ReadOptions(block_size=1 << 16, column_names=["line"], encoding=self.encoding),
                    pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
                    pacsv.ConvertOptions(column_types={"line": pa.string()}))  # existence/emptiness/corruption
         with pa.input_stream(path, compression="detect") as fh:
             head = fh.read(1 << 16)
+        if self.encoding != "utf-8":
+            head = head.decode(self.encoding, errors="replace").encode("utf-8")
         first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
         names = [c.strip().strip('"') for c in first.split(self.delimiter)]
         if len(names) == 1:
@@ -203,6 +219,9 @@ class CsvReader(Reader):
         streaming reader. Either way the same tables: numeric columns float64, the others of the
         types pyarrow infers from the first block (a later block that does not fit them is a
         conversion error, as in pyarrow's streaming reader: line mode)."""
+        if self.encoding != "utf-8":  # transcoded by pyarrow's reader
+            yield from self._arrow_stream(path, names, header, numeric, state)
+            return
         parser = FastCsvParser(names, numeric, self.delimiter, threads=os.cpu_count() or 1)
         if not parser.usable:
             parser.close()
@@ -231,6 +250,7 @@ class CsvReader(Reader):
                     state["floats"] = parsed[1]
                 else:  # a block only pyarrow decides, or that pyarrow's conversion must judge
                     table = self._arrow_block(block, names, numeric, types)
+                _check_text(table, numeric)
                 n = table.num_rows
                 lines = np.arange(state["rows"], state["rows"] + n) + 1 + header
                 state["rows"] += n
@@ -293,7 +313,8 @@ class CsvReader(Reader):
 
         reader = self._open(
             path,
-            pacsv.ReadOptions(column_names=names if header == 0 else None, block_size=1 << 22),
+            pacsv.ReadOptions(column_names=names if header == 0 else None, block_size=1 << 22,
+                              encoding=self.encoding),
             pacsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=on_invalid),
             # only an empty cell is missing: "n/a", "null", "-" in a numeric column are text, flagged
             # row by row in line mode, never silently read as NaN (pyarrow's default null markers)
@@ -312,22 +333,16 @@ class CsvReader(Reader):
 
     def _line_mode(self, path: str, names: list[str], header: int, skip: int,
                    state: dict[str, Any]) -> Iterator[_Batch]:
-        reader = self._open(
-            path,
-            pacsv.ReadOptions(column_names=["line"], skip_rows=header, block_size=1 << 22),
-            pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
-                               ignore_empty_lines=False),
-            pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
-        )
-        line_no = header
+        """Every line one row, with its line number: a line that is not valid text (``undecodable``) or longer
+        than ``max_line_bytes`` (``line_too_long``) is one reject with its reason, and the rest of the file is
+        read (pyarrow's reader refused the whole file for either). ``skip``: rows delivered before."""
         to_skip = skip
-        for batch in _batches(reader, path, lambda: state["rows"]):
-            text = batch.column(0)
-            n_lines = len(text)
-            lines_all = np.arange(line_no + 1, line_no + 1 + n_lines)
-            line_no += n_lines
-            nonempty = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(text), ""))
-            text, lines_all = text.filter(pa.array(nonempty)), lines_all[nonempty]
+        for raw, lines_all, rejects in _raw_lines(path, header, self.max_line_bytes, self.encoding,
+                                                  lambda: state["rows"]):
+            state.setdefault("rejects", []).extend(rejects)
+            if not len(raw):
+                continue
+            text = raw
             if to_skip:
                 k = min(to_skip, len(text))
                 text, lines_all, to_skip = text.slice(k), lines_all[k:], to_skip - k
@@ -348,6 +363,8 @@ class CsvReader(Reader):
     # -- public ------------------------------------------------------------------------------
     def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
         names, header = self._names(path)
+        if header == 0 and self.encoding == "utf-8":
+            _refuse_other_encoding(_first_bytes(path), path)
         numeric = {c for c in numeric if c in names}
         companion = _Lockstep(self._companion_iter(path, chunk_rows), path) if self.companion else None
         state: dict[str, Any] = {"rows": 0, "chunk_rows": chunk_rows}
@@ -373,12 +390,17 @@ class CsvReader(Reader):
                 yield _merge(pending)
                 pending, pending_rows = [], 0
             floats = state.pop("floats", None)
-            pending.append(RawChunk(table, path, lines, bad, floats=floats,
+            pending.append(RawChunk(table, path, lines, bad, rejects=state.pop("rejects", []), floats=floats,
                                     float_columns=float_columns if floats is not None else {}))
             pending_rows += table.num_rows
             if pending_rows >= chunk_rows:
                 yield _merge(pending)
                 pending, pending_rows = [], 0
+        left = state.pop("rejects", [])  # lines rejected after the last row
+        if left:
+            empty = pending[-1].table.slice(0, 0) if pending else \
+                pa.table({n: pa.array([], pa.string()) for n in names})
+            pending.append(RawChunk(empty, path, np.zeros(0, dtype=np.int64), [], rejects=left))
         if pending:
             yield _merge(pending)
 
@@ -487,7 +509,7 @@ def _merge(parts: list[RawChunk]) -> RawChunk:
     tables = [p.table for p in parts if p.table.num_rows]
     table = pa.concat_tables(tables, promote_options="permissive") if tables else parts[0].table
     return RawChunk(table, parts[0].path, np.concatenate([p.lines for p in parts]),
-                    [b for p in parts for b in p.bad_rows])
+                    [b for p in parts for b in p.bad_rows], rejects=[r for p in parts for r in p.rejects])
 
 
 def _is_conversion(msg: str) -> bool:
@@ -497,6 +519,119 @@ def _is_conversion(msg: str) -> bool:
 
 class _Fallback(Exception):
     """Raised by the fast CSV path when the file needs line mode."""
+
+
+def _first_bytes(path: str, n: int = 1 << 16) -> bytes:
+    """The first ``n`` bytes of the file's text (decompressed); a missing or unreadable file as a message."""
+    try:
+        with pa.input_stream(path, compression="detect") as fh:
+            return bytes(fh.read(n))
+    except FileNotFoundError as exc:
+        raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, exc, 0) from exc
+
+
+def _refuse_other_encoding(head: bytes, path: str) -> None:
+    """A file that is not UTF-8 text as a whole (a UTF-16 byte-order mark, or mostly NUL bytes in its first 64 KiB)
+    is one message naming the encoding and the key -- not one reject per line."""
+    boms = {b"\xff\xfe": "UTF-16 (little-endian)", b"\xfe\xff": "UTF-16 (big-endian)"}
+    found = next((name for bom, name in boms.items() if head.startswith(bom)), None)
+    if found is None and len(head) >= 64 and head.count(b"\x00") > len(head) // 4:
+        found = "UTF-16 without a byte-order mark, or binary (a quarter of its bytes are NUL)"  # NUL padding
+        # inside fields (BitMEX pads its symbols) is text
+    if found:
+        raise UserError(f"{Path(path).name} is not UTF-8 text: it looks {found}", where=path,
+                        fix="Set the reader's encoding (++data.reader.encoding=utf-16 on the command line), or "
+                            "convert the file: iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8.csv")
+
+
+def _check_text(table: pa.Table, numeric: set[str]) -> None:
+    """Text columns must be valid UTF-8 (the compiled parser copies bytes as they are): a block with an
+    undecodable byte goes to line mode, which rejects that line alone."""
+    for name in table.column_names:
+        if name in numeric:
+            continue
+        col = table.column(name)
+        try:
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                col.validate(full=True)
+            elif pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):  # inferred so: not UTF-8
+                col.cast(pa.string())
+        except pa.ArrowInvalid as exc:
+            raise _Fallback(f"invalid UTF-8 in column {name}") from exc
+
+
+def _raw_lines(path: str, header: int, max_line: int, encoding: str, delivered: Any = lambda: 0,
+               block: int = 1 << 22) -> Iterator[tuple[pa.Array, np.ndarray, list[tuple[int, str, str]]]]:
+    """The file's non-empty lines as text, in batches, with their 1-based line numbers and the lines rejected on
+    the way: ``undecodable`` (not valid text in ``encoding``), ``line_too_long`` (over ``max_line`` bytes: skipped
+    to its end without holding it). The first ``header`` lines are dropped. Hand-written because pyarrow's line
+    reader refuses a whole file for one such line (a line longer than its block, an invalid UTF-8 byte)."""
+    line_no = 0
+    carry = b""
+    skipping = False  # inside a line already over max_line
+    try:
+        stream = _open_bytes(path)  # ISA-L for .gz: a cut file is an error here (pyarrow's reader ends quietly)
+        if encoding != "utf-8":
+            stream = pa.transcoding_input_stream(pa.PythonFile(stream, mode="r"), encoding, "utf-8")
+        with stream as fh:
+            eof = False
+            seen = 0
+            while not eof:
+                data = fh.read(block)
+                eof = not data
+                seen += len(data)
+                if eof and not seen:
+                    raise _empty_file(path)
+                pieces = (carry + data).split(b"\n") if data else ([carry] if carry else [])
+                carry = pieces.pop() if data else b""
+                rejects: list[tuple[int, str, str]] = []
+                keep: list[bytes] = []
+                numbers: list[int] = []
+                for piece in pieces:
+                    line_no += 1
+                    if skipping:  # the end of an over-long line
+                        skipping = False
+                        rejects.append((line_no, "line_too_long", f"longer than {max_line:,} bytes "
+                                                                  "(data.reader.max_line_bytes)"))
+                        continue
+                    if line_no <= header or not piece.strip():
+                        continue
+                    if len(piece) > max_line:
+                        rejects.append((line_no, "line_too_long", f"{len(piece):,} bytes, over {max_line:,} "
+                                                                  "(data.reader.max_line_bytes)"))
+                        continue
+                    keep.append(piece)
+                    numbers.append(line_no)
+                if len(carry) > max_line:  # a line still growing past the limit: drop what there is of it
+                    carry, skipping = b"", True
+                if skipping and eof:
+                    line_no += 1
+                    rejects.append((line_no, "line_too_long", f"longer than {max_line:,} bytes at the end of the "
+                                                              "file (data.reader.max_line_bytes)"))
+                text, lines = _decoded(keep, np.asarray(numbers, dtype=np.int64), rejects)
+                yield text, lines, rejects
+    except FileNotFoundError as exc:
+        raise UserError(f"file not found: {path}", fix="Check data.path (a file or glob).") from exc
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, exc, delivered()) from exc
+
+
+def _decoded(raw: list[bytes], lines: np.ndarray, rejects: list[tuple[int, str, str]]) -> tuple[pa.Array, np.ndarray]:
+    """``raw`` as text; an undecodable line becomes a reject (found by a per-line pass only when the batch as a
+    whole does not decode)."""
+    try:
+        return pa.array(raw, pa.binary()).cast(pa.string()), lines
+    except pa.ArrowInvalid:
+        text, ok = [], np.ones(len(raw), dtype=bool)
+        for i, piece in enumerate(raw):
+            try:
+                text.append(piece.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                ok[i] = False
+                rejects.append((int(lines[i]), "undecodable", f"not UTF-8 at byte {exc.start}: {piece[:120]!r}"))
+        return pa.array(text, pa.string()), lines[ok]
 
 
 def _batches(reader: pacsv.CSVStreamingReader, path: str, delivered: Any) -> Iterator[pa.RecordBatch]:

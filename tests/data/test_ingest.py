@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from l2exp.config import PROJECT_ROOT
 from l2exp.data.ingest import ingest
+from l2exp.errors import UserError
 from l2exp.modes.ingest import run_ingest
 from l2exp.schema import canonical_columns
 from tests.conftest import make_cfg, needs_shared, run_cli
@@ -441,3 +442,55 @@ def test_interleaved_symbols_across_midnight_land_in_their_partitions_in_file_or
                                  for f in sorted(store.root.glob(f"symbol={sym}/date=*/*.parquet"))])
         assert list(zip(mine["timestamp"].to_pylist(), mine["bid_price_1"].to_pylist(), strict=True)) == rows, sym
     assert len(store.read()) == 12 * symbols
+
+
+def _canonical_csv(path, n: int = 3001):
+    """A canonical-layout CSV of ``n`` rows (one symbol, 10 levels) and its lines as bytes."""
+    import pandas as pd
+
+    ts = 1_704_153_600_000_000_000 + np.arange(n, dtype=np.int64) * 1_000_000
+    df = pd.DataFrame({"timestamp": ts, "symbol": "X", "exchange": "E"})
+    for i in range(1, 11):
+        df[f"bid_price_{i}"], df[f"bid_size_{i}"] = 100.0 - i, 1.0
+        df[f"ask_price_{i}"], df[f"ask_size_{i}"] = 100.0 + i, 1.0
+    df.to_csv(path, index=False)
+    return path.read_bytes().split(b"\n")
+
+
+@pytest.mark.parametrize("store", ["parquet", "sqlite"])
+@pytest.mark.parametrize("case", ["undecodable", "line_too_long"])
+def test_one_bad_line_is_one_reject_and_the_rest_is_read(tmp_path, store, case):
+    """Invalid UTF-8 on one line, or one 3 MB line (over data.reader.max_line_bytes): that line is a reject with its
+    reason and every other row is stored -- it was a traceback (0 rows) or "truncated or corrupt" (0 rows stored,
+    the 1,500 rows after the line never read)."""
+    from l2exp.modes.build import store_with_data as open_store
+    from l2exp.modes.ingest import run_ingest
+
+    lines = _canonical_csv(tmp_path / "good.csv")
+    if case == "undecodable":
+        lines[1500] = lines[1500].replace(b",X,", b",X\xff\xfe,")
+    else:
+        lines[1500] = lines[1500] + b"," + b"9" * 3_000_000
+    (tmp_path / "bad.csv").write_bytes(b"\n".join(lines))
+    args = ["mode=ingest", "mode.progress=false", "data=canonical_csv", f"data.path={tmp_path / 'bad.csv'}",
+            f"workdir={tmp_path}", f"store={store}"]
+    s = run_ingest(make_cfg(args))
+    assert s["rows_in"] == 3001 and s["accepted"] == 3000 and s["rejected_by_reason"] == {case: 1}
+    st = open_store(make_cfg(args))
+    assert st.count() == 3000
+    rej = st.read_rejects()
+    assert len(rej) == 1 and int(rej.line.iloc[0]) == 1501
+
+
+def test_a_whole_file_in_another_encoding_is_one_message_and_reads_with_the_key(tmp_path):
+    from l2exp.modes.ingest import run_ingest
+
+    _canonical_csv(tmp_path / "good.csv", 500)
+    (tmp_path / "u16.csv").write_bytes((tmp_path / "good.csv").read_text().encode("utf-16"))
+    args = ["mode=ingest", "mode.progress=false", "data=canonical_csv", f"data.path={tmp_path / 'u16.csv'}",
+            f"workdir={tmp_path}"]
+    with pytest.raises(UserError, match="not UTF-8 text: it looks UTF-16") as err:
+        run_ingest(make_cfg(args))
+    assert "++data.reader.encoding=utf-16" in err.value.fix
+    s = run_ingest(make_cfg([*args, "++data.reader.encoding=utf-16"]))
+    assert s["accepted"] == 500 and s["rejected"] == 0
