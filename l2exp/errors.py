@@ -40,6 +40,18 @@ class UserError(Exception):
         return redact("\n".join(parts))
 
 
+class DamagedFile(UserError):
+    """A source file that cannot be read past some point (a cut .gz, a corrupt block): ``rows`` were read before
+    the damage. Ingest stores and commits those rows, reads the other files, and then reports it."""
+
+    def __init__(self, what: str, where: str | None = None, fix: str | None = None, rows: int = 0) -> None:
+        self.rows = int(rows)
+        super().__init__(what, where, fix)
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.what, self.where, self.fix, self.rows))
+
+
 # errno values of a file system that cannot take a write: read-only, no permission, full, over quota, too large
 _DISK_ERRNOS = {30: "is read-only", 13: "is not writable (permission denied)", 28: "is full (no space left)",
                 122: "is over its disk quota", 27: "refused a file that large (a file-size limit)"}

@@ -47,6 +47,7 @@ class IngestStats:
     symbols: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     book: Counter = field(default_factory=Counter)  # incremental sources: deltas_in, sequence_gaps...
+    damaged: str = ""  # the file could not be read past some point: the message (its rows before are stored)
 
     def add(self, other: IngestStats) -> None:
         self.rows_in += other.rows_in
@@ -67,7 +68,8 @@ class IngestStats:
                 "inserted": self.inserted, "rejected_by_reason": dict(self.by_reason),
                 "missing_level_rows": self.missing_level_rows, "first_ts": self.first_ts,
                 "last_ts": self.last_ts, "symbols": dict(self.symbols), **({"book": book_summary(self.book)}
-                                                                               if self.book else {})}
+                                                                               if self.book else {}),
+                **({"damaged": self.damaged} if self.damaged else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IngestStats:
@@ -148,9 +150,24 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
                 examples: int = 3, mapped: Iterable[Any] | None = None) -> IngestStats:
     """Validate and (unless ``writer`` is None) store one file: read and mapped here, or ``mapped``
     already (its chunks from :func:`map_file`)."""
+    from l2exp.errors import DamagedFile
+
     st = IngestStats()
+    try:
+        _ingest_chunks(st, source, path, validator, writer, progress, task, examples,
+                       source.iter_mapped(path, chunk_rows) if mapped is None else mapped)
+    except DamagedFile as dmg:  # every row before the damage was validated and written: keep them
+        st.damaged = dmg.render()
+    if writer is not None:
+        st.inserted += writer.flush()
+    return st
+
+
+def _ingest_chunks(st: IngestStats, source: DataSource, path: str, validator: Validator,
+                   writer: IngestWriter | None, progress: Progress | None, task: Any, examples: int,
+                   chunks: Iterable[Any]) -> None:
     levels = source.mapping.levels
-    for raw, chunk, unparseable, detail in (source.iter_mapped(path, chunk_rows) if mapped is None else mapped):
+    for raw, chunk, unparseable, detail in chunks:
         n = chunk.n
         st.rows_in += n + len(raw.bad_rows)
         if raw.bad_rows:
@@ -214,9 +231,6 @@ def ingest_file(source: DataSource, path: str, validator: Validator, writer: Ing
             writer.write_rejects(_rejects_table(chunk, rej, reason, raw.lines, detail, path, levels))
         if progress is not None:
             progress.update(task, advance=n + len(raw.bad_rows))
-    if writer is not None:
-        st.inserted += writer.flush()
-    return st
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -250,6 +264,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     t0 = time.perf_counter()
     warm.start()  # the compiled kernels load beside the digest and the store's recovery
     total = IngestStats()
+    damaged: list[tuple[str, IngestStats]] = []  # files read up to a damage (their rows before it are stored)
     files = source.files()
     chunk_rows = int(options.chunk_rows)
     examples = int(options.examples_per_reason)
@@ -284,6 +299,9 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
                                     fix="l2exp mode=verify mode.repair=true (same data= and store=) drops that source "
                                         "and ingests it again")
                 st = IngestStats.from_json(manifest["stats"])
+                st.damaged = str(manifest["stats"].get("damaged", ""))
+                if st.damaged:  # stored up to its damage by an earlier run: still said, every run
+                    damaged.append((path, st))
                 validator.state = ValidationState.from_json(manifest["validation_state"])
                 total.add(st)
                 total.files.append({"path": path, "digest": digest, "reused": True, **st.to_json()})
@@ -306,6 +324,8 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
             for k, v in st.examples.items():
                 total.examples.setdefault(k, []).extend(v[: examples])
             total.files.append({"path": path, "digest": digest, "reused": False, **st.to_json()})
+            if st.damaged:
+                damaged.append((path, st))
     assert total.rows_in == total.accepted + total.rejected, "row accounting broken"
     seconds = time.perf_counter() - t0
     summary = {
@@ -327,9 +347,25 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     _report(summary)
     print_where([("store", summary["store"])])
     write_summary(summary)
+    if damaged:
+        raise _damaged_files(damaged, store is not None)
     if total.rows_in and not total.accepted:
         raise _nothing_accepted(summary)
     return summary
+
+
+def _damaged_files(damaged: list[tuple[str, IngestStats]], stored: bool) -> UserError:
+    """Files read only up to their damage: what was kept of each, exactly as stored (exit 2)."""
+    lines = []
+    for path, st in damaged:
+        first = st.damaged.splitlines()[0].removeprefix("error: ")
+        kept = (f"{st.accepted:,} rows before the damage are stored ({st.rejected:,} rejected)" if stored
+                else f"{st.accepted:,} rows before the damage are valid ({st.rejected:,} rejected)")
+        lines.append(f"{path}: {first}; {kept}")
+    return UserError(f"{len(damaged)} file(s) could not be read to the end:\n  " + "\n  ".join(lines),
+                     where=damaged[0][0],
+                     fix="Re-download or re-copy the file (for .gz: `gzip -t FILE` checks it) and ingest again: the "
+                         "fixed file is read anew and only its missing rows are added. The other files are ingested.")
 
 
 def _reads_in_parallel(compute: Any, files: int) -> bool:

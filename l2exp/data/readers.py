@@ -90,11 +90,14 @@ def expand_columns(spec: list[Any] | None, levels: int) -> list[str] | None:
 
 
 def _corrupt(path: str, exc: Exception, rows: int) -> UserError:
-    return UserError(
+    from l2exp.errors import DamagedFile
+
+    return DamagedFile(
         f"could not read {Path(path).name}: the file is truncated or corrupt ({exc})",
         where=f"{path}, after {rows} rows",
-        fix="Re-download or re-copy the file (for .gz: `gzip -t FILE` checks it). Rows before the "
-            "damage are already stored; a rerun after fixing the file adds only what is missing.",
+        fix="Re-download or re-copy the file (for .gz: `gzip -t FILE` checks it). The rows before the "
+            "damage are stored; a rerun after fixing the file adds only what is missing.",
+        rows=rows,
     )
 
 
@@ -379,23 +382,30 @@ class CsvReader(Reader):
                 delivered = state["rows"]
                 yield from self._line_mode(path, names, header, delivered, state)
 
-        for table, lines, bad, consumed, keep in batches():
-            if companion is not None:
-                extra = companion.take(consumed)
-                if keep is not None:
-                    extra = extra.filter(pa.array(keep))
-                for name in extra.column_names:
-                    table = table.append_column(name, extra.column(name))
-            if pending and pending[0].table.schema != table.schema:  # fast rows, then line mode: own chunk
+        from l2exp.errors import DamagedFile
+
+        try:
+            for table, lines, bad, consumed, keep in batches():
+                if companion is not None:
+                    extra = companion.take(consumed)
+                    if keep is not None:
+                        extra = extra.filter(pa.array(keep))
+                    for name in extra.column_names:
+                        table = table.append_column(name, extra.column(name))
+                if pending and pending[0].table.schema != table.schema:  # fast rows, then line mode: own chunk
+                    yield _merge(pending)
+                    pending, pending_rows = [], 0
+                floats = state.pop("floats", None)
+                pending.append(RawChunk(table, path, lines, bad, rejects=state.pop("rejects", []), floats=floats,
+                                        float_columns=float_columns if floats is not None else {}))
+                pending_rows += table.num_rows
+                if pending_rows >= chunk_rows:
+                    yield _merge(pending)
+                    pending, pending_rows = [], 0
+        except DamagedFile:  # the rows read before the damage first: ingest stores them, then meets the error
+            if pending:
                 yield _merge(pending)
-                pending, pending_rows = [], 0
-            floats = state.pop("floats", None)
-            pending.append(RawChunk(table, path, lines, bad, rejects=state.pop("rejects", []), floats=floats,
-                                    float_columns=float_columns if floats is not None else {}))
-            pending_rows += table.num_rows
-            if pending_rows >= chunk_rows:
-                yield _merge(pending)
-                pending, pending_rows = [], 0
+            raise
         left = state.pop("rejects", [])  # lines rejected after the last row
         if left:
             empty = pending[-1].table.slice(0, 0) if pending else \
@@ -703,7 +713,17 @@ def _stream_blocks(fh: Any, size: list[int], header: int, path: str, delivered: 
                     grown[:filled] = buf[:filled]
                     buf = bufs[k] = grown
                 while filled < target:
-                    n = fh.readinto(memoryview(buf)[filled:target])
+                    try:
+                        # at most 1 MiB a call: a reader that meets damage mid-call loses what that call copied
+                        n = fh.readinto(memoryview(buf)[filled:min(target, filled + (1 << 20))])
+                    except _READ_ERRORS:  # damage: first hand over the whole lines decoded before it
+                        data = buf[:filled]
+                        if skip:
+                            data, skip = _skip_lines(data, skip)
+                        cut = _last_newline(data)
+                        if cut >= 0 and not skip:
+                            ready.put(data[: cut + 1])
+                        raise
                     if not n:
                         eof = True
                         break
