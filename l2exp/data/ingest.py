@@ -8,6 +8,7 @@ writes nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import tempfile
 import time
@@ -269,8 +270,9 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     chunk_rows = int(options.chunk_rows)
     examples = int(options.examples_per_reason)
     lock = store.writer_lock() if store is not None else contextlib.nullcontext()
+    _clean_stale_spill()
     with lock, _progress(options.progress and console.is_terminal) as progress, \
-            tempfile.TemporaryDirectory(prefix="l2exp-premap-") as spill:
+            tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as spill:
         if store is not None:
             store.recover()
         listed = store.manifests() if store is not None else []  # the files the store holds, read once
@@ -352,6 +354,21 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
     if total.rows_in and not total.accepted:
         raise _nothing_accepted(summary)
     return summary
+
+
+SPILL_PREFIX = "l2exp-premap-"  # + the ingest's pid: the parallel readers' spill folders in the temp folder
+
+
+def _clean_stale_spill() -> None:
+    """Spill folders of ingests that died without cleaning up (``kill -9``: 474 MB were left in the temp
+    folder) are removed by the next ingest: a folder whose process is gone."""
+    import shutil
+
+    for d in Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*"):
+        pid = d.name.removeprefix(SPILL_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue  # an old name without a pid, or an ingest still running
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _damaged_files(damaged: list[tuple[str, IngestStats]], stored: bool) -> UserError:

@@ -527,3 +527,61 @@ def test_a_cut_gzip_keeps_and_commits_every_row_before_the_cut(tmp_path, store):
     path.write_bytes(whole)  # fixed
     s = run_ingest(make_cfg(args))
     assert s["accepted"] == 60_000 and open_store(make_cfg(args)).count() == 60_000
+
+
+def _marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark`` (the test's own children and their descendants)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (d / "environ").read_bytes() and b"State:\tZ" not in (d / "status").read_bytes():
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.slow
+@needs_shared("bitmex/orderbook10_2020-03-10.csv.gz")
+def test_kill_9_of_a_pooled_ingest_leaves_no_process_and_the_next_run_cleans_its_spill(tmp_path):
+    """``compute=local``: SIGKILL the ingest while its pool reads; its forkserver, workers and resource tracker
+    go with it (they stayed with parent PID 1, ~660 MB), and the spill folder it left in the temp folder is
+    removed by the next ingest."""
+    import uuid
+
+    mark = f"L2EXP_TEST_MARK={uuid.uuid4().hex}"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, L2EXP_WORKDIR=str(tmp_path / "w"), TMPDIR=str(tmp), **dict([mark.split("=")]))
+    args = ["mode=ingest", "data=bitmex_ob10", "compute=local", "compute.workers=2", "validation.chunk_rows=2000",
+            "mode.progress=false"]
+    proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_marked(mark)) < 4:  # main, server, 2 workers
+        time.sleep(0.05)
+    assert proc.poll() is None and len(_marked(mark)) >= 4, "the pool never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and _marked(mark):
+        time.sleep(0.1)
+    left = _marked(mark)
+    what = []
+    for pid in left:
+        try:
+            what.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:90].decode() + " " +
+                        [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("State")][0])
+        except OSError:
+            pass
+    for pid in left:  # do not leave them to the next test either
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} process(es) outlived the killed ingest: {what}"
+    spill = list(tmp.glob("l2exp-premap-*"))
+    assert spill, "the killed ingest left no spill folder to clean (nothing tested)"
+    done = subprocess.run([sys.executable, "-m", "l2exp.cli", *args[:2], "mode.progress=false"], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not any(p.exists() for p in spill)
