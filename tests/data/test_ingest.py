@@ -529,6 +529,16 @@ def test_a_cut_gzip_keeps_and_commits_every_row_before_the_cut(tmp_path, store):
     assert s["accepted"] == 60_000 and open_store(make_cfg(args)).count() == 60_000
 
 
+def _describe(pid: int) -> str:
+    """A process's command line and state, for a failure message."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:90].decode()
+        state = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("State"))
+    except (OSError, StopIteration):
+        return f"{pid} (gone)"
+    return f"{pid} {cmd} {state}"
+
+
 def _marked(mark: str) -> list[int]:
     """Live processes whose environment carries ``mark`` (the test's own children and their descendants)."""
     out = []
@@ -569,13 +579,7 @@ def test_kill_9_of_a_pooled_ingest_leaves_no_process_and_the_next_run_cleans_its
     while time.time() < deadline and _marked(mark):
         time.sleep(0.1)
     left = _marked(mark)
-    what = []
-    for pid in left:
-        try:
-            what.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:90].decode() + " " +
-                        [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("State")][0])
-        except OSError:
-            pass
+    what = [_describe(pid) for pid in left]
     for pid in left:  # do not leave them to the next test either
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} process(es) outlived the killed ingest: {what}"
