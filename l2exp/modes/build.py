@@ -37,6 +37,9 @@ def store(cfg: DictConfig) -> L2Store:
     return instantiate(cfg.store)
 
 
+IMPLICIT_INGEST_WAIT_S = 1800.0  # how long a mode waits for another process ingesting the same empty store
+
+
 def store_with_data(cfg: DictConfig) -> L2Store:
     """The store of ``data=``; the source is ingested first when the store holds nothing yet (said on
     screen). Damaged or half-written data is refused before anything uses it
@@ -45,9 +48,16 @@ def store_with_data(cfg: DictConfig) -> L2Store:
     st.check_before_use()
     if st.count() == 0:
         console.print(f"[bold]store {st.location()} is empty: ingesting data={cfg.data.name} first[/]")
+        from omegaconf import OmegaConf, open_dict
+
         from l2exp.modes.ingest import run_ingest
 
-        run_ingest(cfg)
+        # jobs of a sweep start together on one empty store: the one that gets the writer lock ingests, the others
+        # wait for it (then find every file ingested) instead of failing on the lock
+        ingest_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+        with open_dict(ingest_cfg):
+            ingest_cfg.store.lock_wait_s = max(float(cfg.store.get("lock_wait_s", 0) or 0), IMPLICIT_INGEST_WAIT_S)
+        run_ingest(ingest_cfg)
         st = store(cfg)
         if st.count() == 0:
             raise UserError(f"data={cfg.data.name} produced no accepted rows", where=str(cfg.data.path),
