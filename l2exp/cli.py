@@ -40,20 +40,16 @@ def main(cfg: DictConfig) -> Any:
         _check(cfg)
         run = instantiate(cfg.mode.run)
         return objective(cfg, run(cfg))
-    except UserError as err:
-        print(err.render(), file=sys.stderr)
-        if hc.mode != RunMode.MULTIRUN:
-            sys.exit(2)
-        return failed_job(cfg, hc, err.render(), 2)
     except Exception as exc:  # noqa: BLE001 - one job of a sweep: recorded, and the sweep goes on
         from l2exp.errors import disk_error
 
-        err2 = disk_error(exc)  # a read-only or full file system: one message, exit 2
-        if err2 is not None:
-            print(err2.render(), file=sys.stderr)
+        # a user's mistake, or a read-only or full file system: one message, exit 2
+        err = exc if isinstance(exc, UserError) else disk_error(exc)
+        if err is not None:
+            print(err.render(), file=sys.stderr)
             if hc.mode != RunMode.MULTIRUN:
                 sys.exit(2)
-            return failed_job(cfg, hc, err2.render(), 2)
+            return failed_job(cfg, hc, err.render(), 2)
         if hc.mode != RunMode.MULTIRUN:
             raise
         import traceback

@@ -199,13 +199,12 @@ class CsvReader(Reader):
         """Column names: from config for headerless files, else the first line (decompressed)."""
         if self.columns is not None:
             return self.columns, 0
+        head = _first_bytes(path)
         if self.encoding == "utf-8":
-            _refuse_other_encoding(_first_bytes(path), path)
+            _refuse_other_encoding(head, path)
         self._open(path, pacsv.ReadOptions(block_size=1 << 16, column_names=["line"], encoding=self.encoding),
                    pacsv.ParseOptions(delimiter="\x1f", quote_char=False),
                    pacsv.ConvertOptions(column_types={"line": pa.string()}))  # existence/emptiness/corruption
-        with pa.input_stream(path, compression="detect") as fh:
-            head = fh.read(1 << 16)
         if self.encoding != "utf-8":
             head = head.decode(self.encoding, errors="replace").encode("utf-8")
         first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
