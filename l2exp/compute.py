@@ -101,11 +101,48 @@ class LocalPool(_Executor):
         ctx = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(PRELOAD)
+            short_socket_dir()
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
                                    initargs=(os.getpid(),))
 
     def describe(self) -> str:
         return f"local pool ({self.workers} processes)"
+
+
+# the forkserver's socket: <temp dir>/pymp-XXXXXXXX/listener-XXXXXXXX, and a Unix socket path holds at most
+# 107 bytes on Linux (108 with its NUL)
+_SOCKET_SUFFIX = len("/pymp-XXXXXXXX/listener-XXXXXXXX")
+_SUN_PATH_MAX = 107
+_SHORT_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def short_socket_dir() -> None:
+    """Put multiprocessing's private temp folder (the forkserver's listening socket) where its path fits.
+
+    Why: with a long ``TMPDIR`` (a deep CI or pytest-xdist temp folder, a home directory on a network
+    share) the forkserver cannot bind its socket -- ``OSError: AF_UNIX path too long`` and the ingest
+    ended in a traceback (found by a CI run, temp folder of 81 bytes). CPython 3.13 falls back to a
+    short system folder itself (``multiprocessing.util._get_base_temp_dir``); this does the same on
+    3.11: while multiprocessing creates its folder (once per process, removed at exit), ``tempfile``
+    answers the first writable of /tmp, /var/tmp, /dev/shm. Only that socket folder moves: l2exp's own
+    spill files still go to ``TMPDIR``."""
+    import tempfile
+    from multiprocessing import process, util
+
+    base = tempfile.gettempdir()
+    if process.current_process()._config.get("tempdir") is not None:  # created already: nothing to choose
+        return
+    if len(os.fsencode(base)) + _SOCKET_SUFFIX <= _SUN_PATH_MAX:
+        return
+    short = next((d for d in _SHORT_DIRS if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
+    if short is None:
+        return  # the bind error will say so
+    saved = tempfile.tempdir
+    tempfile.tempdir = short
+    try:
+        util.get_temp_dir()
+    finally:
+        tempfile.tempdir = saved
 
 
 def die_with_parent(owner: int) -> None:

@@ -567,12 +567,16 @@ def test_kill_9_of_a_pooled_ingest_leaves_no_process_and_the_next_run_cleans_its
     env = dict(os.environ, L2EXP_WORKDIR=str(tmp_path / "w"), TMPDIR=str(tmp), **dict([mark.split("=")]))
     args = ["mode=ingest", "data=bitmex_ob10", "compute=local", "compute.workers=2", "validation.chunk_rows=2000",
             "mode.progress=false"]
-    proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "ingest.log"  # a file, not a pipe: nobody reads a pipe while we wait
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "l2exp.cli", *args], cwd=PROJECT_ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and len(_marked(mark)) < 4:  # main, server, 2 workers
         time.sleep(0.05)
-    assert proc.poll() is None and len(_marked(mark)) >= 4, "the pool never started"
+    assert proc.poll() is None and len(_marked(mark)) >= 4, (
+        f"the pool never started (exit {proc.poll()}, {len(_marked(mark))} marked processes); the ingest printed:\n"
+        + log.read_text(errors="replace")[-3000:])
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
