@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from l2exp.redact import redact
@@ -47,7 +48,7 @@ def write_summary(summary: dict[str, Any], directory: Path | None = None) -> Pat
     d.mkdir(parents=True, exist_ok=True)
     path = d / "summary.json"
     path.write_text(redact(json.dumps(summary, indent=2, default=str)))  # the text: values and str()-ed objects
-    console.print(f"summary: {path}", soft_wrap=True)  # whole on one line: a cut path is no use
+    console.print(f"summary: {escape(str(path))}", soft_wrap=True)  # whole on one line: a cut path is no use
     return path
 
 
@@ -65,13 +66,12 @@ def print_where(pairs: list[tuple[str, Any]]) -> None:
     """``label: location`` lines printed whole (store paths, cache files) for modes without an MLflow run."""
     for label, where in pairs:
         if where:
-            console.print(redact(f"{label}: {where}"), soft_wrap=True)
+            console.print(escape(redact(f"{label}: {where}")), soft_wrap=True)
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     """A two-column table. Every text is printed as it is: a path or override with brackets
     (``data.path=[a,b]``) is not rich markup (it raised MarkupError)."""
-    from rich.markup import escape
 
     table = Table(title=escape(redact(title)), show_header=False, title_justify="left")
     table.add_column("key", style="bold")

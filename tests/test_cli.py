@@ -239,3 +239,58 @@ def test_a_sweep_goes_on_past_a_failed_job_and_reports_it(tmp_path, launcher):
     done = sorted(p.parent.name for p in sweep.rglob("summary.json"))
     assert done == ["0", "2"]  # the job after the failed one ran
     assert "Traceback" not in proc.stderr
+
+
+def test_a_list_of_paths_on_the_command_line_prints_without_a_markup_error(tmp_path):
+    """``data.path=[a,b]``: the run directory's name has brackets; printed as rich markup it was
+    ``MarkupError: closing tag '[/...]'``, exit 1. Every printed path is escaped: the ingest succeeds and
+    the brackets are printed as they are."""
+    day = SHARED / "bitmex" / "orderbook10_2020-03-04.csv.gz"
+    if not day.exists():
+        pytest.skip(f"{day} absent")
+    a, b = tmp_path / "a.csv.gz", tmp_path / "b.csv.gz"
+    with gzip.open(day, "rt") as fh:
+        lines = fh.read().splitlines()[:201]
+    a.write_bytes(gzip.compress(("\n".join(lines[:101]) + "\n").encode()))
+    b.write_bytes(gzip.compress(("\n".join([lines[0], *lines[101:]]) + "\n").encode()))
+    proc = run_cli(["mode=ingest", "data=bitmex_ob10", f"data.path=[{a},{b}]", "mode.progress=false"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert f"data.path=[{a},{b}]" in out and "200" in out
+
+
+def test_a_delta_table_without_a_snapshot_column_is_one_message(tmp_path):
+    """A delta table whose header has no snapshot column: ``TypeError: Object of type int64 is not JSON
+    serializable`` in the Parquet store's commit (exit 1); now the layout error naming the key, exit 2."""
+    path = tmp_path / "deltas.csv"
+    path.write_text("timestamp,local_timestamp,side,price,amount\n1000,1001,bid,100,1\n1000,1001,ask,101,2\n"
+                    "2000,2001,bid,100,3\n")
+    proc = run_cli(["mode=ingest", "data=tardis_deribit_l2", f"data.path={path}", "mode.progress=false"], tmp_path)
+    assert_user_error(proc, "no snapshot column 'is_snapshot'", "data.reader.columns.snapshot", "where:", "fix:")
+    assert proc.returncode == 2
+
+
+def test_unreadable_lines_are_named_before_what_they_caused(tmp_path):
+    """A capture whose REST snapshot line sits behind another prefix (cryptofeed's ``<url> -> <t>: <json>``):
+    the snapshot is one unparseable line and every update a ``no_snapshot`` reject. The error used to name
+    only ``no_snapshot``; it now says first that lines could not be read, with the line it saw and the key."""
+    src = SHARED / "binance_capture" / "usdm_btcusdt_20240808.gz"
+    if not src.exists():
+        pytest.skip(f"{src} absent")
+    out = []
+    with gzip.open(src, "rt") as fh:
+        for line in fh:
+            recv, payload = line.rstrip("\n").split(" ", 1)
+            t = f"{int(recv) / 1e9:.6f}"
+            if payload.startswith('{"lastUpdateId"'):
+                out.append(f"https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1000 -> {t}: {payload}")
+            elif '@depth' in payload[:40]:
+                out.append(f"{t}: {payload}")
+            if len(out) > 400:
+                break
+    path = tmp_path / "cf.txt"
+    path.write_text("\n".join(out) + "\n")
+    proc = run_cli(["mode=ingest", "data=binance_usdm_btcusdt", f"data.path={path}", "mode.progress=false",
+                    "data.reader.receive_time.separator=': '", "data.reader.receive_time.unit=s"], tmp_path)
+    assert_user_error(proc, "'no_snapshot'", "1 line(s) could not be read at all", "https://fapi.binance.com",
+                      "receive_time.separator")

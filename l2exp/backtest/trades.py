@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from rich.markup import escape
 
 from l2exp.data.mapping import _STRIP, TimestampSpec, _iso_to_ns, _number_to_ns
 from l2exp.data.readers import CsvReader
@@ -49,7 +50,7 @@ def load_trades(spec: dict[str, Any] | None, symbol: str | None, store: L2Store 
     df = pd.concat(frames, ignore_index=True) if frames else empty
     unusable = int(df[["price", "size"]].isna().any(axis=1).sum()) if len(df) else 0
     if bad or unusable:
-        console.print(f"[bold yellow]trades {Path(path).name}: {bad} malformed line(s) and {unusable} row(s) "
+        console.print(f"[bold yellow]trades {escape(Path(path).name)}: {bad} malformed line(s) and {unusable} row(s) "
                       f"with unparseable numbers skipped[/]")
     df = df.dropna(subset=["price", "size"])
     df.attrs["skipped_rows"] = bad + unusable
@@ -69,7 +70,8 @@ class StoreTrades:
                                 "(data.trades.path).")
         t = store.read_side("trades", [symbol] if symbol else None)
         if len(t) == 0:
-            console.print(f"[bold yellow]the store {store.location()} holds no trades for {symbol}: queue position "
+            console.print(f"[bold yellow]the store {escape(str(store.location()))} holds no trades for "
+                          f"{escape(str(symbol))}: queue position "
                           "advances with displayed-size decreases only[/]")
         df = pd.DataFrame({"ts": t["ts"].to_numpy(np.int64), "price": t["price"].to_numpy(float),
                            "size": t["size"].to_numpy(float), "side": t["side"].to_numpy(float)})

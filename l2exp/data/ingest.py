@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -196,7 +197,7 @@ def _ingest_chunks(st: IngestStats, source: DataSource, path: str, validator: Va
                     ex.append(f"line {ln}: {text[:160]}")
             if writer is not None:
                 writer.write_rejects(_malformed_table(raw.rejects, path, levels))
-        st.book.update(raw.stats)
+        st.book.update({k: int(v) for k, v in raw.stats.items()})  # NumPy counts too: the manifest is JSON
         for kind, side_rows in raw.sides.items():  # the updates and trades the rows came from
             st.book[f"{kind}_stored"] += side_rows.num_rows
             if writer is not None:
@@ -424,8 +425,20 @@ def _nothing_accepted(s: dict[str, Any]) -> UserError:
         "unsorted_levels": "levels may be numbered in the other direction, or need mapping.sort_levels=true",
     }
     cause = causes.get(top, "see the reject examples").format(d=s["data"])
-    return UserError(f"no row of data={s['data']} was accepted: {count:,} of {s['rows_in']:,} rejected as {top!r} "
-                     f"(e.g. {ex})", where=f"data={s['data']} ({', '.join(str(f['path']) for f in s['files'][:3])})",
+    unread = s["rejected_by_reason"].get("unparseable", 0)
+    if top != "unparseable" and unread:
+        # lines the reader could not read come first: they are often what the rest was missing (a snapshot line
+        # behind another prefix leaves every update without a book -- the count names the consequence, not the cause)
+        read_ex = "; ".join(s["reject_examples"].get("unparseable", [])[:2])
+        cause = (f"{unread:,} line(s) could not be read at all ({read_ex}) -- if those are the snapshots or the "
+                 f"header the other rows need, that is the cause: make the reader read them (data.reader: its "
+                 f"receive_time.separator / line prefix, or the delimiter). Otherwise: {cause}")
+    others = ", ".join(f"{k} {v:,}" for k, v in sorted(s["rejected_by_reason"].items(), key=lambda kv: -kv[1])
+                       if k != top)
+    return UserError(f"no row of data={s['data']} was accepted: {count:,} of {s['rows_in']:,} rejected as {top!r}"
+                     + (f" (e.g. {ex})" if ex else " (examples: the rejects table of the run that read the files)")
+                     + (f"; also {others}" if others else ""),
+                     where=f"data={s['data']} ({', '.join(str(f['path']) for f in s['files'][:3])})",
                      fix=f"Likely cause: {cause}. Check data.path and the data config "
                          f"(conf/data/{s['data']}.yaml); the rejects are kept in the store with file, line and reason.")
 
@@ -469,5 +482,6 @@ def _report(s: dict[str, Any]) -> None:
 
         names = ", ".join(f"{k} ({v:,} updates)" for k, v in other.items())
         console.print(f"[bold yellow]updates of another symbol in the capture were rejected (symbol_mismatch): "
-                      f"{names}; data={s['data']} is configured for {', '.join(s['symbols']) or '?'}[/]")
+                      f"{escape(str(names))}; data={escape(str(s['data']))} is configured for "
+                      f"{escape(', '.join(s['symbols']) or '?')}[/]")
 

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from l2exp.data.stores.base import BLOCKING, Issue, L2Store
 from l2exp.errors import UserError
 from l2exp.summary import console, print_table, print_where, write_summary
@@ -52,7 +54,7 @@ def verify(open_store: Callable[[], L2Store], data_name: str, repair: bool = Fal
             store.recover()
             summary["repair"] = repair_store(store, issues)
         if reingest is not None:
-            console.print(f"[bold]re-ingesting data={data_name} to restore what was dropped[/]")
+            console.print(f"[bold]re-ingesting data={escape(str(data_name))} to restore what was dropped[/]")
             summary["repair"]["reingested_rows"] = reingest()["inserted"]
         store = open_store()
         after = verify_store(store)

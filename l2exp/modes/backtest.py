@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
 
 from l2exp.backtest.instruments import fx_series
 from l2exp.backtest.results import BacktestResult
@@ -256,7 +257,7 @@ def report(spec: BacktestSpec, p: Prepared, res: BacktestResult, run_id: str, ex
     say_funding(inst)
     if p.uncovered:
         console.print(f"[bold yellow]no trade prints for {1 - p.coverage:.1%} of the traded time "
-                      f"({'; '.join(uncovered_txt[:3])}{' ...' if len(uncovered_txt) > 3 else ''}): there "
+                      f"({escape('; '.join(uncovered_txt[:3]))}{' ...' if len(uncovered_txt) > 3 else ''}): there "
                       f"{fallback}; passive fills in that span are less certain[/]")
     print_links([("report", run_url(run_id, "report.html")), ("run", run_url(run_id))])
     write_summary(summary)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
 
 from l2exp.config import instantiate
 from l2exp.data.mapping import LayoutMapping
@@ -47,7 +48,8 @@ def store_with_data(cfg: DictConfig) -> L2Store:
     st = store(cfg)
     st.check_before_use()
     if st.count() == 0:
-        console.print(f"[bold]store {st.location()} is empty: ingesting data={cfg.data.name} first[/]")
+        console.print(f"[bold]store {escape(str(st.location()))} is empty: ingesting "
+                      f"data={escape(str(cfg.data.name))} first[/]")
         from omegaconf import OmegaConf, open_dict
 
         from l2exp.modes.ingest import run_ingest

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from rich.markup import escape
 
 from l2exp.config import instantiate
 from l2exp.data.validate import PLAUSIBLE, REASONS, Validator, check_row
@@ -179,9 +180,10 @@ def prepare(spec: SimSpec) -> SimSession:
     # may not be in the data config: then linear, multiplier 1, the data's tick -- said loudly, once
     trading = spec.trading(symbol, replay)
     if symbol not in spec.declared:
-        console.print(f"[bold yellow]no instrument declared for {symbol} in data={spec.data_name}: the paper broker "
+        console.print(f"[bold yellow]no instrument declared for {escape(str(symbol))} in "
+                      f"data={escape(str(spec.data_name))}: the paper broker "
                       "books it as linear, multiplier 1, with the data config's tick and lot; declare "
-                      f"data.instruments.{symbol} for the venue's contract[/]")
+                      f"data.instruments.{escape(str(symbol))} for the venue's contract[/]")
     inst = trading.instrument
     has_trades = bool(getattr(feed, "tr", None) is not None and len(feed.tr[0]))
     # a replay knows the span its prints cover, as the backtest does (book-through fills outside it)
@@ -449,5 +451,6 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"the {cfg.feed.kind} feed delivered no snapshot: {feed.stats.errors} request(s) failed, "
                         f"last: {feed.stats.last_error or '?'}", where=f"feed ({cfg.feed.kind})",
                         fix="Check the network and the exchange/symbol (feed.client.*); nothing was recorded.")
-    console.print(f"train on it: l2exp mode=train data={record_into(cfg)} (store {store.location()})")
+    console.print(f"train on it: l2exp mode=train data={escape(str(record_into(cfg)))} "
+                  f"(store {escape(str(store.location()))})")
     return summary

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
 
 from l2exp.backtest.instruments import Instrument, instrument_for
 from l2exp.backtest.params import ExecutionParams, from_config, strategy_from_config
@@ -118,6 +119,7 @@ def money_rows(m: dict[str, float], inst: Instrument) -> list[tuple[str, str]]:
 def say_funding(inst: Instrument, live: bool = False) -> None:
     """A perpetual whose funding is not modelled is said once, loudly (never a silent zero)."""
     if inst.funding_status == "not modelled" or (live and inst.perpetual):
-        console.print(f"[bold yellow]{inst.symbol} is a perpetual swap but its funding is not modelled"
+        console.print(f"[bold yellow]{escape(inst.symbol)} is a perpetual swap but its funding is not modelled"
                       f"{' in a live sim' if live else ''}: PnL leaves out the payments every funding time; declare "
-                      f"data.instruments.{inst.symbol}.funding (rate_bps or the venue's history, docs/backtest.md)[/]")
+                      f"data.instruments.{escape(inst.symbol)}.funding (rate_bps or the venue's history, "
+                      "docs/backtest.md)[/]")

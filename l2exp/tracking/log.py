@@ -22,6 +22,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from rich.markup import escape
 
 from l2exp.tracking import journal as jr
 
@@ -124,8 +125,8 @@ def _call(call: str, args: dict[str, Any], write: Callable[[Path], None] | None 
         from l2exp.summary import console
 
         journal.go_offline(seq, redact(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
-        console.print(f"[bold red]the tracking server {redact(mlflow.get_tracking_uri())} stopped answering[/] "
-                      f"({type(exc).__name__}); the run goes on and keeps everything in {journal.root}")
+        console.print(f"[bold red]the tracking server {escape(redact(mlflow.get_tracking_uri()))} stopped answering[/] "
+                      f"({type(exc).__name__}); the run goes on and keeps everything in {escape(str(journal.root))}")
         return None
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from rich.markup import escape
 
 from l2exp.errors import UserError
 from l2exp.features.registry import FeatureSet
@@ -223,7 +224,7 @@ def promote(pm: Promotion) -> dict[str, Any]:
     if on_test:
         console.print(f"[bold red]selected on a test metric ({metric}): its test score is no longer an unbiased "
                       "estimate; version tagged l2exp.selected_on_test=true[/]")
-    console.print(f"backtest and sim load [bold]models:/{name}@{pm.alias}[/] by default")
+    console.print(f"backtest and sim load [bold]models:/{escape(str(name))}@{escape(str(pm.alias))}[/] by default")
     print_links([("model version", model_version_url(name, version)), ("chosen run", run_url(best.info.run_id))])
     write_summary(summary)
     return summary

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import mlflow
+from rich.markup import escape
 
 from l2exp.errors import UserError
 from l2exp.redact import redact
@@ -158,7 +159,8 @@ def print_links(links: list[tuple[str, str]]) -> None:
     print_where(links)
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
-        console.print(redact(f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)"), soft_wrap=True)
+        serve = f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)"
+        console.print(escape(redact(serve)), soft_wrap=True)
 
 
 def experiment_url(experiment_id: str) -> str:

@@ -88,6 +88,10 @@ class DeltaTable(Reader):
         missing = [c for c in need if c not in names]
         if missing:
             raise self._layout_error(path, f"columns {missing} not in the header {names}")
+        if self.cols.get("snapshot") not in names:  # every row an update: no book could ever start
+            raise self._layout_error(path, f"no snapshot column {self.cols.get('snapshot')!r} "
+                                           f"(data.reader.columns.snapshot) in the header {names}: without rows "
+                                           "that mark a book snapshot, no update can be placed on a book")
         for batch in reader:
             table = pa.Table.from_batches([batch])
             if carry.table is not None:
@@ -154,7 +158,7 @@ class DeltaTable(Reader):
         price = _float(t.column(c["price"]))
         size = _float(t.column(c["size"]))
         bad_row = (side == 0) | ~np.isfinite(price) | ~np.isfinite(size)
-        stats: Counter = Counter(deltas_in=n)
+        stats: Counter = Counter(deltas_in=int(n))
         rejects: list[tuple[int, str, str]] = []
         for i in np.flatnonzero(bad_row):
             rejects.append((line0 + int(i), "unparseable", f"side {side_txt[i]!r}, price {price[i]}, size {size[i]}"))
