@@ -21,6 +21,24 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("L2EXP_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
 
+def user_config_dir() -> Path | None:
+    """Your own config groups outside the package: the folder ``L2EXP_CONFIG_DIR`` names, else ``./conf`` of
+    the working directory (when that is not l2exp's own). ``conf/config.yaml`` puts the same folder on
+    Hydra's search path (``hydra.searchpath``), after l2exp's ``conf/``: its ``data/my_venue.yaml`` is
+    ``data=my_venue``, and a file named like a shipped one does not replace it. None when the folder does
+    not exist. Used where l2exp lists or fingerprints config files (``--help``, the composition cache)."""
+    d = Path(os.environ.get("L2EXP_CONFIG_DIR") or "conf").absolute()
+    if not d.is_dir() or d.resolve() == CONF_DIR.resolve():
+        return None
+    return d
+
+
+def config_dirs() -> list[Path]:
+    """l2exp's ``conf/`` and the user's (:func:`user_config_dir`), in Hydra's search order."""
+    user = user_config_dir()
+    return [CONF_DIR, *([user] if user else [])]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("l2exp_root"):
         OmegaConf.register_new_resolver("l2exp_root", lambda: str(PROJECT_ROOT))

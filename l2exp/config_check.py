@@ -144,13 +144,15 @@ def compose_cached(compose: Callable[[list[str]], DictConfig], directory: Path) 
     """``compose``, remembered on disk: the base composition costs ~0.4 s of every command's start-up,
     and its result depends only on the group choices and the files of ``conf/``, whose contents are
     the key (an edited YAML is a new key). Any failure to read or write the cache just composes."""
-    from l2exp.config import CONF_DIR
+    from l2exp.config import config_dirs
 
     def cached(overrides: list[str]) -> DictConfig:
         h = hashlib.blake2b(json.dumps(sorted(overrides)).encode(), digest_size=16)
-        for f in sorted(CONF_DIR.rglob("*.yaml")):
-            h.update(f.relative_to(CONF_DIR).as_posix().encode())
-            h.update(f.read_bytes())
+        for d in config_dirs():  # the user's own config folder too: an edit there is a new key
+            h.update(str(d).encode())
+            for f in sorted(d.rglob("*.yaml")):
+                h.update(f.relative_to(d).as_posix().encode())
+                h.update(f.read_bytes())
         path = directory / f"base-{h.hexdigest()}.yaml"
         try:
             return OmegaConf.load(path)

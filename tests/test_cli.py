@@ -78,9 +78,11 @@ def test_hydra_flags_work(tmp_path):
     assert run_cli(["--help"], tmp_path).returncode == 0
 
 
-def test_a_never_seen_layout_ingests_after_one_yaml_file(tmp_path):
+@pytest.mark.parametrize("found_by", ["L2EXP_CONFIG_DIR", "hydra.searchpath"])
+def test_a_never_seen_layout_ingests_after_one_yaml_file(tmp_path, found_by):
     """A venue nobody coded for: ';'-separated, ms epoch, ``bid_px_1``/``bid_qty_1`` names, 2 levels,
-    extra columns. Only a YAML file is written, found through Hydra's search path."""
+    extra columns. Only a YAML file is written, outside the package: in the folder ``L2EXP_CONFIG_DIR``
+    names (the documented place, docs/data.md) or one given to Hydra's search path; ``--help`` lists it."""
     lines = ["seq;time_ms;instrument;bid_px_1;bid_qty_1;bid_px_2;bid_qty_2;ask_px_1;ask_qty_1;ask_px_2;ask_qty_2"]
     for i in range(100):
         lines.append(f"{i};{1_700_000_000_000 + 100 * i};ABC-EUR;{10 - i % 2 * 0.01:.2f};3;9.98;4;10.02;5;10.03;6")
@@ -104,10 +106,17 @@ mapping:
   exchange: {{value: myvenue}}
 tick_size: 0.01
 """)
-    proc = run_cli(["mode=ingest", "data=myvenue", f"hydra.searchpath=[file://{tmp_path}/myconf]"], tmp_path)
+    if found_by == "L2EXP_CONFIG_DIR":
+        env = {"L2EXP_CONFIG_DIR": str(tmp_path / "myconf")}
+        proc = run_cli(["mode=ingest", "data=myvenue"], tmp_path, env=env)
+        helped = run_cli(["--help"], tmp_path, env=env, fresh=True)
+        assert "myvenue" in next(ln for ln in helped.stdout.splitlines() if ln.startswith("data:"))
+    else:
+        proc = run_cli(["mode=ingest", "data=myvenue", f"hydra.searchpath=[file://{tmp_path}/myconf]"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s = last_summary(tmp_path)
     assert s["rows_in"] == s["accepted"] == 100 and s["symbols"] == {"ABC-EUR": 100}
+    assert not list((PROJECT_ROOT / "conf").rglob("myvenue*"))  # nothing written inside the package
 
 
 RECORDINGS = {
