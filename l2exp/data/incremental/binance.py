@@ -18,6 +18,17 @@ invalid: nothing is emitted, every update until the next snapshot is a reject wi
 (the second day of a capture has no snapshot): when a file is asked for before the file it
 continues, that file is replayed first, silently.
 
+**Several symbols, one capture.** ``symbol: "*"`` keeps one book per symbol -- its sequence state,
+held updates and snapshot -- named by the message itself (the stream name ``btcusdt@depth`` or the
+update's ``s`` field, upper-cased); a named ``symbol`` keeps that one book and rejects every other
+symbol's update as ``symbol_mismatch`` (never relabelled).
+
+**Snapshots in another file.** Recorders such as cryptofeed write the REST depth snapshots to a file
+of their own (``<url> -> <float s>: <json>``, the URL naming the symbol). ``snapshots:`` in YAML
+names those files and their line layout (a regex with ``time``, ``payload`` and ``symbol`` groups);
+each snapshot is merged into the update stream at its receive time, applied to its symbol's book. A
+snapshot whose symbol cannot be told is refused (``snapshot_symbol_unknown``), never guessed.
+
 Checked against the venue's own top of book: a ``bookTicker`` whose ``u`` equals the ``u`` of an
 applied depth message must show the rebuilt best bid/ask (``top_of_book_match``).
 
@@ -28,6 +39,7 @@ per message; the loop keeps only the current chunk of messages in memory.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 import re
@@ -93,6 +105,7 @@ class _Depth(NamedTuple):
     na: int
 
 
+_SYMBOL_FIELD = re.compile(r'"s":"([^"]+)"')  # an unwrapped update's own symbol
 _NUMBERS = str.maketrans('[]",', "    ")  # JSON pairs of quoted numbers -> whitespace-separated numbers
 
 
@@ -165,11 +178,80 @@ class _Batch:
         return msg, side, values[0::2], values[1::2]
 
 
+@dataclass
+class _Book:
+    """One symbol's book while a file is read: its state, sequence, held updates and pending batch."""
+
+    symbol: str
+    state: BookState
+    sync: _Sync
+    pending: list = field(default_factory=list)  # (line, recv, update) while not synced
+    batch: _Batch = field(default_factory=_Batch)
+    tickers: list = field(default_factory=list)  # (u, best bid, best ask) of the venue's bookTicker
+
+
+@dataclass
+class SnapshotFiles:
+    """REST depth snapshots kept in files of their own (YAML ``data.reader.snapshots``).
+
+    Args:
+        path: a file or a glob (several files are merged by receive time).
+        pattern: a regex over one line with the groups ``time`` (receive time), ``payload`` (the JSON)
+            and, optionally, ``symbol`` (cryptofeed: from the URL's ``symbol=`` parameter).
+        unit: of ``time``: ``s`` (float seconds) or ``ns``.
+        skip: a regex; lines it matches are counted and skipped (a recorder's header or connect lines).
+    """
+
+    path: str
+    pattern: str = r"^(?P<url>\S*?[?&]symbol=(?P<symbol>[A-Za-z0-9_\-]+)\S*) -> (?P<time>[0-9.]+): (?P<payload>.*)$"
+    unit: str = "s"
+    skip: str = ""
+
+    def load(self, own: str | None) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[str, int, str]]]:
+        """Every snapshot, sorted by receive time: (recv ns, symbol or None, payload, where); and the lines
+        that did not match (file, line, text) -- said, never dropped silently."""
+        import glob
+
+        files = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
+        if not files or not all(_exists(f) for f in files):
+            raise UserError(f"no snapshot file matches {self.path!r}", where="data.reader.snapshots.path",
+                            fix="Point it at the recorder's REST snapshot file(s) (a file or a glob).")
+        rx, skip = re.compile(self.pattern), re.compile(self.skip) if self.skip else None
+        out, bad = [], []
+        for f in files:
+            with open_text(f) as fh:
+                for lineno, line in enumerate(fh, 1):
+                    line = line.rstrip("\n")
+                    if not line.strip() or (skip is not None and skip.search(line)):
+                        continue
+                    m = rx.match(line)
+                    if m is None:
+                        bad.append((f, lineno, line[:120]))
+                        continue
+                    t = m.group("time")
+                    recv = int(t) if self.unit == "ns" else int(round(float(t) * 1e9))
+                    sym = m.groupdict().get("symbol")
+                    out.append((recv, sym.upper() if sym else None, m.group("payload"), f"{f}, line {lineno}"))
+        out.sort(key=lambda r: r[0])
+        return out, bad
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.isfile(path)
+
+
 class BinanceDepth(Reader):
     """Base of the two sequence rules (see the module docstring); ``levels`` canonical levels out.
 
     Args:
-        symbol / exchange: the canonical ``symbol`` and ``exchange`` of every row.
+        symbol: the symbol of every row; ``"*"`` = every symbol of the capture, one book each (named by
+            the message: stream name or ``s`` field, upper-cased).
+        exchange: the canonical ``exchange`` of every row.
+        snapshots: REST snapshots in separate files (:class:`SnapshotFiles` as a mapping), or None.
+        skip_lines: a regex; capture lines it matches (a recorder's header, connect or subscribe lines)
+            are counted (``lines_skipped``) and not read.
         fields / streams: JSON field names and stream-name markers (Binance's by default).
         receive_time: ``{separator, unit}`` of the line prefix.
         sample_ms: 0 = one snapshot per depth message (exchange event time); else one per boundary.
@@ -180,10 +262,15 @@ class BinanceDepth(Reader):
 
     def __init__(self, levels: int, symbol: str, exchange: str, fields: dict[str, str] | None = None,
                  streams: dict[str, str] | None = None, receive_time: dict[str, Any] | None = None,
-                 sample_ms: float = 0, max_depth: int = 5000, **_: Any) -> None:
+                 sample_ms: float = 0, max_depth: int = 5000, snapshots: dict[str, Any] | None = None,
+                 skip_lines: str = "", **_: Any) -> None:
         super().__init__(levels)
-        self.symbol, self.exchange = symbol, exchange
-        self._own = str(symbol).upper()
+        self.symbol, self.exchange = str(symbol), exchange
+        self.every_symbol = self.symbol in ("*", "")
+        self._own = self.symbol.upper()
+        self.snapshot_files = SnapshotFiles(**snapshots) if snapshots else None
+        self._snapshots: list[tuple[int, str | None, str, str]] | None = None
+        self._skip = re.compile(skip_lines) if skip_lines else None
         self.f = {**DEFAULT_FIELDS, **(fields or {})}
         self.streams = {**DEFAULT_STREAMS, **(streams or {})}
         self.receive = ReceiveTime(**(receive_time or {}))
@@ -193,7 +280,8 @@ class BinanceDepth(Reader):
         self._ids = {k: re.compile(rf'"{re.escape(self.f[k])}":(-?\d+)')
                      for k in ("first_id", "last_id", "prev_id", "event_time")}
         self._keys = (f'"{self.f["bids"]}":[', f'"{self.f["asks"]}":[')
-        self._carried: dict[str, tuple[BookState, _Sync]] = {}  # end state of each file read
+        # end state of each file read: every symbol's (book, sequence), and the last receive time read
+        self._carried: dict[str, tuple[dict[str, tuple[BookState, _Sync]], int]] = {}
 
     # -- the rule --------------------------------------------------------------------------------
     def first_ok(self, U: int, u: int, snap: int) -> bool:
@@ -210,78 +298,156 @@ class BinanceDepth(Reader):
 
     # -- reading -----------------------------------------------------------------------------------
     def iter_chunks(self, path: str, chunk_rows: int, numeric: set[str]) -> Iterator[RawChunk]:
-        state, sync = self._start(path)
-        yield from self._read(path, chunk_rows, state, sync, emit=True)
+        books, last_recv = self._start(path)
+        yield from self._read(path, chunk_rows, books, last_recv, emit=True)
 
-    def _start(self, path: str) -> tuple[BookState, _Sync]:
-        """The book this file starts from: the previous file's end state when the source has one."""
+    def _new_book(self, symbol: str) -> _Book:
+        return _Book(symbol, BookState(self.max_depth), _Sync())
+
+    def _start(self, path: str) -> tuple[dict[str, _Book], int]:
+        """The books this file starts from: the previous file's end state when the source has one."""
         idx = self.files.index(path) if path in self.files else -1
         if idx > 0:
             prev = self.files[idx - 1]
             if prev not in self._carried:  # not read in this run (already in the store): replay it
-                state, sync = self._start(prev)
-                for _ in self._read(prev, 1 << 16, state, sync, emit=False):
+                books, last = self._start(prev)
+                for _ in self._read(prev, 1 << 16, books, last, emit=False):
                     pass
-            state, sync = self._carried[prev]
-            return _copy_state(state), _Sync(**vars(sync))
-        return BookState(self.max_depth), _Sync()
+            carried, last = self._carried[prev]
+            return {k: _Book(k, _copy_state(st), _Sync(**vars(sy))) for k, (st, sy) in carried.items()}, last
+        return ({} if self.every_symbol else {self.symbol: self._new_book(self.symbol)}), -1
 
-    def _read(self, path: str, chunk_rows: int, state: BookState, sync: _Sync, emit: bool) -> Iterator[RawChunk]:
+    def _book(self, symbol: str) -> str | None:
+        """The book a message of ``symbol`` (as the capture spells it) goes to; None: another symbol's."""
+        up = symbol.upper()
+        if self.every_symbol:
+            return up
+        return self.symbol if up == self._own else None
+
+    def _snapshot_source(self) -> list[tuple[int, str | None, str, str]]:
+        if self._snapshots is None:
+            if self.snapshot_files is None:
+                self._snapshots = []
+            else:
+                self._snapshots, self._snapshot_bad = self.snapshot_files.load(None if self.every_symbol
+                                                                               else self.symbol)
+        return self._snapshots
+
+    def _read(self, path: str, chunk_rows: int, books: dict[str, _Book], last_recv: int,
+              emit: bool) -> Iterator[RawChunk]:
         streams = self.streams
-        batch, rejects = _Batch(), []
-        tickers: list[tuple[int, float, float]] = []
+        rejects: list = []
         stats: Counter = Counter()
-        pending: list[tuple[int, int, dict[str, Any]]] = []  # (line, recv, data) while not synced
+        snaps = self._snapshot_source()
+        at = bisect.bisect_right([r[0] for r in snaps], last_recv) if snaps else 0
+        if snaps and self.files and path == self.files[0]:
+            for f, ln, text in getattr(self, "_snapshot_bad", []):  # said once, with the first file
+                rejects.append((0, "unparseable", f"snapshot file {f}, line {ln}: does not match "
+                                                  f"data.reader.snapshots.pattern: {text!r}"))
         lineno = 0
+        recv = last_recv
         try:
             fh = open_text(path)
             with fh:
                 for lineno, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
+                    if self._skip is not None and self._skip.search(line):
+                        stats["lines_skipped"] += 1
+                        continue
                     try:
                         recv, payload = self.receive.split(line)
                     except ValueError as exc:
                         rejects.append((lineno, "unparseable", f"{exc}: {line[:120]!r}"))
                         continue
+                    while at < len(snaps) and snaps[at][0] <= recv:  # snapshots received before this line
+                        self._file_snapshot(snaps[at], lineno, books, rejects, stats)
+                        at += 1
                     head = payload[:80]
                     if streams["depth"] in head:  # the hot path: no JSON objects per level
-                        # the capture's own symbol (its stream name) against the one the config stores it as:
-                        # another symbol's update is a reject with its reason, never relabelled
+                        name = None
                         if head.startswith('{"stream":"'):
-                            at = head.find("@", 11)
-                            if at > 11 and head[11:at].upper() != self._own:
-                                stats[f"other_symbol:{head[11:at].upper()}"] += 1
-                                rejects.append((lineno, "symbol_mismatch", f"a {head[11:at].upper()} update; this "
-                                                f"source is configured as {self.symbol} (data.reader.symbol)"))
-                                continue
+                            cut = head.find("@", 11)
+                            name = head[11:cut] if cut > 11 else None
                         d = self._depth(payload)
                         if d is None:
                             rejects.append((lineno, "unparseable", f"depth message: {line[:120]!r}"))
                             continue
-                        self._arrived(d, lineno, recv, sync, batch, rejects, pending, stats)
+                        if name is None:
+                            name = self._symbol_field(payload)
+                        key = self._book(name) if name else (None if self.every_symbol else self.symbol)
+                        if key is None:
+                            # another symbol's update (its stream name or own field) is a reject with its reason,
+                            # never relabelled as the configured symbol
+                            self._other_symbol(name or "?", lineno, rejects, stats)
+                            continue
+                        bk = books.get(key) or books.setdefault(key, self._new_book(key))
+                        self._arrived(d, lineno, recv, bk, rejects, stats)
                     else:
-                        self._other(payload, recv, lineno, sync, batch, rejects, pending, stats, tickers)
-                    if len(batch.ts) >= chunk_rows or batch.deltas >= MAX_BATCH_DELTAS:
-                        yield self._flush(path, batch, state, rejects, tickers, stats, emit)
-                        batch, rejects, tickers, stats = _Batch(), [], [], Counter()
+                        self._other(payload, recv, lineno, books, rejects, stats)
+                    if (sum(len(b.batch.ts) for b in books.values()) >= chunk_rows
+                            or sum(b.batch.deltas for b in books.values()) >= MAX_BATCH_DELTAS):
+                        yield self._flush(path, books, rejects, stats, emit)
+                        rejects, stats = [], Counter()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             from l2exp.data.readers import _corrupt
 
             raise _corrupt(path, exc, lineno) from None
-        for line_, _recv, d in pending:  # never brought in sync in this file
-            why = "sequence_gap" if sync.ever_synced or sync.gap_line else "no_snapshot"
-            detail = (f"waiting for a snapshot after the gap at {sync.gap_line}" if why == "sequence_gap"
-                      else "no depth snapshot before this update (in this file or the file it continues)")
-            rejects.append((line_, why, detail))
-            stats["deltas_rejected"] += d.nb + d.na
-        yield self._flush(path, batch, state, rejects, tickers, stats, emit)
-        self._carried[path] = (_copy_state(state), _Sync(**vars(sync)))
+        for bk in books.values():
+            sync = bk.sync
+            for line_, _recv, d in bk.pending:  # never brought in sync in this file
+                why = "sequence_gap" if sync.ever_synced or sync.gap_line else "no_snapshot"
+                detail = (f"{bk.symbol}: waiting for a snapshot after the gap at {sync.gap_line}"
+                          if why == "sequence_gap" else
+                          f"{bk.symbol}: no depth snapshot before this update (in this file or the file it "
+                          "continues" + (", or in data.reader.snapshots" if self.snapshot_files else "") + ")")
+                rejects.append((line_, why, detail))
+                stats["deltas_rejected"] += d.nb + d.na
+            bk.pending = []
+        yield self._flush(path, books, rejects, stats, emit)
+        self._carried[path] = ({k: (_copy_state(b.state), _Sync(**vars(b.sync))) for k, b in books.items()}, recv)
         while len(self._carried) > 2:  # only the file just read can be continued: memory flat in files
             self._carried.pop(next(iter(self._carried)))
 
-    def _other(self, payload: str, recv: int, lineno: int, sync: _Sync, batch: _Batch, rejects: list,
-               pending: list, stats: Counter, tickers: list) -> None:
+    def _symbol_field(self, payload: str) -> str | None:
+        m = _SYMBOL_FIELD.search(payload[:200])
+        return m.group(1) if m else None
+
+    def _other_symbol(self, name: str, lineno: int, rejects: list, stats: Counter) -> None:
+        up = name.upper()
+        stats[f"other_symbol:{up}"] += 1
+        rejects.append((lineno, "symbol_mismatch", f"a {up} message; this source is configured as {self.symbol} "
+                                                   "(data.reader.symbol; \"*\" keeps every symbol, a book each)"))
+
+    def _file_snapshot(self, snap: tuple[int, str | None, str, str], lineno: int, books: dict[str, _Book],
+                       rejects: list, stats: Counter) -> None:
+        """A snapshot from :attr:`snapshot_files`, applied to its symbol's book at its receive time."""
+        recv, sym, payload, where = snap
+        if sym is None and self.every_symbol:
+            rejects.append((lineno, "snapshot_symbol_unknown", f"snapshot at {where}: its line names no symbol "
+                            "(data.reader.snapshots.pattern has no 'symbol' group) and data.reader.symbol is \"*\""))
+            return
+        key = self._book(sym) if sym else self.symbol
+        if key is None:
+            stats[f"other_symbol_snapshots:{sym}"] += 1
+            return  # another symbol's snapshot: its updates are rejected as symbol_mismatch
+        try:
+            data = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            rejects.append((lineno, "unparseable", f"snapshot at {where}: {exc}"))
+            return
+        data = data.get("data", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict) or self.f["snapshot_id"] not in data:
+            rejects.append((lineno, "unparseable", f"snapshot at {where}: no {self.f['snapshot_id']!r} field"))
+            return
+        bk = books.get(key) or books.setdefault(key, self._new_book(key))
+        stats["snapshots_in"] += 1
+        stats["snapshots_from_file"] += 1
+        stats["deltas_in"] += len(data[self.f["snapshot_bids"]]) + len(data[self.f["snapshot_asks"]])
+        self._snapshot(data, recv, lineno, bk, rejects, stats)
+
+    def _other(self, payload: str, recv: int, lineno: int, books: dict[str, _Book], rejects: list,
+               stats: Counter) -> None:
         """A line that is not a wrapped depth update: the REST snapshot, an unwrapped update, a ticker,
         a trade (JSON-parsed: few, or small)."""
         f, streams = self.f, self.streams
@@ -295,43 +461,59 @@ class BinanceDepth(Reader):
         if not isinstance(data, dict):
             rejects.append((lineno, "unparseable", f"not a JSON object: {payload[:120]!r}"))
             return
-        if f["snapshot_id"] in data:
+        name = stream.split("@", 1)[0] if stream else data.get("s")
+        if f["snapshot_id"] in data:  # an inline REST snapshot: no symbol of its own
+            if self.every_symbol:
+                rejects.append((lineno, "snapshot_symbol_unknown", "an inline REST snapshot names no symbol and "
+                                "data.reader.symbol is \"*\": keep snapshots in data.reader.snapshots (the URL names "
+                                "the symbol), or set data.reader.symbol"))
+                return
             stats["snapshots_in"] += 1
             stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
-            self._snapshot(data, recv, lineno, sync, batch, rejects, pending, stats)
-        elif not stream and f["first_id"] in data and f["bids"] in data:  # an unwrapped depth update
-            self._arrived(self._depth_of(data), lineno, recv, sync, batch, rejects, pending, stats)
+            self._snapshot(data, recv, lineno, books[self.symbol], rejects, stats)
+            return
+        key = self._book(str(name)) if name else (None if self.every_symbol else self.symbol)
+        is_update = not stream and f["first_id"] in data and f["bids"] in data
+        if key is None and (is_update or streams["ticker"] in stream or streams["trade"] in stream):
+            if is_update:
+                self._other_symbol(str(name or "?"), lineno, rejects, stats)
+            else:
+                stats[f"other_symbol_messages:{str(name).upper()}"] += 1  # a ticker or print: no book row
+            return
+        if is_update:  # an unwrapped depth update
+            bk = books.get(key) or books.setdefault(key, self._new_book(key))
+            self._arrived(self._depth_of(data), lineno, recv, bk, rejects, stats)
         elif streams["ticker"] in stream:
-            tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]),
-                            float(data[f["ticker_ask"]])))
+            bk = books.get(key) or books.setdefault(key, self._new_book(key))
+            bk.tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]), float(data[f["ticker_ask"]])))
         elif streams["trade"] in stream:
+            bk = books.get(key) or books.setdefault(key, self._new_book(key))
             stats["trades_in"] += 1
-            batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
-                                 -1 if data["m"] else 1, int(data.get("t", -1))))
+            bk.batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
+                                    -1 if data["m"] else 1, int(data.get("t", -1))))
         else:
             stats["other_messages"] += 1
 
-    def _arrived(self, d: _Depth, lineno: int, recv: int, sync: _Sync, batch: _Batch, rejects: list,
-                 pending: list, stats: Counter) -> None:
+    def _arrived(self, d: _Depth, lineno: int, recv: int, bk: _Book, rejects: list, stats: Counter) -> None:
         """A depth update as read: counted, then applied, or held until a snapshot (:meth:`_update`)."""
         stats["depth_messages"] += 1
         stats["deltas_in"] += d.nb + d.na
-        self._update(d, lineno, sync, batch, rejects, pending, stats, recv=recv)
+        self._update(d, lineno, bk, rejects, stats, recv=recv)
 
-    def _snapshot(self, data: dict[str, Any], recv: int, line: int, sync: _Sync, batch: _Batch,
-                  rejects: list, pending: list, stats: Counter) -> None:
-        f = self.f
+    def _snapshot(self, data: dict[str, Any], recv: int, line: int, bk: _Book, rejects: list,
+                  stats: Counter) -> None:
+        f, sync = self.f, bk.sync
         snap = int(data[f["snapshot_id"]])
         ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
         bids, asks = data[f["snapshot_bids"]], data[f["snapshot_asks"]]
-        batch.add(ts, line, (-1, snap, -1), recv, _Depth(-1, snap, None, 0, _pairs_text(bids), len(bids),
-                                                         _pairs_text(asks), len(asks)), clear=True, emit=False)
+        bk.batch.add(ts, line, (-1, snap, -1), recv, _Depth(-1, snap, None, 0, _pairs_text(bids), len(bids),
+                                                            _pairs_text(asks), len(asks)), clear=True, emit=False)
         # updates held while there was no valid book: after a gap they were skipped because of it
         stale_reason = "sequence_gap" if sync.gap_line else "before_snapshot"
         sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
-        waiting, pending[:] = list(pending), []
+        waiting, bk.pending = list(bk.pending), []
         for line_, recv_, d in waiting:
-            self._update(d, line_, sync, batch, rejects, pending, stats, stale_reason, recv_)
+            self._update(d, line_, bk, rejects, stats, stale_reason, recv_)
         sync.gap_line = ""
 
     def _depth(self, payload: str) -> _Depth | None:
@@ -356,10 +538,11 @@ class BinanceDepth(Reader):
         return _Depth(int(data[f["first_id"]]), int(data[f["last_id"]]), pu, int(data[f["event_time"]]),
                       _pairs_text(bids), len(bids), _pairs_text(asks), len(asks))
 
-    def _update(self, d: _Depth, line: int, sync: _Sync, batch: _Batch, rejects: list, pending: list,
-                stats: Counter, stale_reason: str = "before_snapshot", recv: int = 0) -> None:
+    def _update(self, d: _Depth, line: int, bk: _Book, rejects: list, stats: Counter,
+                stale_reason: str = "before_snapshot", recv: int = 0) -> None:
+        sync = bk.sync
         if not sync.synced:
-            pending.append((line, recv, d))
+            bk.pending.append((line, recv, d))
             return
         self.check_venue(d)
         U, u = d.U, d.u
@@ -386,7 +569,7 @@ class BinanceDepth(Reader):
                 self._gap(line, why, sync, rejects, stats, n)
                 return
         sync.last_u = u
-        batch.add(d.E * 1_000_000, line, (U, u, -1 if d.pu is None else d.pu), recv, d, clear=False, emit=True)
+        bk.batch.add(d.E * 1_000_000, line, (U, u, -1 if d.pu is None else d.pu), recv, d, clear=False, emit=True)
 
     def _gap(self, line: int, why: str, sync: _Sync, rejects: list, stats: Counter, n: int) -> None:
         rejects.append((line, "sequence_gap", why))
@@ -394,10 +577,35 @@ class BinanceDepth(Reader):
         stats["deltas_rejected"] += n
         sync.synced, sync.snapshot_id, sync.gap_line = False, None, f"line {line}"
 
-    def _flush(self, path: str, b: _Batch, state: BookState, rejects: list, tickers: list, stats: Counter,
-               emit: bool) -> RawChunk:
+    def _flush(self, path: str, books: dict[str, _Book], rejects: list, stats: Counter, emit: bool) -> RawChunk:
+        """Every symbol's pending updates applied to its book; the rows of all symbols in line order."""
+        tables, lines, deltas, trades = [], [], [], []
+        for bk in books.values():
+            out = self._flush_book(path, bk, stats, emit)
+            bk.batch, bk.tickers = _Batch(), []
+            if out is not None:
+                tables.append(out[0])
+                lines.append(out[1])
+                deltas.append(out[2])
+                trades.append(out[3])
+        if not emit:
+            return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
+        if not tables:
+            tables, lines = [self._rows(self.symbol, None, np.zeros(0, np.int64))], [np.zeros(0, np.int64)]
+            deltas, trades = [self._deltas(_Batch(), self.symbol, *[np.zeros(0)] * 4)], [self._trades([], self.symbol)]
+        table, line = pa.concat_tables(tables), np.concatenate(lines)
+        if len(tables) > 1:  # several symbols: in the order the capture received them
+            order = np.argsort(line, kind="stable")
+            table, line = table.take(pa.array(order)), line[order]
+        return RawChunk(table, path, line, rejects=rejects, stats=dict(stats),
+                        sides={"deltas": pa.concat_tables(deltas), "trades": pa.concat_tables(trades)})
+
+    def _flush_book(self, path: str, bk: _Book, stats: Counter, emit: bool) -> tuple | None:
+        b, state, tickers = bk.batch, bk.state, bk.tickers
         counts = np.zeros(len(COUNTER_NAMES), np.int64)
         m = len(b.ts)
+        if m == 0 and not b.trades and not tickers:
+            return None
         try:
             msg, side, price, size = b.columns()
         except ValueError as exc:
@@ -420,22 +628,30 @@ class BinanceDepth(Reader):
             stats["ticker_checks"] += int(hit.sum())
             stats["ticker_matches"] += int(((best[rows, 0] == t[hit, 1]) & (best[rows, 1] == t[hit, 2])).sum())
         if not emit:
-            return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
-        sides = {"deltas": self._deltas(b, msg, side, price, size), "trades": self._trades(b)}
+            return None
         lines = np.asarray(b.line, np.int64)[snaps.msg]
-        cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts, pa.int64()),
-                                "symbol": pa.repeat(pa.scalar(self.symbol), len(snaps.ts)),
-                                "exchange": pa.repeat(pa.scalar(self.exchange), len(snaps.ts))}
-        for name, arr in (("bid_price", snaps.bid_px), ("bid_size", snaps.bid_sz), ("ask_price", snaps.ask_px),
-                          ("ask_size", snaps.ask_sz)):
-            for i in range(self.levels):
-                cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
-        return RawChunk(pa.table(cols), path, lines, rejects=rejects, stats=dict(stats), sides=sides)
+        return (self._rows(bk.symbol, snaps, lines), lines, self._deltas(b, bk.symbol, msg, side, price, size),
+                self._trades(b.trades, bk.symbol))
 
-    def _deltas(self, b: _Batch, msg: np.ndarray, side: np.ndarray, price: np.ndarray, size: np.ndarray) -> pa.Table:
+    def _rows(self, symbol: str, snaps: Any, lines: np.ndarray) -> pa.Table:
+        n = len(lines)
+        cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts if snaps is not None else np.zeros(0, np.int64),
+                                                      pa.int64()),
+                                "symbol": pa.repeat(pa.scalar(symbol), n),
+                                "exchange": pa.repeat(pa.scalar(self.exchange), n)}
+        for name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+            arr = getattr(snaps, name) if snaps is not None else np.zeros((0, self.levels))
+            canon = {"bid_px": "bid_price", "bid_sz": "bid_size", "ask_px": "ask_price", "ask_sz": "ask_size"}[name]
+            for i in range(self.levels):
+                cols[f"{canon}_{i + 1}"] = pa.array(arr[:, i], pa.float64())
+        return pa.table(cols)
+
+    def _deltas(self, b: _Batch, symbol: str, msg: np.ndarray, side: np.ndarray, price: np.ndarray,
+                size: np.ndarray) -> pa.Table:
         """The applied updates in the canonical delta schema (``l2exp.schema.DELTA_SCHEMA``)."""
         from l2exp.schema import DELTA_CLEAR, DELTA_LAST, DELTA_SCHEMA, DELTA_SNAPSHOT
 
+        msg = np.asarray(msg, np.int64)
         n = len(msg)
         clear = np.asarray(b.clear, bool)[msg] if n else np.zeros(0, bool)
         first = np.ones(n, bool)
@@ -448,19 +664,19 @@ class BinanceDepth(Reader):
                                                            ("prev_id", b.prev_u))}
         cols = {k: v[msg] if n else v[:0] for k, v in per_msg.items()}
         return pa.table({"exch_ts": cols["exch_ts"], "recv_ts": cols["recv_ts"],
-                         "symbol": pa.repeat(pa.scalar(self.symbol), n),
+                         "symbol": pa.repeat(pa.scalar(symbol), n),
                          "exchange": pa.repeat(pa.scalar(self.exchange), n),
-                         "side": side, "price": price, "size": size, "flags": flags, "first_id": cols["first_id"],
-                         "last_id": cols["last_id"], "prev_id": cols["prev_id"]}, schema=DELTA_SCHEMA)
+                         "side": np.asarray(side, np.int8), "price": price, "size": size, "flags": flags,
+                         "first_id": cols["first_id"], "last_id": cols["last_id"], "prev_id": cols["prev_id"]},
+                        schema=DELTA_SCHEMA)
 
-    def _trades(self, b: _Batch) -> pa.Table:
+    def _trades(self, t: list, symbol: str) -> pa.Table:
         from l2exp.schema import TRADE_SCHEMA
 
-        t = b.trades
         n = len(t)
         return pa.table({"ts": np.asarray([r[0] for r in t], np.int64),
                          "recv_ts": np.asarray([r[1] for r in t], np.int64),
-                         "symbol": pa.repeat(pa.scalar(self.symbol), n),
+                         "symbol": pa.repeat(pa.scalar(symbol), n),
                          "exchange": pa.repeat(pa.scalar(self.exchange), n),
                          "price": np.asarray([r[2] for r in t], dtype=np.float64),
                          "size": np.asarray([r[3] for r in t], dtype=np.float64),

@@ -24,22 +24,27 @@ class BackgroundWriter(IngestWriter):
         self.depth = depth
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="l2exp-store-write")
         self._pending: deque[Future] = deque()
+        self._added = 0  # rows added by finished writes, not reported yet
 
-    def _submit(self, fn: Any, *args: Any) -> int:
+    def _submit(self, fn: Any, *args: Any) -> None:
         self._pending.append(self._pool.submit(fn, *args))
-        done = 0
         while len(self._pending) > self.depth:
-            done += self._result(self._pending.popleft())
-        return done
+            self._finish(self._pending.popleft())
 
-    @staticmethod
-    def _result(fut: Future) -> int:
+    def _finish(self, fut: Future) -> None:
         out = fut.result()  # re-raises the write's error here, on the caller's thread
-        return out if isinstance(out, int) else 0
+        self._added += out if isinstance(out, int) else 0
+
+    def _report(self) -> int:
+        """Rows added since the last report. Counted whichever call finished the write: a book write that
+        finished while a side table (deltas, trades) was submitted used to be lost from "newly inserted"."""
+        added, self._added = self._added, 0
+        return added
 
     def write(self, accepted: pa.Table, keys: Any) -> int:
-        """Rows newly added by the writes that finished during this call (the rest: :meth:`flush`)."""
-        return self._submit(self.inner.write, accepted, keys)
+        """Rows newly added by the writes that finished so far (the rest: :meth:`flush`)."""
+        self._submit(self.inner.write, accepted, keys)
+        return self._report()
 
     def write_rejects(self, rejects: pa.Table) -> None:
         self._submit(self.inner.write_rejects, rejects)
@@ -48,10 +53,9 @@ class BackgroundWriter(IngestWriter):
         self._submit(self.inner.write_side, kind, table)
 
     def flush(self) -> int:
-        done = 0
         while self._pending:
-            done += self._result(self._pending.popleft())
-        return done
+            self._finish(self._pending.popleft())
+        return self._report()
 
     def commit(self, manifest: dict[str, Any]) -> None:
         self.flush()

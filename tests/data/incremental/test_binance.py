@@ -211,3 +211,85 @@ def test_another_symbols_capture_is_rejected_not_relabelled(workdir):
     same = run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_usdm_btcusdt",
                                   f"workdir={workdir}"]))
     assert "symbol_mismatch" not in same["rejected_by_reason"] and same["symbols"] == {"BTCUSDT": same["accepted"]}
+
+
+# -- cryptofeed's layout: several symbols in one websocket file, REST snapshots in another ----------------
+
+REST = {"BTCUSDT": "https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1000",
+        "BTCUSD_PERP": "https://dapi.binance.com/dapi/v1/depth?symbol=BTCUSD_PERP&limit=1000"}
+
+
+def cryptofeed_recording(folder: Path) -> tuple[Path, Path]:
+    """The real USD-M BTCUSDT and COIN-M BTCUSD_PERP captures (day 1 of each) rewritten as cryptofeed's raw
+    recorder writes them: one websocket file with both symbols' streams interleaved by receive time behind
+    ``<float s>: `` (plus its header, connect and subscribe lines), and the REST snapshots in the HTTP
+    connection's file as ``<url> -> <float s>: <json>``."""
+    lines = []
+    for name, sym in (("usdm_btcusdt_20240808.gz", "BTCUSDT"), ("cm_btcusd_perp_20240808.gz", "BTCUSD_PERP")):
+        with gzip.open(SHARED / "binance_capture" / name, "rt") as fh:
+            for line in fh:
+                recv, payload = line.rstrip("\n").split(" ", 1)
+                lines.append((int(recv), sym, payload))
+    lines.sort(key=lambda r: r[0])
+    secs = lambda ns: f"{ns // 10**9}.{ns % 10**9:09d}"  # noqa: E731
+    ws = [f"configuration: {json.dumps({'BINANCE_FUTURES': {'symbols': list(REST)}})}",
+          f"wss://fstream.binance.com/stream <-> {secs(lines[0][0] - 10**6)}",
+          f"wss://fstream.binance.com/stream <- {secs(lines[0][0] - 10**6)}: {{\"method\": \"SUBSCRIBE\"}}"]
+    rest = ["configuration: {}"]
+    for recv, sym, payload in lines:
+        if payload.startswith('{"lastUpdateId"'):
+            rest.append(f"{REST[sym]} -> {secs(recv)}: {payload}")
+        else:
+            ws.append(f"{secs(recv)}: {payload}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ws-1.0").write_text("\n".join(ws) + "\n")
+    (folder / "rest-1.0").write_text("\n".join(rest) + "\n")
+    return folder / "ws-1.0", folder / "rest-1.0"
+
+
+BOOK = [f"{s}_{k}_{i}" for s in ("bid", "ask") for k in ("price", "size") for i in range(1, 11)]
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz", "binance_capture/cm_btcusd_perp_20240808.gz")
+def test_a_cryptofeed_recording_of_two_symbols_rebuilds_each_book_as_its_own_capture_does(workdir, tmp_path):
+    """Both symbols' books from the one recording equal, row for row, each symbol's capture ingested alone
+    through its own config (binance_usdm_btcusdt, binance_cm_btcusd_perp); nothing is rejected except what the
+    venue's rule drops (updates before each snapshot), and the recorder's own lines are counted, not rejected.
+    Before: the websocket file alone gave every update ``no_snapshot``; with the REST file globbed in, the
+    URL prefix made the snapshots ``unparseable``."""
+    ws, rest = cryptofeed_recording(tmp_path / "rec")
+    s = ingest(workdir, "binance_futures_cryptofeed", f"data.path={ws}", f"data.reader.snapshots.path={rest}")
+    assert set(s["rejected_by_reason"]) <= {"before_snapshot"}, s["rejected_by_reason"]
+    assert s["book"]["lines_skipped"] == 3 and s["book"]["snapshots_from_file"] == 2
+    assert s["book"]["sequence_gaps"] == 0 and s["book"]["top_of_book_match"] == 1.0
+    # every stored row counted once: book writes that finished while a side table was queued were lost from it
+    assert s["inserted"] == s["accepted"] == s["store_rows"], (s["inserted"], s["accepted"])
+    both = open_store(make_cfg(["data=binance_futures_cryptofeed", f"workdir={workdir}"])).read()
+    assert set(both.symbol.unique()) == {"BTCUSDT", "BTCUSD_PERP"}
+    for data, sym, day in (("binance_usdm_btcusdt", "BTCUSDT", "usdm_btcusdt_20240808.gz"),
+                           ("binance_cm_btcusd_perp", "BTCUSD_PERP", "cm_btcusd_perp_20240808.gz")):
+        alone_dir = tmp_path / data
+        ingest(alone_dir, data, f"data.path={SHARED / 'binance_capture' / day}")
+        alone = open_store(make_cfg([f"data={data}", f"workdir={alone_dir}"])).read()
+        mine = both[both.symbol == sym]
+        assert len(mine) == len(alone) > 5000, sym
+        pd.testing.assert_frame_equal(mine[["timestamp", *BOOK]].reset_index(drop=True),
+                                      alone[["timestamp", *BOOK]].reset_index(drop=True), obj=sym)
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz", "binance_capture/cm_btcusd_perp_20240808.gz")
+def test_one_symbol_of_a_recording_and_snapshots_that_name_no_symbol(workdir, tmp_path):
+    """``data.reader.symbol=BTCUSD_PERP`` on the two-symbol recording keeps that book only: the other symbol's
+    updates are ``symbol_mismatch`` rejects (never relabelled), its snapshot is not applied to this book.
+    With ``symbol: "*"`` and a snapshot pattern without a ``symbol`` group, the snapshots are refused
+    (``snapshot_symbol_unknown``) instead of being applied to whichever book."""
+    ws, rest = cryptofeed_recording(tmp_path / "rec")
+    one = ingest(workdir, "binance_futures_cryptofeed", f"data.path={ws}", f"data.reader.snapshots.path={rest}",
+                 "data.reader.symbol=BTCUSD_PERP", "store=sqlite")
+    assert one["symbols"] == {"BTCUSD_PERP": one["accepted"]} and one["rejected_by_reason"]["symbol_mismatch"] > 6000
+    assert set(one["rejected_by_reason"]) == {"symbol_mismatch", "before_snapshot"}
+    blind = r"^\S+ -> (?P<time>[0-9.]+): (?P<payload>.*)$"
+    with pytest.raises(UserError, match="snapshot_symbol_unknown|no_snapshot"):
+        run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_futures_cryptofeed",
+                               f"workdir={tmp_path / 'blind'}", f"data.path={ws}",
+                               f"data.reader.snapshots.path={rest}", f"data.reader.snapshots.pattern='{blind}'"]))
