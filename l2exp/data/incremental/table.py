@@ -11,7 +11,9 @@ file too. Rules:
 * a run of snapshot rows that follows update rows (or starts the file) *replaces* the whole book;
   the book is emitted once, after the last row of the run;
 * update rows before the first snapshot cannot be placed on a book: rejects ``no_snapshot``;
-* rows whose side is neither label, or whose numbers do not parse: rejects ``unparseable``.
+* rows whose side is neither label, or whose numbers do not parse: rejects ``unparseable``;
+* a table of several symbols keeps a book per symbol (its own snapshot runs, messages and state):
+  rows are grouped by the ``symbol`` column, each group in file order.
 
 The CSV is read with pyarrow in blocks; a message cut by a block boundary is carried into the next.
 """
@@ -39,11 +41,12 @@ _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 @dataclass
 class _Carry:
+    """One symbol's book state between blocks."""
+
     table: pa.Table | None = None  # rows of the message cut by the block boundary
-    line0: int = 2  # source line of its first row
+    lines: np.ndarray | None = None  # their source lines
     started: bool = False  # a snapshot has been applied
     prev_snapshot: bool = False  # the previous message was part of a snapshot run
-    symbol: str | None = None  # the one symbol the file's book is for
 
 
 class DeltaTable(Reader):
@@ -92,13 +95,38 @@ class DeltaTable(Reader):
             raise self._layout_error(path, f"no snapshot column {self.cols.get('snapshot')!r} "
                                            f"(data.reader.columns.snapshot) in the header {names}: without rows "
                                            "that mark a book snapshot, no update can be placed on a book")
+        books: dict[str | None, tuple[BookState, _Carry]] = {}
+        by_symbol = self.symbol is None and self.cols.get("symbol") in names
+        next_line = 2  # the header is line 1
         for batch in reader:
             table = pa.Table.from_batches([batch])
+            lines = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
+            next_line += table.num_rows
+            for sym, part, part_lines in self._by_symbol(table, lines, by_symbol):
+                state, carry = books.get(sym) or books.setdefault(sym, (BookState(self.max_depth), _Carry()))
+                if carry.table is not None:
+                    part = pa.concat_tables([carry.table, part.cast(carry.table.schema)])
+                    part_lines = np.concatenate([carry.lines, part_lines])
+                yield from self._messages(path, part, part_lines, state, carry, last=False)
+        for state, carry in books.values():
             if carry.table is not None:
-                table = pa.concat_tables([carry.table, table.cast(carry.table.schema)])
-            yield from self._messages(path, table, state, carry, last=False)
-        if carry.table is not None:
-            yield from self._messages(path, carry.table, state, carry, last=True)
+                yield from self._messages(path, carry.table, carry.lines, state, carry, last=True)
+
+    def _by_symbol(self, t: pa.Table, lines: np.ndarray, by_symbol: bool) -> Iterator[tuple[Any, pa.Table, np.ndarray]]:
+        """The block's rows of each symbol (in order of first appearance), each in file order."""
+        if not by_symbol:
+            yield None, t, lines
+            return
+        enc = pc.dictionary_encode(t.column(self.cols["symbol"]).cast(pa.string())).combine_chunks()
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        names = enc.dictionary.to_pylist()
+        if len(names) == 1:
+            yield names[0], t, lines
+            return
+        for code in range(len(names)):
+            idx = np.flatnonzero(codes == code)
+            if len(idx):
+                yield names[code], t.take(pa.array(idx)), lines[idx]
 
     def _layout_error(self, path: str, why: Any) -> UserError:
         from l2exp.data.readers import check_delimiter
@@ -110,18 +138,12 @@ class DeltaTable(Reader):
         return UserError(f"{path} is not the delta table data.reader describes: {why}", where=f"{path}, line 1",
                          fix=f"Map the columns in data.reader.columns (roles {sorted(TARDIS_COLUMNS)}).")
 
-    def _messages(self, path: str, t: pa.Table, state: BookState, carry: _Carry, last: bool) -> Iterator[RawChunk]:
+    def _messages(self, path: str, t: pa.Table, lines: np.ndarray, state: BookState, carry: _Carry,
+                  last: bool) -> Iterator[RawChunk]:
         n = t.num_rows
         if n == 0:
             return
         c = self.cols
-        if self.symbol is None and c.get("symbol") in t.column_names:
-            symbols = pc.unique(t.column(c["symbol"])).to_pylist()
-            if len(symbols) > 1 or (carry.symbol is not None and symbols and symbols[0] != carry.symbol):
-                raise UserError(f"{path} holds several symbols ({sorted(set(symbols) | {carry.symbol} - {None})[:5]}): "
-                                "one delta table rebuilds one book", where=f"{path}, column {c['symbol']}",
-                                fix="Split the file per symbol (Tardis files are per symbol), or filter it first.")
-            carry.symbol = symbols[0] if symbols else carry.symbol
         key = _int(t.column(c[self.message]))
         snap = (_bool(t.column(c["snapshot"])) if c.get("snapshot") in t.column_names else np.zeros(n, bool))
         new = np.ones(n, bool)
@@ -133,15 +155,14 @@ class DeltaTable(Reader):
                 run = np.flatnonzero(~snap[:cut])
                 cut = run[-1] + 1 if len(run) else 0
             if cut == 0:
-                carry.table = t
+                carry.table, carry.lines = t, lines
                 return
             carry.table, t = t.slice(cut), t.slice(0, cut)
+            carry.lines, lines = lines[cut:], lines[:cut]
             n, key, snap, new = cut, key[:cut], snap[:cut], new[:cut]
             starts = np.flatnonzero(new)
         else:
-            carry.table = None
-        line0 = carry.line0
-        carry.line0 = line0 + n
+            carry.table, carry.lines = None, None
         msg = np.cumsum(new) - 1
         n_msg = len(starts)
         msg_snap = snap[starts]
@@ -161,7 +182,7 @@ class DeltaTable(Reader):
         stats: Counter = Counter(deltas_in=int(n))
         rejects: list[tuple[int, str, str]] = []
         for i in np.flatnonzero(bad_row):
-            rejects.append((line0 + int(i), "unparseable", f"side {side_txt[i]!r}, price {price[i]}, size {size[i]}"))
+            rejects.append((int(lines[i]), "unparseable", f"side {side_txt[i]!r}, price {price[i]}, size {size[i]}"))
         # updates before the first snapshot cannot be placed on a book
         apply = np.ones(n_msg, bool)
         if not carry.started:
@@ -169,7 +190,7 @@ class DeltaTable(Reader):
             before = first[0] if len(first) else n_msg
             apply[:before] = False
             for m in range(before):
-                rejects.append((line0 + int(starts[m]), "no_snapshot",
+                rejects.append((int(lines[starts[m]]), "no_snapshot",
                                 "update before the first snapshot of the file: no book to apply it to"))
                 stats["deltas_rejected"] += int((msg == m).sum())
             carry.started = len(first) > 0
@@ -182,7 +203,7 @@ class DeltaTable(Reader):
         stats["snapshots_in"] += int(clear.sum())
         used = keep & apply[msg]
         deltas = self._deltas(t, used, msg, starts, ts, msg_snap, clear, side, price, size)
-        yield RawChunk(self._table(t, snaps, starts), path, line0 + starts[snaps.msg], rejects=rejects,
+        yield RawChunk(self._table(t, snaps, starts), path, lines[starts[snaps.msg]], rejects=rejects,
                        stats=dict(stats), sides={"deltas": deltas})
 
     def _deltas(self, t: pa.Table, used: np.ndarray, msg: np.ndarray, starts: np.ndarray, ts: np.ndarray,

@@ -133,8 +133,35 @@ def test_tardis_trades_map_by_yaml():
     assert t.side.iloc[0] == (1.0 if first[5] == "buy" else -1.0) and t.side.isin([1.0, -1.0]).all()
 
 
-def test_a_delta_table_of_several_symbols_is_refused(tmp_path):
+@needs_shared("tardis/deltas_with_snapshot.csv")
+@pytest.mark.parametrize("block_bytes", [1 << 24, 300])
+def test_a_delta_table_of_several_symbols_keeps_a_book_per_symbol(tmp_path, block_bytes):
+    """Two symbols' rows interleaved message by message in one table (the sample, and a second symbol made
+    from it at other prices, 1 ms later): each symbol's books equal the book of its rows alone, with the
+    rejects on the right source lines -- whatever the read block cuts. It was refused ("split the file")."""
+    rows = (SHARED / "tardis/deltas_with_snapshot.csv").read_text().splitlines()[1:]
+    other = []
+    for r in rows:
+        f = r.split(",")
+        f[1], f[2], f[3], f[6] = "ETHUSDT", str(int(f[2]) + 1000), str(int(f[3]) + 1000), str(float(f[6]) / 20)
+        other.append(",".join(f))
+    bad = "binance-futures,ETHUSDT,1640995302001000,1640995302101000,false,buy,2505.1,2.0"
+    mixed, k = [], 0
+    for i, r in enumerate(rows):  # message by message: a snapshot run's two rows stay together
+        mixed.append(r)
+        if i % 2 == 1 or i >= 7:
+            mixed += other[k:i + 1]
+            k = i + 1
+    mixed += other[k:] + [bad]
     path = tmp_path / "two.csv"
-    path.write_text(HEADER + "x,A,1,1,true,bid,10,1\n" "x,B,2,2,true,ask,11,1\n")
-    with pytest.raises(UserError, match="several symbols"):
-        rebuild(path)
+    path.write_text(HEADER + "\n".join(mixed) + "\n")
+    for sym, own in (("BTCUSDT", rows), ("ETHUSDT", [*other, bad])):
+        alone = tmp_path / f"{sym}.csv"
+        alone.write_text(HEADER + "\n".join(own) + "\n")
+        want, want_rej, _ = rebuild(alone, levels=2)
+        book, rejects, _ = rebuild(path, levels=2, block_bytes=block_bytes)
+        got = book[book.symbol == sym].reset_index(drop=True)
+        assert len(got) == len(want) == 7
+        assert got.equals(want), sym
+    assert [(r[0], r[1]) for r in rejects] == [(len(mixed) + 1, "unparseable")]  # the line of the file read
+    assert sorted(book.symbol.unique()) == ["BTCUSDT", "ETHUSDT"] and len(book) == 14
