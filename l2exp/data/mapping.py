@@ -99,6 +99,16 @@ class LayoutMapping:
         if unknown:
             raise UserError(f"unknown mapping key(s) {sorted(unknown)}", where="data.mapping",
                             fix=f"Valid keys: {sorted(cls.__dataclass_fields__)}")
+        if source_levels > 1:  # one column for every level: each row would be a book at one price per side
+            flat = [f for f in SIDE_FIELDS if "{i}" not in str(cfg.get(f, "{i}"))]
+            if flat:
+                raise UserError(f"data.mapping.{flat[0]}: {cfg[flat[0]]!r} has no {{i}}, so all {source_levels} "
+                                "levels would read one column",
+                                where=f"data.mapping.{flat[0]}",
+                                fix="Name the column of level {i} (e.g. \"bid_price_{i}\"). A table with one row "
+                                    "per level (timestamp, side, level, price, size) is a long table: "
+                                    "data=long_csv, or data.reader._target_=l2exp.data.long_table.LongTable "
+                                    "(docs/data.md). Or set data.levels=1 for a top-of-book file.")
         return cls(timestamp=ts, symbol=sym, exchange=exch, source_levels=source_levels,
                    levels=levels, **cfg)
 
