@@ -82,6 +82,12 @@ def entry() -> Any:
     if sys.argv[1:] in (["--help"], ["-h"]):
         print(fast_help())
         return None
+    from l2exp.config_check import check_choices
+
+    mistake = check_choices(sys.argv[1:], config_dirs(), CONF_DIR / "config.yaml")
+    if mistake is not None:  # one message, exit 2: not Hydra's search-path dump
+        print(mistake.render(), file=sys.stderr)
+        sys.exit(2)
     if not needs_mode_probe(sys.argv[1:]):
         from hydra._internal.hydra import Hydra
 

@@ -211,3 +211,52 @@ def check_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any],
         value = _select(cfg, key)
         if value is not _MISSING:
             _check_range(key, value)
+
+
+def check_choices(args: list[str], dirs: list[Path], config_file: Path) -> UserError | None:
+    """A mistyped group option (``model=lightgbmm``, ``mode=trian``) or group name (``modle=lightgbm``) on the
+    command line, as one ``error / where / fix`` message -- before Hydra composes anything, which would print
+    its config search path and the ``HYDRA_FULL_ERROR`` line and exit 1. ``dirs``: the config folders in
+    search order (l2exp's ``conf/`` and the user's). Sweep values (``model=a,b``) are checked one by one;
+    sweep functions (``choice(...)``), ``null`` and Hydra's own groups are left to Hydra."""
+    import re
+
+    dirs = list(dirs)
+    for arg in args:  # folders given to Hydra on the command line hold options too
+        if arg.lstrip("+").startswith("hydra.searchpath="):
+            dirs += [Path(p) for p in re.findall(r"file://([^,\]\s'\"]+)", arg)]
+    groups: dict[str, set[str]] = {}
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for f in d.rglob("*.yaml"):
+            g = f.parent.relative_to(d).as_posix()
+            if g != "." and not g.startswith("hydra"):
+                groups.setdefault(g, set()).add(f.stem)
+    top = [k for k in OmegaConf.load(config_file) if k not in ("defaults", "hydra")]
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        bare = key.lstrip("~+")
+        if bare.startswith("hydra") or "." in bare or key.startswith(("+", "~")):
+            continue
+        if bare not in groups:
+            if bare in top:
+                continue
+            close = difflib.get_close_matches(bare, [*groups, *top], n=2)
+            return UserError(f"no config group or key {bare!r}", where=arg,
+                             fix=(f"Did you mean {' or '.join(close)}? " if close else "")
+                                 + f"(groups: {', '.join(sorted(groups))}; `l2exp --help` lists their options)")
+        if "(" in value:
+            continue
+        for v in value.split(","):
+            v = v.strip()
+            if v in ("", "null") or v in groups[bare]:
+                continue
+            close = difflib.get_close_matches(v, sorted(groups[bare]), n=1)
+            return UserError(f"no option {v!r} in group {bare}", where=f"{bare}={v}",
+                             fix=(f"Did you mean {close[0]}? " if close else "")
+                                 + f"(options: {', '.join(sorted(groups[bare]))}; your own go in "
+                                   f"$L2EXP_CONFIG_DIR/{bare}/, docs/data.md)")
+    return None

@@ -6,6 +6,15 @@
 | ``symbol`` / ``exchange`` | string | instrument and venue |
 | ``bid_price_i`` / ``bid_size_i`` | float64 | level i of the bid side; level 1 is the best; prices strictly fall |
 | ``ask_price_i`` / ``ask_size_i`` | float64 | level i of the ask side; level 1 is the best; prices strictly rise |
+| ``recv_ts`` | int64, nullable | receive time (ns UTC, the recorder's clock); null: the source has one clock |
+
+**Two clocks, one rule.** ``timestamp`` is the venue's time when the source has it (Binance ``E``,
+Tardis ``timestamp``), else the only time there is (BitMEX's recorder, LOBSTER); ``recv_ts`` is the
+recorder's receive time where the source records it (the captures' line prefix, Tardis
+``local_timestamp``, a mapping's ``receive_time``) and null otherwise -- never copied from
+``timestamp``, so "unknown" is never mistaken for "zero latency". The ingest reports the skew
+``recv_ts - timestamp`` (p50/p99: network latency plus the two clocks' offset) and receive times
+that go backwards; neither rejects a row (clocks differ; the book is still right).
 
 Every source reaches this schema through a YAML mapping (``conf/data``); every later stage
 (features, labels, backtest, sim) reads only these names. A level the source does not have is NaN.
@@ -43,10 +52,14 @@ def canonical_columns(levels: int) -> list[str]:
     return cols
 
 
+RECV_TS = "recv_ts"  # the receive time (see the module docstring): the last column, nullable
+
+
 def arrow_schema(levels: int) -> pa.Schema:
     fields = [pa.field("timestamp", pa.int64()), pa.field("symbol", pa.string()),
               pa.field("exchange", pa.string())]
     fields += [pa.field(c, pa.float64()) for f in SIDE_FIELDS for c in level_columns(f, levels)]
+    fields.append(pa.field(RECV_TS, pa.int64(), nullable=True))
     return pa.schema(fields)
 
 
@@ -61,6 +74,7 @@ class BookChunk:
     bid_size: np.ndarray
     ask_price: np.ndarray
     ask_size: np.ndarray
+    recv_ts: np.ndarray | None = None  # int64 (n,), -1 = unknown (null when stored); None = the source has one clock
 
     @property
     def n(self) -> int:
@@ -84,7 +98,8 @@ class BookChunk:
             for j in range(src.shape[1]):
                 out[:, j] = src[idx, j]
             mats.append(out)
-        return BookChunk(self.timestamp[idx], self.symbol[idx], self.exchange[idx], *mats)
+        return BookChunk(self.timestamp[idx], self.symbol[idx], self.exchange[idx], *mats,
+                         recv_ts=None if self.recv_ts is None else self.recv_ts[idx])
 
     def to_arrow(self) -> pa.Table:
         arrays = [pa.array(self.timestamp, pa.int64()), _strings_to_arrow(self.symbol),
@@ -95,6 +110,11 @@ class BookChunk:
             for i in range(mat.shape[1]):
                 arrays.append(pa.array(mat[:, i], pa.float64()))
                 names.append(f"{field}_{i + 1}")
+        if self.recv_ts is None:
+            arrays.append(pa.nulls(self.n, pa.int64()))
+        else:
+            arrays.append(pa.array(self.recv_ts, pa.int64(), mask=self.recv_ts < 0))
+        names.append(RECV_TS)
         return pa.Table.from_arrays(arrays, names=names)
 
     @classmethod
@@ -110,8 +130,13 @@ class BookChunk:
                 if col in df:
                     mat[:, i] = df[col].to_numpy(dtype=np.float64, na_value=np.nan)
             mats.append(mat)
+        recv = None
+        if RECV_TS in df and df[RECV_TS].notna().any():
+            col = df[RECV_TS]  # int64 when every row has one (one source: all or none), else float with NaN
+            recv = (col.to_numpy(np.int64) if col.notna().all() and col.dtype.kind in "iu"
+                    else col.astype("Int64").fillna(-1).to_numpy(np.int64))
         return cls(df["timestamp"].to_numpy(np.int64), df["symbol"].to_numpy(object),
-                   df["exchange"].to_numpy(object), *mats)
+                   df["exchange"].to_numpy(object), *mats, recv_ts=recv)
 
 
 def _strings_to_arrow(values: pd.Categorical | np.ndarray) -> pa.Array:

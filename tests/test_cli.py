@@ -66,10 +66,20 @@ def test_wrong_timestamp_unit(tmp_path):
     assert_user_error(proc, "implausible for unit 'ns'", "data.mapping.timestamp.unit=ms")
 
 
-def test_unknown_group_option(tmp_path):
-    proc = run_cli(["data=nope"], tmp_path)
-    assert proc.returncode != 0
-    assert "Could not find 'data/nope'" in proc.stderr and "synthetic" in proc.stderr
+@pytest.mark.parametrize(("args", "needles"), [
+    (["data=nope"], ["no option 'nope' in group data", "where: data=nope", "synthetic"]),
+    (["model=lightgbmm"], ["no option 'lightgbmm' in group model", "Did you mean lightgbm?", "catboost"]),
+    (["mode=trian"], ["no option 'trian' in group mode", "Did you mean train?"]),
+    (["risk=moderat"], ["no option 'moderat' in group risk", "Did you mean moderate?"]),
+    (["-m", "model=lightgbm,catboostt"], ["no option 'catboostt' in group model", "Did you mean catboost?"]),
+    (["modle=lightgbm"], ["no config group or key 'modle'", "Did you mean mode or model?"]),
+])
+def test_a_mistyped_group_option_or_group_is_one_message(tmp_path, args, needles):
+    """Hydra's own message (its config search path, ``HYDRA_FULL_ERROR``, exit 1) became l2exp's one style:
+    error / where / fix, exit 2 -- for options of every group, modes, sweeps and group names."""
+    proc = run_cli(args, tmp_path)
+    assert_user_error(proc, "error:", "fix:", *needles)
+    assert proc.returncode == 2 and "search path" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
 
 
 def test_hydra_flags_work(tmp_path):

@@ -34,6 +34,55 @@ from l2exp.errors import UserError
 from l2exp.schema import BookChunk
 from l2exp.summary import console, print_table, print_where, write_summary
 
+SKEW_SAMPLE = 200_000  # receive-exchange differences kept per file for the quantiles (every k-th row beyond)
+
+
+@dataclass
+class ClockSkew:
+    """``recv_ts - timestamp`` of accepted rows that have both clocks (ns), and receive times that go back.
+
+    Why: the skew is network latency plus the offset of the recorder's clock from the venue's -- what a
+    feed-latency model needs, and a clock that drifted shows here first. Quantiles from a bounded
+    sample (every k-th row once more than :data:`SKEW_SAMPLE`): memory flat in file size."""
+
+    rows: int = 0
+    backwards: int = 0  # a row received before the row before it (same symbol)
+    sample: list = field(default_factory=list)
+    last: dict = field(default_factory=dict)  # symbol -> last receive time seen
+
+    def observe(self, chunk: BookChunk) -> None:
+        recv = chunk.recv_ts
+        if recv is None:
+            return
+        have = recv >= 0
+        if not have.any():
+            return
+        diff = (recv - chunk.timestamp)[have]
+        self.rows += int(have.sum())
+        step = max(1, self.rows // SKEW_SAMPLE)
+        self.sample.append(diff[::step])
+        sym = np.asarray(chunk.symbol, dtype=object)[have]
+        r = recv[have]
+        for name in pd.unique(sym):
+            mine = r[sym == name]
+            prev = self.last.get(name)
+            seq = mine if prev is None else np.r_[prev, mine]
+            self.backwards += int((np.diff(seq) < 0).sum())
+            self.last[name] = int(mine[-1])
+
+    def add(self, other: ClockSkew) -> None:
+        self.rows += other.rows
+        self.backwards += other.backwards
+        self.sample += other.sample
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.rows:
+            return None
+        d = np.concatenate(self.sample).astype(np.float64) / 1e6
+        q = np.percentile(d, [0, 50, 99, 100])
+        return {"rows": self.rows, "min_ms": round(float(q[0]), 3), "p50_ms": round(float(q[1]), 3),
+                "p99_ms": round(float(q[2]), 3), "max_ms": round(float(q[3]), 3), "recv_backwards": self.backwards}
+
 
 @dataclass
 class IngestStats:
@@ -50,6 +99,7 @@ class IngestStats:
     examples: dict[str, list[str]] = field(default_factory=dict)
     book: Counter = field(default_factory=Counter)  # incremental sources: deltas_in, sequence_gaps...
     damaged: str = ""  # the file could not be read past some point: the message (its rows before are stored)
+    clocks: ClockSkew = field(default_factory=lambda: ClockSkew())  # receive - exchange time, where both exist
 
     def add(self, other: IngestStats) -> None:
         self.rows_in += other.rows_in
@@ -60,6 +110,7 @@ class IngestStats:
         self.missing_level_rows += other.missing_level_rows
         self.symbols.update(other.symbols)
         self.book.update(other.book)
+        self.clocks.add(other.clocks)
         for ts in (other.first_ts, other.last_ts):
             if ts is not None:
                 self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
@@ -221,6 +272,7 @@ def _ingest_chunks(st: IngestStats, source: DataSource, path: str, validator: Va
         if len(acc):
             good = chunk.take(acc)
             st.missing_level_rows += int((np.isnan(good.bid_price).any(1) | np.isnan(good.ask_price).any(1)).sum())
+            st.clocks.observe(good)
             lo, hi = int(good.timestamp.min()), int(good.timestamp.max())
             st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
             st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
@@ -346,6 +398,7 @@ def ingest(source: DataSource, store: L2Store | None, validator: Validator,
         "store_rows": store.count() if store is not None else None,
         "reject_examples": total.examples,
         **({"book": book_summary(total.book)} if total.book else {}),
+        **({"clock_skew": total.clocks.summary()} if total.clocks.rows else {}),
     }
     _report(summary)
     print_where([("store", summary["store"])])
@@ -464,6 +517,7 @@ def _report(s: dict[str, Any]) -> None:
                                               "with the same update id"))
     rows += [("levels (canonical/source)", f"{s['levels']}/{s['source_levels']}"),
              ("rows with missing levels", f"{s['missing_level_rows']:,}"),
+             *([("receive - exchange time", _skew_text(s["clock_skew"]))] if s.get("clock_skew") else []),
              ("symbols", ", ".join(f"{k}: {v:,}" for k, v in s["symbols"].items())),
              ("time range (UTC)", f"{ts(s['first_ts'])} -> {ts(s['last_ts'])}"),
              ("seconds", f"{s['seconds']} ({s['rows_per_s'] or 0:,} rows/s)")]
@@ -485,3 +539,8 @@ def _report(s: dict[str, Any]) -> None:
                       f"{escape(str(names))}; data={escape(str(s['data']))} is configured for "
                       f"{escape(', '.join(s['symbols']) or '?')}[/]")
 
+
+def _skew_text(c: dict[str, Any]) -> str:
+    """The two clocks in one line: latency plus clock offset, and receive times that went back."""
+    return (f"p50 {c['p50_ms']:,.3f} ms, p99 {c['p99_ms']:,.3f} ms (min {c['min_ms']:,.3f}, max {c['max_ms']:,.3f}; "
+            f"{c['rows']:,} rows with both clocks; receive time went back {c['recv_backwards']:,} time(s))")

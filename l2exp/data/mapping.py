@@ -87,6 +87,8 @@ class LayoutMapping:
     empty_level_prices: list[float] = field(default_factory=list)
     empty_level_sizes: list[float] = field(default_factory=list)
     level_base: int = 1  # the number the source gives its best level (Tardis book_snapshot_N: 0)
+    # the recorder's receive time (Tardis local_timestamp): {column, unit}, epoch only; stored as recv_ts
+    receive_time: TimestampSpec | None = None
     literal_columns: bool = False  # "bids[{i}].price" names a column, not a path into nested JSON
 
     @classmethod
@@ -95,6 +97,9 @@ class LayoutMapping:
         ts = TimestampSpec(**dict(cfg.pop("timestamp")))
         sym = ValueSpec(**dict(cfg.pop("symbol")))
         exch = ValueSpec(**dict(cfg.pop("exchange")))
+        recv = cfg.pop("receive_time", None)
+        if recv is not None:
+            cfg["receive_time"] = TimestampSpec(**dict(recv))
         unknown = set(cfg) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise UserError(f"unknown mapping key(s) {sorted(unknown)}", where="data.mapping",
@@ -142,6 +147,8 @@ class LayoutMapping:
             else:
                 cols.extend(self._name(pattern, i) for i in range(1, self.source_levels + 1))
         cols.append(self.timestamp.column)
+        if self.receive_time is not None:
+            cols.append(self.receive_time.column)
         if self.timestamp.plus:
             cols.append(self.timestamp.plus["column"])
         for spec in (self.symbol, self.exchange):
@@ -231,7 +238,8 @@ class LayoutMapping:
             out[fld] = o
         ts = self._timestamps(table, raw.path, bad, detail)
         chunk = BookChunk(ts, self._strings(table, self.symbol, n, "symbol"),
-                          self._strings(table, self.exchange, n, "exchange"), **out)
+                          self._strings(table, self.exchange, n, "exchange"), **out,
+                          recv_ts=self._receive_times(table))
         return chunk, bad, detail
 
     def _parsed_levels(self, raw: RawChunk, fld: str) -> np.ndarray | None:
@@ -309,6 +317,23 @@ class LayoutMapping:
             detail.setdefault(int(i), f"{spec.column}: unparseable or implausible time")
         bad |= nat | out_of_range
         return np.where(bad, 0, ts).astype(np.int64)
+
+    def _receive_times(self, table: pa.Table) -> np.ndarray | None:
+        """``receive_time`` in ns (epoch numbers, or ISO text); -1 where a value does not parse -- a broken
+        receive time leaves the book as good as it was, so it is unknown, not a reject."""
+        spec = self.receive_time
+        if spec is None:
+            return None
+        col = table.column(spec.column)
+        if spec.unit == "iso":
+            ts, nat = _iso_to_ns(col, spec.tz)
+            return np.where(nat, -1, ts).astype(np.int64)
+        ints = _to_int(col)
+        if ints is not None:
+            return ints * _UNIT_NS[spec.unit]
+        vals = pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        ok = np.isfinite(vals)
+        return np.where(ok, _number_to_ns(np.where(ok, vals, 0.0), spec.unit), -1).astype(np.int64)
 
     def _check_plausible(self, vals: np.ndarray, path: str) -> None:
         """Most epoch times outside 1990..2100 mean the configured unit is wrong: say which fits."""

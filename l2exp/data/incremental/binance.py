@@ -630,10 +630,11 @@ class BinanceDepth(Reader):
         if not emit:
             return None
         lines = np.asarray(b.line, np.int64)[snaps.msg]
-        return (self._rows(bk.symbol, snaps, lines), lines, self._deltas(b, bk.symbol, msg, side, price, size),
+        recv = np.asarray(b.recv, np.int64)[snaps.msg]  # the line prefix of the message each row came after
+        return (self._rows(bk.symbol, snaps, lines, recv), lines, self._deltas(b, bk.symbol, msg, side, price, size),
                 self._trades(b.trades, bk.symbol))
 
-    def _rows(self, symbol: str, snaps: Any, lines: np.ndarray) -> pa.Table:
+    def _rows(self, symbol: str, snaps: Any, lines: np.ndarray, recv: np.ndarray | None = None) -> pa.Table:
         n = len(lines)
         cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts if snaps is not None else np.zeros(0, np.int64),
                                                       pa.int64()),
@@ -644,6 +645,7 @@ class BinanceDepth(Reader):
             canon = {"bid_px": "bid_price", "bid_sz": "bid_size", "ask_px": "ask_price", "ask_sz": "ask_size"}[name]
             for i in range(self.levels):
                 cols[f"{canon}_{i + 1}"] = pa.array(arr[:, i], pa.float64())
+        cols["recv_ts"] = pa.array(recv if recv is not None else np.zeros(0, np.int64), pa.int64())
         return pa.table(cols)
 
     def _deltas(self, b: _Batch, symbol: str, msg: np.ndarray, side: np.ndarray, price: np.ndarray,

@@ -248,6 +248,9 @@ class DeltaTable(Reader):
                           ("ask_size", snaps.ask_sz)):
             for i in range(self.levels):
                 cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
+        if self.cols.get("receive_time") in t.column_names:  # the message's receive time (Tardis local_timestamp)
+            recv = _int(t.column(self.cols["receive_time"]).take(pa.array(rows))) * self.unit_ns
+            cols["recv_ts"] = pa.array(recv, pa.int64())
         return pa.table(cols)
 
 

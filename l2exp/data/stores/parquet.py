@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from l2exp.data.stores.base import IngestWriter, Issue, L2Store, Partition, rejects_schema
 from l2exp.errors import UserError
 from l2exp.files import hash_file
-from l2exp.schema import SIDE_TABLES, arrow_schema
+from l2exp.schema import RECV_TS, SIDE_TABLES, arrow_schema
 from l2exp.sessions import DAY_NS
 
 _PARTITIONING = ds.partitioning(pa.schema([("symbol", pa.string()), ("date", pa.string())]), flavor="hive")
@@ -96,7 +96,7 @@ class _ParquetWriter(IngestWriter):
         # level is NaN), and optional fields cost Parquet a definition level per value -- 22 % of the
         # encoding. Parts written before (optional fields) read together with these (tested).
         schema = arrow_schema(store.levels).remove(1).append(pa.field("row_key", pa.int64()))
-        self.file_schema = pa.schema([f.with_nullable(False) for f in schema])
+        self.file_schema = pa.schema([f.with_nullable(f.name == RECV_TS) for f in schema])  # null: one clock
         self.known_keys: dict[tuple[str, str], np.ndarray] = {}  # per partition: content keys already stored
 
     def _known(self, key: tuple[str, str]) -> np.ndarray:
@@ -290,8 +290,11 @@ class ParquetStore(L2Store):
             flt = f if flt is None else flt & f
         cols = list(schema.names) if columns is None else list(dict.fromkeys(
             ["timestamp", "symbol", "exchange", *columns]))
+        old = RECV_TS in cols and RECV_TS not in data.schema.names  # parts written before receive times
         with self._readable():
-            table = data.to_table(columns=cols, filter=flt)
+            table = data.to_table(columns=[c for c in cols if not (old and c == RECV_TS)], filter=flt)
+        if old:
+            table = table.append_column(RECV_TS, pa.nulls(table.num_rows, pa.int64()))
         if start_ns is not None or end_ns is not None:
             ts = table.column("timestamp")
             keep = None

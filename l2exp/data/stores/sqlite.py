@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from l2exp.data.stores.base import REJECT_META, IngestWriter, Issue, L2Store
 from l2exp.errors import UserError
-from l2exp.schema import SIDE_TABLES, canonical_columns
+from l2exp.schema import RECV_TS, SIDE_TABLES, canonical_columns
 
 VERIFY_ROWS = 200_000  # rows re-hashed per block
 DAMAGED_ROWS = "*rows*"  # the Issue source of rows whose content differs from their key (they carry no source)
@@ -49,7 +49,7 @@ class _SqliteWriter(IngestWriter):
     def write(self, accepted: pa.Table, keys: Any) -> int:
         if accepted.num_rows == 0:
             return 0
-        cols = [accepted.column(c).to_pylist() if c in ("symbol", "exchange")
+        cols = [accepted.column(c).to_pylist() if c in ("symbol", "exchange", RECV_TS)
                 else accepted.column(c).to_numpy(zero_copy_only=False).tolist() for c in self.store.columns]
         cols.append(np.asarray(keys, dtype=np.int64).tolist())
         rows = zip(*cols, strict=True)
@@ -95,7 +95,7 @@ class SqliteStore(L2Store):
         self.levels = int(levels)
         self.lock_wait_s = float(lock_wait_s)
         self.table = table
-        self.columns = canonical_columns(self.levels)
+        self.columns = [*canonical_columns(self.levels), RECV_TS]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(self.path)
         self.con.execute("PRAGMA journal_mode=WAL")
@@ -117,13 +117,16 @@ class SqliteStore(L2Store):
 
     def _create(self) -> None:
         existing = [r[1] for r in self.con.execute(f"PRAGMA table_info({self.table})")]
-        if existing and [c for c in self.columns if c not in existing]:
+        if existing and [c for c in self.columns[:-1] if c not in existing]:
             raise UserError(
                 f"{self.path} table {self.table} has another layout ({len(existing)} columns) than levels="
                 f"{self.levels} needs", where=str(self.path),
                 fix="Use the levels it was created with, or another store path (store.path=...).")
+        if existing and RECV_TS not in existing and not [c for c in self.columns[:-1] if c not in existing]:
+            with self.con:  # a table written before receive times: the column added, null (one clock)
+                self.con.execute(f"ALTER TABLE {self.table} ADD COLUMN {RECV_TS} INTEGER")
         defs = ["timestamp INTEGER NOT NULL", "symbol TEXT NOT NULL", "exchange TEXT NOT NULL"]
-        defs += [f"{c} REAL" for c in self.columns[3:]]
+        defs += [f"{c} REAL" for c in self.columns[3:-1]] + [f"{RECV_TS} INTEGER"]
         with self.con:
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({', '.join(defs)}, row_key INTEGER NOT NULL)")
             self.con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {self.table}_row_key ON {self.table}(row_key)")
@@ -188,7 +191,10 @@ class SqliteStore(L2Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY symbol, exchange, timestamp, rowid"
-        return pd.read_sql_query(sql, self.con, params=args)
+        df = pd.read_sql_query(sql, self.con, params=args)
+        if RECV_TS in df and df[RECV_TS].dtype == object:  # all null (one clock): NaN, as the Parquet store reads
+            df[RECV_TS] = df[RECV_TS].astype(np.float64)
+        return df
 
     def read_rejects(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM l2_rejects ORDER BY source_file, line", self.con)

@@ -99,6 +99,11 @@ def test_book_snapshot_n_flat_layout_maps_by_yaml(workdir, tmp_path):
                                 f"workdir={workdir}"])).read()
     assert book.bid_price_1.tolist() == [100.0, 101.0, 102.0, 103.0, 104.0]  # bids[0] is level 1
     assert book.ask_size_3.tolist() == [12.0] * 5 and book.timestamp.iloc[0] == 1585699200245000 * 1000
+    # two clocks: local_timestamp (µs) is the receive time, stored beside the exchange time, and the skew reported
+    assert book.recv_ts.tolist() == [(1585699200355684 + t) * 1000 for t in range(5)]
+    assert s["clock_skew"]["rows"] == 5 and s["clock_skew"]["recv_backwards"] == 0
+    # skew(t) = (355,684 - 245,000) µs + t x (1 - 100,000) µs: 110.684 ms at t = 0 down to -289.312 ms at t = 4
+    assert s["clock_skew"]["max_ms"] == 110.684 and s["clock_skew"]["min_ms"] == -289.312
 
 
 def test_wrong_delimiter_names_the_one_the_header_suggests(tmp_path):
