@@ -76,6 +76,7 @@ def test_deribit_sample_rebuilds_and_its_one_sided_book_is_named(workdir):
     book, rejects, _ = rebuild(SHARED / "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv", levels=10)
     assert len(book) == 1 and not rejects and book.ask_price_1[0] == 6421.5 and book.ask_size_1[0] == 18640
     assert np.isnan(book.bid_price_1[0])  # the sample holds the ask side of the snapshot only
+    assert book.recv_ts[0] == 1585699200355684 * 1000  # local_timestamp (µs): the second clock, kept
     with pytest.raises(UserError, match="empty_side"):  # never exit 0 with nothing usable
         run_ingest(make_cfg(["mode=ingest", "mode.progress=false", "data=tardis_deribit_l2", f"workdir={workdir}"]))
 
