@@ -393,3 +393,10 @@ def _print(summary: dict[str, Any], metrics: dict[str, float], model_label: str,
     console.print(f"selection metric {s['metric']} = {s['value']:.5g}: {verdict} the best naive baseline "
                   f"({s['baseline_best']:.5g}; gain {s['gain']:.3g} per row, needs > {s['z']:g} x s.e. "
                   f"{s['gain_se']:.3g} over blocks of {s['block_rows']} rows)")
+    if kind != "regression":  # both verdicts, never only the flattering one
+        for seg, label in (("val", "validation"), ("test", "test")):
+            acc, maj = metrics.get(f"{seg}_accuracy"), metrics.get(f"baseline_majority_{seg}_accuracy")
+            if acc is not None and maj is not None and acc < maj:
+                console.print(f"[bold yellow]{label} accuracy {acc:.4f} is below always predicting the most frequent "
+                              f"class ({maj:.4f}): the model's edge, if any, is in its probabilities, not its class "
+                              "calls -- threshold or size on the probabilities, not on argmax[/]")

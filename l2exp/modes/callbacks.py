@@ -127,6 +127,62 @@ class MlflowMultirunParent(Callback):
         if self.run_id:
             from mlflow import MlflowClient
 
-            MlflowClient().set_terminated(self.run_id)
-            os.environ.pop(PARENT_ENV, None)
-            print(f"MLflow sweep parent run: {self.run_id}")
+            client = MlflowClient()
+            try:
+                sweep_comparison(client, self.run_id, _sweep_metric(config))
+            finally:
+                client.set_terminated(self.run_id)
+                os.environ.pop(PARENT_ENV, None)
+
+
+# the metric a sweep's table is ordered by when it optimises none (optimized_metric): the mode's own
+SWEEP_METRIC = {"train": "val_log_loss", "pipeline": "val_log_loss", "backtest": "pnl_net", "stress": "pnl_net",
+                "sim": "pnl_net"}
+
+
+def _sweep_metric(config: DictConfig) -> str:
+    chosen = config.get("optimized_metric") if "optimized_metric" in config else None
+    mode = str(config.mode.name) if "mode" in config else ""
+    return str(chosen or SWEEP_METRIC.get(mode, "val_log_loss"))
+
+
+def sweep_comparison(client: Any, parent_id: str, metric: str) -> None:
+    """A sweep ends with its comparison: one row per job (run name = its overrides), the sweep's metric and
+    the view's key metrics, best first; the link to MLflow's comparison of exactly these runs; the parent
+    run carries the best job's metrics (``best_<metric>``, tag ``l2exp.best_run``). It ended with a bare id."""
+    import json
+    from urllib.parse import quote
+
+    from l2exp.models.selection import direction_of
+    from l2exp.summary import money, print_table
+    from l2exp.tracking.setup import VIEW_METRICS, _ui, print_links, run_url
+
+    exp_id = client.get_run(parent_id).info.experiment_id
+    kids = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=5000)
+    if not kids:
+        print(f"MLflow sweep parent run: {parent_id} (no job logged a run)")
+        return
+    sign = 1.0 if direction_of(metric) == "min" else -1.0
+    nan = float("nan")
+
+    def key(r: Any) -> tuple[bool, float]:
+        v = r.data.metrics.get(metric, nan)
+        return (v != v, sign * v if v == v else 0.0)
+
+    kids = sorted(kids, key=key)
+    shown = [m for m in VIEW_METRICS if m != metric and any(m in r.data.metrics for r in kids)][:3]
+    rows = []
+    for r in kids:
+        cells = [f"{metric} {money(r.data.metrics.get(metric, nan))}"]
+        cells += [f"{m} {money(r.data.metrics[m])}" for m in shown if m in r.data.metrics]
+        rows.append((r.info.run_name or r.info.run_id, "   ".join(cells)))
+    print_table(f"sweep: {len(kids)} job(s), best first by {metric} ({direction_of(metric)})", rows)
+    best = kids[0]
+    for m, v in best.data.metrics.items():
+        if m in (metric, *VIEW_METRICS):
+            client.log_metric(parent_id, f"best_{m}", v)
+    client.set_tag(parent_id, "l2exp.best_run", best.info.run_id)
+    ids = quote(json.dumps([r.info.run_id for r in kids]))
+    compare = _ui(f"#/compare-runs?runs={ids}&experiments={quote(json.dumps([exp_id]))}")
+    print_links([("compare these runs", compare), ("best job", run_url(best.info.run_id)),
+                 ("sweep parent run", run_url(parent_id))])

@@ -304,7 +304,8 @@ def record(spec: SimSpec, s: SimSession, loop: SimLoop, run_id: str) -> dict[str
         "decisions": counts["decisions"], "orders": broker.n_orders(), "fills": broker.n_fills(),
         "n_fills": broker.n_fills(), "pnl": broker.equity, "pnl_net": broker.equity,
         "funding": broker.funding if modelled else "not modelled",
-        "settle_currency": inst.settle, "pnl_net_quote": broker.pnl_quote, "trades": counts["trades"],
+        "settle_currency": inst.settle, "quote_currency": inst.quote, "pnl_net_quote": broker.pnl_quote,
+        "trades": counts["trades"],
         "position": broker.position, "reconnects": feed.stats.reconnects,
         "feed_errors": feed.stats.errors, "stale_skips": counts["stale_skips"] + blocks.get("stale_book", 0),
         "schema_rejects": counts["schema_rejects"] + feed.stats.schema_rejects,
@@ -321,12 +322,24 @@ def record(spec: SimSpec, s: SimSession, loop: SimLoop, run_id: str) -> dict[str
     return summary
 
 
+def _sim_value(key: str, v: Any, summary: dict[str, Any]) -> Any:
+    """The PnL with its currency (settle, and quote beside it when they differ: ``pnl -0.0000`` said nothing)."""
+    if key == "pnl":
+        settle, quote = summary.get("settle_currency", ""), summary.get("quote_currency", "")
+        text = money(float(v), settle)
+        q = summary.get("pnl_net_quote")
+        if quote and quote != settle and isinstance(q, float):
+            text += f" ({money(q, quote)})"
+        return text
+    return money(v) if isinstance(v, float) else v
+
+
 def report(spec: SimSpec, s: SimSession, summary: dict[str, Any]) -> dict[str, Any]:
     """The console table and ``summary.json``; a live feed that never delivered a snapshot is exit 2."""
     from l2exp.tracking.setup import print_links, run_url
 
     print_table(f"sim ({summary['feed']}, paper broker): {summary['symbol']}, stopped: {summary['stop']}", [
-        (k, money(v) if isinstance(v, float) else v) for k, v in summary.items()
+        (k, _sim_value(k, v, summary)) for k, v in summary.items()
         if k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",
                  "latency_ms_p50", "latency_ms_p99", "max_rss_mb")])
     write_summary(summary)

@@ -142,8 +142,16 @@ def experiment(settings: TrackingSettings, mode: str) -> str:
 def _ui(page: str) -> str:
     """The UI address of ``page``: the server's own, or where ``mlflow ui`` serves a local store."""
     uri = mlflow.get_tracking_uri()
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else local_ui()
     return redact(f"{base}/{page}")  # a link to share: never with the server's password
+
+
+def local_ui() -> str:
+    """Where ``mlflow ui`` serves a local store: ``L2EXP_UI_URL`` (e.g. ``http://127.0.0.1:5050`` when you
+    serve it on another port), else MLflow's default address; the printed serve command uses the same port."""
+    import os
+
+    return os.environ.get("L2EXP_UI_URL", "http://127.0.0.1:5000").rstrip("/")
 
 
 def model_version_url(name: str, version: str | int) -> str:
@@ -159,7 +167,11 @@ def print_links(links: list[tuple[str, str]]) -> None:
     print_where(links)
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
-        serve = f"(serve the UI: mlflow ui --backend-store-uri {uri} --workers 1)"
+        from urllib.parse import urlparse
+
+        at = urlparse(local_ui())
+        serve = (f"(serve the UI: mlflow ui --backend-store-uri {uri} --host {at.hostname or '127.0.0.1'} "
+                 f"--port {at.port or 5000} --workers 1)")
         console.print(escape(redact(serve)), soft_wrap=True)
 
 

@@ -126,7 +126,7 @@ def test_bad_configs_are_clear_errors(workdir):
         # 0.1% of the span is shorter than the label horizon: every training row is purged
         run_train(train_cfg(workdir, "split.train=0.001", "split.valid=0.499", "split.test=0.5"))
     proc = run_cli(["mode=train", "model=xgboost"], workdir)
-    assert proc.returncode != 0 and "Could not find 'model/xgboost'" in proc.stderr
+    assert proc.returncode == 2 and "no option 'xgboost' in group model" in proc.stderr
     proc = run_cli(["mode=train", "labels.horizon=-3", *SMALL], workdir)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "labels.horizon must be > 0" in proc.stderr
 
@@ -136,11 +136,24 @@ def test_multirun_is_one_parent_with_a_child_per_job(workdir):
     proc = run_cli(["-m", "mode=train", "model=lightgbm,catboost", "features=minimal,full",
                     "data.reader.n_snapshots=15000"], workdir, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, children = sweep_runs(client_for(workdir))
+    parent, children = sweep_runs(client_for(workdir))
     assert len(children) == 4
     assert {(r.data.tags["l2exp.model"], r.data.tags["l2exp.features"]) for r in children} == {
         ("LightGBMModel", "minimal"), ("LightGBMModel", "full"), ("CatBoostModel", "minimal"),
         ("CatBoostModel", "full")}
+    # the sweep ends with its comparison (it ended with a bare parent id): the jobs best first, the link to
+    # MLflow's comparison of exactly these runs, and the best job's numbers on the parent
+    out = proc.stdout
+    assert "sweep: 4 job(s), best first by val_log_loss (min)" in out and "compare these runs: http" in out
+    best = min(children, key=lambda r: r.data.metrics["val_log_loss"])
+    parent = client_for(workdir).get_run(parent.info.run_id)
+    assert parent.data.tags["l2exp.best_run"] == best.info.run_id
+    assert parent.data.metrics["best_val_log_loss"] == best.data.metrics["val_log_loss"]
+    assert all(r.info.run_id in out.split("compare these runs: ", 1)[1].split()[0].replace("%22", '"')
+               for r in children)
+    table = out.split("best first by val_log_loss (min)", 1)[1]
+    assert table.index(best.info.run_name[:30]) < min(table.index(r.info.run_name[:30]) for r in children
+                                                      if r.info.run_id != best.info.run_id)
 
 
 def test_optuna_sweep_of_three_trials(workdir):
