@@ -96,7 +96,8 @@ def run_page(view: BacktestView, book: pd.DataFrame | None, levels: int, title: 
     ], subtitle=f"{view.symbol}, {len(view.ts):,} snapshots traded, {span}; PnL and fees in {view.settle}")
 
 
-def comparison_page(views: list[BacktestView], books: dict[str, pd.DataFrame], levels: int, title: str) -> str:
+def comparison_page(views: list[BacktestView], books: dict[str, pd.DataFrame], levels: int, title: str,
+                    left_out: list[str] | None = None) -> str:
     """Several backtests side by side: the headline table, equity and drawdown on one axis, PnL per clock
     bucket (one grid for all runs), slippage, risk blocks; then the book of each symbol and each run's
     fills over it."""
@@ -109,8 +110,10 @@ def comparison_page(views: list[BacktestView], books: dict[str, pd.DataFrame], l
     blocks = pd.DataFrame({v.name: v.blocks for v in views}).fillna(0.0)
     blocks = blocks[(blocks > 0).any(axis=1)]
     sections: list[tuple[str, list[Any]]] = [
-        ("runs", [table_html([v.headline() for v in views])]),
-        ("equity", [charts.equity_overlay({v.name: (v.ts, v.equity) for v in views}, settle)]),
+        ("runs", [table_html([v.headline() for v in views])]
+         + ([table_html([{"left out": w} for w in left_out])] if left_out else [])),
+        ("equity", [charts.equity_overlay({v.name: (v.ts, v.equity) for v in views}, settle,
+                                          elapsed=_apart(views))]),
         ("PnL by time", [charts.grouped_bars(buckets, f"PnL per {label} (UTC)", f"PnL ({settle})")]),
         ("slippage", [charts.slippage_boxes({v.name: v.fills for v in views})]),
         ("risk", [charts.grouped_bars(blocks, "risk blocks by reason (reasons that fired)", "blocked decisions")]),
@@ -129,3 +132,14 @@ def comparison_page(views: list[BacktestView], books: dict[str, pd.DataFrame], l
                 part, v.fills, levels, f"{v.symbol}: book and fills, {v.name}",
                 depth=max(charts.DEPTH // (2 * n), 200), lines=max(charts.LINES // (2 * n), 2_000))]))
     return page(title, sections, subtitle=f"{len(views)} backtest run(s); PnL in {settle}")
+
+
+def _apart(views: list[BacktestView]) -> bool:
+    """Runs whose spans barely overlap (another day, another recording) are drawn on elapsed time from each
+    run's start: on one clock axis each would be a sliver at its own end of the axis."""
+    spans = [(int(v.ts[0]), int(v.ts[-1])) for v in views if len(v.ts) > 1]
+    if len(spans) < 2:
+        return False
+    lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
+    longest = max(s[1] - s[0] for s in spans)
+    return (hi - lo) < 0.5 * longest

@@ -212,9 +212,11 @@ def risk_blocks_chart(blocks: Mapping[str, float],
 
 # --- comparisons (mode=analyze) ---------------------------------------------------------------------------
 
-def equity_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], settle: str) -> go.Figure:
-    """Equity and drawdown of several backtests on one time axis."""
-    title = "equity and drawdown, all runs"
+def equity_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], settle: str,
+                   elapsed: bool = False) -> go.Figure:
+    """Equity and drawdown of several backtests on one time axis: the clock (UTC), or ``elapsed`` hours from
+    each run's own start when the runs cover different times."""
+    title = "equity and drawdown, all runs" + (" (from each run's start)" if elapsed else "")
     if not curves:
         return _empty(title, "no runs")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.65, 0.35])
@@ -222,14 +224,19 @@ def equity_overlay(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], settle: 
     for k, (name, (ts, eq)) in enumerate(curves.items()):
         idx = minmax_index(np.asarray(eq, float), LINES // 2)
         c = palette[k % len(palette)]
-        fig.add_trace(go.Scattergl(x=ms(np.asarray(ts)[idx]), y=np.asarray(eq)[idx], name=name, legendgroup=name,
+        t = np.asarray(ts)[idx]
+        x = (t - int(np.asarray(ts)[0])) / 3.6e12 if elapsed and len(t) else ms(t)
+        fig.add_trace(go.Scattergl(x=x, y=np.asarray(eq)[idx], name=name, legendgroup=name,
                                    line={"color": c, "width": 1.2}), 1, 1)
-        fig.add_trace(go.Scattergl(x=ms(np.asarray(ts)[idx]), y=drawdown(eq)[idx], name=name, legendgroup=name,
+        fig.add_trace(go.Scattergl(x=x, y=drawdown(eq)[idx], name=name, legendgroup=name,
                                    showlegend=False, line={"color": c, "width": 1}), 2, 1)
     fig.update_yaxes(title_text=f"equity ({settle})", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", row=2, col=1)
-    fig.update_xaxes(type="date")
-    fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
+    fig.update_yaxes(title_text=f"drawdown ({settle})", row=2, col=1)
+    if elapsed:
+        fig.update_xaxes(title_text="hours from each run's start", row=2, col=1)
+    else:
+        fig.update_xaxes(type="date")
+        fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
     return _layout(fig, title, height=520)
 
 

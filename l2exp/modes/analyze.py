@@ -88,7 +88,7 @@ def find_runs(cfg: DictConfig) -> list[Any]:
     if a.get("filter"):
         flt.append(str(a.filter))
     runs = client.search_runs([e.experiment_id for e in exps], " and ".join(flt),
-                              order_by=["attributes.start_time DESC"], max_results=int(a.max_runs))
+                              order_by=["attributes.start_time DESC"], max_results=int(a.max_runs) * 10)
     if not runs:
         where = a.experiment or ", ".join(e.name for e in exps) or "no l2exp experiment"
         raise UserError(f"no backtest run found in {where} ({' and '.join(flt)})", where="mode",
@@ -96,11 +96,45 @@ def find_runs(cfg: DictConfig) -> list[Any]:
     return runs
 
 
+def comparable(runs: list[Any], data_name: str, explicit: bool, limit: int) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """The runs one page can compare, and those left out with the reason.
+
+    A comparison of a BitMEX XBTUSD backtest settled in XBT with synthetic runs in USD put both on one
+    y-axis ("equity (USD, XBT)") and one time axis spanning four years. Kept: the backtests of this
+    command's ``data=`` (unless runs were named one by one, ``mode.backtest_runs``), then those settled
+    in the currency most of them share; at most ``limit``, newest first."""
+    left: list[tuple[Any, str]] = []
+    kept = []
+    for r in runs:
+        d = r.data.tags.get("l2exp.data", "?")
+        if not explicit and d != data_name:
+            left.append((r, f"data={d}, not this command's data={data_name}"))
+        else:
+            kept.append(r)
+    if kept:
+        cur = pd.Series([r.data.tags.get("l2exp.settle_currency", "?") for r in kept])
+        main = cur.value_counts(sort=True).index[0] if not cur.empty else "?"
+        same = []
+        for r, c in zip(kept, cur, strict=True):
+            (same.append(r) if c == main else left.append((r, f"settles in {c}, the page's runs in {main}")))
+        kept = same
+    for r in kept[limit:]:
+        left.append((r, f"older than the {limit} newest (mode.max_runs)"))
+    return kept[:limit], left
+
+
 def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
-    """The comparison page of the runs ``find_runs`` selects, rebuilt from their logged tables."""
+    """The comparison page of the comparable runs ``find_runs`` finds (:func:`comparable`), rebuilt from their
+    logged tables; the runs left out are named on the page with the reason."""
     from l2exp.modes.build import store_with_data as open_store
 
-    runs = find_runs(cfg)
+    found = find_runs(cfg)
+    runs, left = comparable(found, str(cfg.data.name), bool(cfg.mode.get("backtest_runs")), int(cfg.mode.max_runs))
+    if not runs:
+        others = sorted({r.data.tags.get("l2exp.data", "?") for r in found})
+        raise UserError(f"no backtest of data={cfg.data.name} to compare (found backtests of {', '.join(others)})",
+                        where="data", fix=f"Run the analysis with the data of those runs (data={others[0]}), or "
+                                          "name runs one by one: mode.backtest_runs=[<run id>,...]")
     views = [BacktestView.from_run(r) for r in runs]
     store = open_store(cfg)
     books = {}
@@ -108,9 +142,11 @@ def backtest_report(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
         book = store.read(symbols=[sym])
         if len(book):
             books[sym] = book
+    left_out = [f"{r.info.run_name or r.info.run_id} ({r.info.run_id[:8]}): {why}" for r, why in left]
     html = comparison_page(views, books, int(cfg.levels), f"backtest comparison: {len(runs)} run(s), "
-                                                          f"data={cfg.data.name}")
-    return html, {"runs": [r.info.run_id for r in runs], "table": [v.headline() for v in views]}
+                                                          f"data={cfg.data.name}", left_out=left_out)
+    return html, {"runs": [r.info.run_id for r in runs], "left_out": left_out,
+                  "table": [v.headline() for v in views]}
 
 
 def run_analyze(cfg: DictConfig) -> dict[str, Any]:
