@@ -9,6 +9,7 @@ import pandas as pd
 from catboost import CatBoostClassifier, CatBoostRegressor
 
 from l2exp.models.base import L2Model
+from l2exp.models.progress import CatBoostCallback, FitProgress
 
 
 class CatBoostModel(L2Model):
@@ -31,10 +32,13 @@ class CatBoostModel(L2Model):
             self.model = CatBoostClassifier(loss_function="MultiClass" if task == "classification" else "Logloss",
                                             **common)
         eval_set = (X_valid, y_valid) if X_valid is not None and len(X_valid) else None
+        progress = FitProgress(f"CatBoost fit ({len(X):,} rows)", self.params["iterations"])
         self.model.fit(X, y, sample_weight=self.sample_weight(y), eval_set=eval_set,
-                       early_stopping_rounds=self.early_stopping_rounds if eval_set else None)
+                       early_stopping_rounds=(self.early_stopping_rounds or None) if eval_set else None,
+                       callbacks=[CatBoostCallback(progress)])
         best = self.model.get_best_iteration()
         self.best_iteration = int(best) if best is not None else self.params["iterations"]
+        progress.done(self.best_iteration)
         if task != "regression":
             self.classes_ = np.asarray(self.model.classes_)
         return self

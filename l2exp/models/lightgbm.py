@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from l2exp.models.base import L2Model
+from l2exp.models.progress import FitProgress, lightgbm_callback
 
 
 class LightGBMModel(L2Model):
@@ -32,13 +33,17 @@ class LightGBMModel(L2Model):
         self.model = lgb.LGBMRegressor(**common) if task == "regression" else lgb.LGBMClassifier(**common)
         callbacks = []
         evals: dict[str, Any] = {}
-        if X_valid is not None and len(X_valid) and self.early_stopping_rounds:
+        if X_valid is not None and len(X_valid):  # scored every iteration: early stopping and the progress line
             # LightGBM >= 4.6 takes eval_X/eval_y; older releases only eval_set
             new_api = "eval_X" in inspect.signature(self.model.fit).parameters
             evals = {"eval_X": (X_valid,), "eval_y": (y_valid,)} if new_api else {"eval_set": [(X_valid, y_valid)]}
-            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+            if self.early_stopping_rounds:
+                callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        progress = FitProgress(f"LightGBM fit ({len(X):,} rows)", self.params["n_estimators"])
+        callbacks.append(lightgbm_callback(progress))
         self.model.fit(X, y, sample_weight=self.sample_weight(y), callbacks=callbacks, **evals)
         self.best_iteration = int(self.model.best_iteration_ or self.params["n_estimators"])
+        progress.done(self.best_iteration)
         if task != "regression":
             self.classes_ = np.asarray(self.model.classes_)
         return self
