@@ -20,6 +20,7 @@ from rich.markup import escape
 from l2exp.config import instantiate
 from l2exp.data.validate import PLAUSIBLE, REASONS, Validator, check_row
 from l2exp.errors import UserError
+from l2exp.progress import LineProgress
 from l2exp.schema import BookChunk
 from l2exp.sim.live import ParquetSink, RingBuffer, StopFlag
 from l2exp.summary import console, money, output_dir, print_table, write_summary
@@ -223,6 +224,13 @@ def run(spec: SimSpec, s: SimSession, stop: Any) -> SimLoop:
     # a full collection after loading a 2 M-row book stalled one tick for 4 s)
     gc.collect()
     gc.freeze()
+    prog = LineProgress()
+    settle = s.trading.instrument.settle
+
+    def status() -> str:
+        return (f"sim ({spec.feed_kind}): {counts['snapshots']:,} snapshots, {counts['decisions']:,} decisions, "
+                f"{broker.n_fills():,} fills, pnl {money(float(broker.equity), settle)}, {prog.elapsed():,.0f} s")
+
     try:
         while not stop.stop:
             if spec.max_snapshots and counts["snapshots"] >= spec.max_snapshots:
@@ -244,6 +252,8 @@ def run(spec: SimSpec, s: SimSession, stop: Any) -> SimLoop:
                 counts["warmup_snapshots"] += 1
                 continue
             counts["snapshots"] += 1
+            if (live or not counts["snapshots"] & 1023) and prog.due():  # one clock read per 1,024 replayed
+                prog.show(status())
             ring.push(tick.ts, tick.book)
             if live and sample_ns > 0:  # the sampler, live: one poll per sample interval of wall-clock time
                 now = time.perf_counter_ns()
@@ -282,6 +292,7 @@ def run(spec: SimSpec, s: SimSession, stop: Any) -> SimLoop:
         gc.unfreeze()
         feed.close()
         decisions.close()
+        prog.done(status())
     return SimLoop(counts, rejected_by, lat_ns[: min(n_lat, len(lat_ns))].astype(float) / 1e6, len(ring),
                    str(stop.reason), time.perf_counter() - t_start)
 

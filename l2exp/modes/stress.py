@@ -161,13 +161,14 @@ def report(spec: StressSpec, p: StressInputs, results: list[dict[str, Any]], run
                "max_position": rk.limits.max_position, "size_scale": p.scale,
                "limits_currency": inst.quote if rk.currency == "quote" else inst.settle, "scenarios": results}
     print_table(f"stress: {spec.data_name} {t.symbol}, risk={t.risk_name}: {'PASSED' if passed else 'FAILED'}", [
-        (r["scenario"], ("pass  " if r["passed"] else "FAIL  ") + ", ".join(
-            f"{k} {v['figure']:.4g} ({v['limit']})" for k, v in r["checks"].items())) for r in results])
+        (r["scenario"], ("pass: " if r["passed"] else "FAIL: ") + "; ".join(_check_text(k, v) for k, v in sorted(
+            r["checks"].items(), key=lambda kv: bool(kv[1]["passed"])))) for r in results])
     write_summary(summary)
     print_links([("results", run_url(run_id))])
     if not passed and spec.fail_exit:
-        failed = [r["scenario"] for r in results if not r["passed"]]
-        raise UserError(f"stress suite failed: {failed}", where=f"MLflow run {run_id}, stress_results.html",
+        failed = [f"{r['scenario']} ({'; '.join(_check_text(k, v) for k, v in r['checks'].items() if not v['passed'])})"
+                  for r in results if not r["passed"]]
+        raise UserError(f"stress suite failed: {', '.join(failed)}", where=f"MLflow run {run_id}, stress_results.html",
                         fix="Read the failed checks; tighten the risk profile (risk=...) before going live.")
     console.print("[bold green]every stress expectation held[/]")
     return summary
@@ -183,3 +184,13 @@ def run_stress(cfg: DictConfig) -> dict[str, Any]:
     p = prepare(spec, store_with_data(cfg))
     results = run(spec, p)
     return report(spec, p, results, record(spec, p, results, run_context(cfg)))
+
+
+def _check_text(name: str, c: dict[str, Any]) -> str:
+    """``ok max_drawdown 412.3 (bound <= 1,000)`` / ``FAILED ...``: which check, its figure, its bound -- a FAIL
+    row used to list every check alike, so which one failed had to be worked out from the numbers."""
+    from l2exp.summary import money
+
+    fig = c["figure"]
+    figure = money(float(fig)) if isinstance(fig, (int, float)) else str(fig)
+    return f"{'ok' if c['passed'] else 'FAILED'} {name} {figure} (bound {c['limit']})"

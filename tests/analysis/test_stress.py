@@ -31,6 +31,10 @@ def test_passes_with_default_risk_and_fails_without(workdir):
 def test_cli_exit_code_and_mlflow_table(workdir):
     proc = run_cli([*ARGS, "risk=none"], workdir)
     assert proc.returncode == 2 and "stress suite failed" in proc.stderr and "Traceback" not in proc.stderr
+    # which check failed, its figure and its bound -- in the error and in the table's FAIL rows
+    assert "FAILED " in proc.stderr and "(bound " in proc.stderr
+    fail_rows = [ln for ln in proc.stdout.splitlines() if "FAIL:" in ln]
+    assert fail_rows and all("FAILED " in ln for ln in fail_rows)
     import mlflow
 
     s = last_summary(workdir)

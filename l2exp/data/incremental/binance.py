@@ -43,6 +43,7 @@ import bisect
 import gzip
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ DEFAULT_FIELDS = {"first_id": "U", "last_id": "u", "prev_id": "pu", "event_time"
 # updates held before a build (a message averages ~70 on USD-M): bounds memory whatever chunk_rows says
 MAX_BATCH_DELTAS = 500_000
 DEFAULT_STREAMS = {"depth": "@depth", "ticker": "@bookTicker", "trade": "@trade"}
+# books are handed on at least this often (seconds), whatever chunk_rows says: a capture of 100 k messages
+# per chunk showed "0 rows" for 37 s, then everything at once -- now the ingest's progress moves every second
+FLUSH_EVERY_S = 1.0
 
 
 def open_text(path: str) -> Any:
@@ -346,6 +350,7 @@ class BinanceDepth(Reader):
                                                   f"data.reader.snapshots.pattern: {text!r}"))
         lineno = 0
         recv = last_recv
+        flushed = time.perf_counter()
         try:
             fh = open_text(path)
             with fh:
@@ -386,9 +391,11 @@ class BinanceDepth(Reader):
                     else:
                         self._other(payload, recv, lineno, books, rejects, stats)
                     if (sum(len(b.batch.ts) for b in books.values()) >= chunk_rows
-                            or sum(b.batch.deltas for b in books.values()) >= MAX_BATCH_DELTAS):
+                            or sum(b.batch.deltas for b in books.values()) >= MAX_BATCH_DELTAS
+                            or (not lineno & 4095 and time.perf_counter() - flushed >= FLUSH_EVERY_S)):
                         yield self._flush(path, books, rejects, stats, emit)
                         rejects, stats = [], Counter()
+                        flushed = time.perf_counter()
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             from l2exp.data.readers import _corrupt
 

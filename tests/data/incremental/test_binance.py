@@ -293,3 +293,23 @@ def test_one_symbol_of_a_recording_and_snapshots_that_name_no_symbol(workdir, tm
         run_validate(make_cfg(["mode=validate", "mode.progress=false", "data=binance_futures_cryptofeed",
                                f"workdir={tmp_path / 'blind'}", f"data.path={ws}",
                                f"data.reader.snapshots.path={rest}", f"data.reader.snapshots.pattern='{blind}'"]))
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz")
+def test_books_are_handed_on_every_second_so_the_progress_moves(monkeypatch):
+    """The USD-M capture (6,5xx depth messages) came out as one chunk at the end: the ingest showed "0 rows" for
+    the whole read. With the hand-on interval at 0 it comes out every 4,096 lines -- the same books."""
+    from l2exp.data.incremental import binance
+
+    path = str(SHARED / "binance_capture/usdm_btcusdt_20240808.gz")
+
+    def read() -> tuple[int, pd.DataFrame]:
+        r = binance.FuturesDepth(10, "BTCUSDT", "binance-usdm")
+        chunks = [c.table.to_pandas() for c in r.iter_chunks(path, 100_000, set())]
+        return sum(len(c) > 0 for c in chunks), pd.concat(chunks, ignore_index=True)
+
+    one, whole = read()
+    monkeypatch.setattr(binance, "FLUSH_EVERY_S", 0.0)
+    many, parts = read()
+    assert one == 1 and many >= 20  # 93,954 lines / 4,096
+    pd.testing.assert_frame_equal(whole, parts)
