@@ -3,11 +3,9 @@
 # (pytest exits 5 when it collected nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
-# Ray and hftbacktest, optional extras (.[ray], .[bench]): the Ray-launcher sweep tests start a local cluster;
-# the oracle test (tests/backtest/test_oracle.py) compares fills with hftbacktest on the same events
-.venv/bin/uv pip install --quiet --python .venv/bin/python --override scripts/overrides.txt -e ".[dev,ray,bench]"
-.venv/bin/python -m compileall -q -j 0 .venv/lib/python3.11/site-packages/ray > /dev/null 2>&1 || true
+# the locked install with Ray and hftbacktest, optional extras (.[ray], .[bench]): the Ray-launcher sweep tests
+# start a local cluster; the oracle test (tests/backtest/test_oracle.py) compares fills with hftbacktest
+L2EXP_EXTRAS="dev ray bench" bash scripts/install.sh
 export L2EXP_REQUIRE_RAY=1
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright -- never a downloaded
 # browser. Installed here when missing; L2EXP_SKIP_BROWSER=1 runs the suite without them (said loudly).

@@ -167,8 +167,11 @@ def run_analyze(cfg: DictConfig) -> dict[str, Any]:
             tlog.log_text(json.dumps(info, indent=1, default=str), "report.json")
             out["report_run_id"] = run.info.run_id
         out["backtest_runs"] = info["runs"]
+        out["left_out"] = info["left_out"]
     print_table("analyze", [("model run (analysis/, shap/)", out.get("model", {}).get("model_run_id", "-")),
                             ("report run (report.html: comparison)", out.get("report_run_id", "-")),
+                            ("backtests compared / left out (named on the page, with why)",
+                             f"{len(out.get('backtest_runs', []))} / {len(out.get('left_out', []))}"),
                             ("top features", ", ".join(out.get("model", {}).get("top_features", [])[:5]))])
     links = []
     if out.get("model"):

@@ -113,6 +113,21 @@ class MlflowMultirunParent(Callback):
         os.environ[PARENT_ENV] = self.run_id
         client.log_text(self.run_id, "\n".join(hydra_overrides()) or sweep, "sweep_overrides.txt")
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep's job says which it is and how the sweep stands (jobs started, failed so far): a 6-job sweep
+        was a stream of per-job tables with nothing saying where it was."""
+        if "hydra" not in config or str(config.hydra.get("mode", "")) != "RunMode.MULTIRUN":
+            return
+        from pathlib import Path
+
+        from l2exp.cli import FAILED_JOB
+
+        root = Path(str(config.hydra.sweep.dir))
+        started = sum(1 for _ in root.glob("*/.hydra")) if root.exists() else 0
+        failed = sum(1 for _ in root.glob(f"*/{FAILED_JOB}")) if root.exists() else 0
+        print(f"sweep job #{int(config.hydra.job.num)}: {' '.join(config.hydra.overrides.task)} "
+              f"({max(started - 1, 0)} job(s) before it, {failed} failed so far)", flush=True)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             self._close(config)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from l2exp.config import PROJECT_ROOT
-from tests.conftest import run_cli
+from tests.conftest import SHARED, run_cli
 from tests.mlflow_server import start_server, stop_server
 
 CHROMIUM = Path(os.environ.get("L2EXP_CHROMIUM", "/usr/bin/chromium"))
@@ -33,6 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SHOTS = PROJECT_ROOT / "test-artifacts" / "browser"
 README_IMG = PROJECT_ROOT / "docs" / "img"
 DEMO_SIZE = ["data.reader.n_snapshots=40000"]  # the demo's steps on a smaller synthetic book
+BITMEX_DAY = "bitmex/orderbook10_2020-03-04.csv.gz"  # the short real day: a backtest of another data source
 
 
 @dataclass
@@ -65,10 +66,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Itera
     env = {"MLFLOW_TRACKING_URI": uri}
     out = Demo(uri=uri, workdir=work)
     try:
-        for step, args in (("lightgbm", ["mode=pipeline", "model=lightgbm"]),
-                           ("catboost", ["mode=pipeline", "model=catboost"]),
-                           ("analyze", ["mode=analyze", "mode.shap_sample=500"])):
-            r = run_cli([*args, "tracking=server", *DEMO_SIZE], work, env=env, timeout=600)
+        # the README's order: the synthetic demo twice, a backtest of the real BitMEX book (another data and
+        # currency: analyze must leave it out of the synthetic comparison, and say so), then analyze
+        steps = [("lightgbm", ["mode=pipeline", "model=lightgbm", *DEMO_SIZE]),
+                 ("catboost", ["mode=pipeline", "model=catboost", *DEMO_SIZE])]
+        if (SHARED / BITMEX_DAY).exists():
+            steps.append(("bitmex", ["mode=pipeline", "data=bitmex_ob10", f"data.path={SHARED / BITMEX_DAY}",
+                                     "model=lightgbm", "mode.promote.require_beat_baseline=false"]))
+        steps.append(("analyze", ["mode=analyze", "mode.shap_sample=500", *DEMO_SIZE]))
+        for step, args in steps:
+            r = run_cli([*args, "tracking=server"], work, env=env, timeout=600)
             assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
             out.links |= {f"{step} {k}": v for k, v in _links(r.stdout, uri).items()}
         yield out

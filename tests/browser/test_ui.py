@@ -13,6 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from l2exp.analysis.pages import _plotly_js
+from tests.browser.conftest import BITMEX_DAY
+from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -58,7 +60,8 @@ def test_the_printed_link_opens_the_comparison(demo, watched):
     cells = " ".join(page.locator(".ag-center-cols-container .ag-row").all_inner_texts())
     client = MlflowClient(demo.uri)
     exp = client.get_experiment_by_name("l2exp-pipeline")
-    parents = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    parents = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" not in r.data.tags
+               and r.data.tags.get("l2exp.data") == "synthetic"]  # the demo's two (a BitMEX pipeline follows them)
     assert len(parents) == 2
     for r in parents:  # the numbers in the table are the runs' own
         assert str(r.data.metrics["val_log_loss"]) in cells
@@ -118,6 +121,25 @@ def test_report_pages_render_offline_without_errors(demo, watched, tmp_path, lin
     for t in titles:
         assert t in found, (t, found)
     watched.shot(f"report-{link.replace(' ', '-')}")
+    watched.assert_clean()
+
+
+def test_the_comparison_shows_only_comparable_runs_with_their_units(demo, watched, tmp_path):
+    """After the README's steps (the synthetic demo, then a BitMEX backtest settled in XBT), ``mode=analyze``
+    compared all of them on one axis "equity (USD, XBT)" spanning 2020-2024. Now: the synthetic runs only,
+    the BitMEX run named in a "left out" table with why, every equity axis in one currency."""
+    if not any(k.startswith("bitmex ") for k in demo.links):
+        pytest.skip(f"{SHARED / BITMEX_DAY} absent: no run of another data source to leave out")
+    page = watched.page
+    page.goto(_artifact(demo, demo.links["analyze backtest comparison"], tmp_path).as_uri(),
+              wait_until="domcontentloaded")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
+    text = page.locator("body").inner_text()
+    assert "left out" in text and "data=bitmex_ob10, not this command's data=synthetic" in text
+    assert "XBTUSD" not in page.locator("table").first.inner_text()  # the runs table: synthetic runs only
+    axes = page.locator(".js-plotly-plot .ytitle").all_text_contents()
+    equity = [a for a in axes if a.startswith(("equity", "drawdown"))]
+    assert equity and all(a.endswith("(USD)") for a in equity), axes
     watched.assert_clean()
 
 

@@ -145,6 +145,7 @@ def test_multirun_is_one_parent_with_a_child_per_job(workdir):
     # MLflow's comparison of exactly these runs, and the best job's numbers on the parent
     out = proc.stdout
     assert "sweep: 4 job(s), best first by val_log_loss (min)" in out and "compare these runs: http" in out
+    assert [f"sweep job #{k}:" in out for k in range(4)] == [True] * 4 and "(3 job(s) before it, 0 failed" in out
     best = min(children, key=lambda r: r.data.metrics["val_log_loss"])
     parent = client_for(workdir).get_run(parent.info.run_id)
     assert parent.data.tags["l2exp.best_run"] == best.info.run_id
