@@ -186,10 +186,17 @@ def sweep_comparison(client: Any, parent_id: str, metric: str) -> None:
 
     kids = sorted(kids, key=key)
     shown = [m for m in VIEW_METRICS if m != metric and any(m in r.data.metrics for r in kids)][:3]
+    def value(r: Any, m: str) -> str:
+        v = r.data.metrics.get(m, nan)
+        if v == v and float(v).is_integer() and abs(v) < 1e15 and not m.startswith(("pnl", "max_drawdown")):
+            return f"{int(v):,}"  # counts: fills, orders
+        cur = r.data.tags.get("l2exp.settle_currency", "") if m.startswith(("pnl_net", "pnl_gross", "max_drawdown")) \
+            and not m.endswith("_quote") else ""
+        return money(v, cur)
+
     rows = []
     for r in kids:
-        cells = [f"{metric} {money(r.data.metrics.get(metric, nan))}"]
-        cells += [f"{m} {money(r.data.metrics[m])}" for m in shown if m in r.data.metrics]
+        cells = [f"{metric} {value(r, metric)}"] + [f"{m} {value(r, m)}" for m in shown if m in r.data.metrics]
         rows.append((r.info.run_name or r.info.run_id, "   ".join(cells)))
     print_table(f"sweep: {len(kids)} job(s), best first by {metric} ({direction_of(metric)})", rows)
     best = kids[0]
