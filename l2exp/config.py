@@ -14,7 +14,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = PROJECT_ROOT / "conf"
+# the config groups ship inside the package (a wheel installed anywhere carries them); conf/ at the
+# repository's top is a link to this folder, where the docs and commands name it
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def shared_data_dir() -> Path:
