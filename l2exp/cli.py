@@ -22,7 +22,6 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     from l2exp.summary import set_output_dir
 
@@ -31,6 +30,31 @@ def main(cfg: DictConfig) -> Any:
     from l2exp.redact import redact_files
 
     redact_files(Path(hc.runtime.output_dir) / ".hydra")  # its copies of the command line
+    try:
+        return _run(cfg, hc)
+    finally:
+        save_log(Path(hc.runtime.output_dir) / f"{hc.job.name}.log")
+
+
+def save_log(path: Path) -> None:
+    """What the run printed (tables, warnings, links: l2exp's console) appended to Hydra's per-run log file,
+    which stayed empty: the run's folder now holds its own account beside ``summary.json``. Passwords are
+    redacted as everywhere else."""
+    from l2exp.redact import redact
+    from l2exp.summary import console
+
+    text = console.export_text(clear=True)
+    if text.strip():
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(redact(text))
+        except OSError:  # a read-only or vanished run folder: the console had it already
+            pass
+
+
+def _run(cfg: DictConfig, hc: Any) -> Any:
+    from hydra.types import RunMode
+
     try:
         if cfg.get("optimized_metric"):  # before the run: a sweep on a test metric fails fast
             from l2exp.models.selection import check_selection_metric

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from l2exp.redact import redact
 
-console = Console(stderr=False, highlight=False)
+# record=True: what a run printed is also written to Hydra's per-run log (<run dir>/<job>.log, cli.save_log)
+console = Console(stderr=False, highlight=False, record=True)
 
 
 _ADHOC: Path | None = None

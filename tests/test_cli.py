@@ -313,3 +313,13 @@ def test_unreadable_lines_are_named_before_what_they_caused(tmp_path):
                     "data.reader.receive_time.separator=': '", "data.reader.receive_time.unit=s"], tmp_path)
     assert_user_error(proc, "'no_snapshot'", "1 line(s) could not be read at all", "https://fapi.binance.com",
                       "receive_time.separator")
+
+
+def test_the_run_folder_keeps_what_the_run_printed(tmp_path):
+    """Hydra's per-run log file stayed empty: now it holds the run's tables, warnings and links."""
+    proc = run_cli(["mode=validate", "data.reader.n_snapshots=3000", "mode.progress=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (log,) = (tmp_path / "outputs").rglob("cli.log")
+    text = log.read_text()
+    assert "validate: rows_in = accepted + rejected" in text and "3,000" in text
+    assert (log.parent / "summary.json").exists()
