@@ -267,7 +267,7 @@ class BinanceDepth(Reader):
     def __init__(self, levels: int, symbol: str, exchange: str, fields: dict[str, str] | None = None,
                  streams: dict[str, str] | None = None, receive_time: dict[str, Any] | None = None,
                  sample_ms: float = 0, max_depth: int = 5000, snapshots: dict[str, Any] | None = None,
-                 skip_lines: str = "", **_: Any) -> None:
+                 skip_lines: str = "", inline_snapshots_of: str | None = None, **_: Any) -> None:
         super().__init__(levels)
         self.symbol, self.exchange = str(symbol), exchange
         self.every_symbol = self.symbol in ("*", "")
@@ -275,6 +275,10 @@ class BinanceDepth(Reader):
         self.snapshot_files = SnapshotFiles(**snapshots) if snapshots else None
         self._snapshots: list[tuple[int, str | None, str, str]] | None = None
         self._skip = re.compile(skip_lines) if skip_lines else None
+        # a capture of several symbols whose inline REST snapshots name none: whose book they are is declared
+        # here (the one symbol they were all taken for), or the file is refused -- never guessed
+        self.inline_snapshots_of = str(inline_snapshots_of).upper() if inline_snapshots_of else None
+        self._seen: Counter = Counter()  # of the file being read: inline snapshots, other symbols' updates
         self.f = {**DEFAULT_FIELDS, **(fields or {})}
         self.streams = {**DEFAULT_STREAMS, **(streams or {})}
         self.receive = ReceiveTime(**(receive_time or {}))
@@ -342,6 +346,7 @@ class BinanceDepth(Reader):
         streams = self.streams
         rejects: list = []
         stats: Counter = Counter()
+        self._seen = Counter()
         snaps = self._snapshot_source()
         at = bisect.bisect_right([r[0] for r in snaps], last_recv) if snaps else 0
         if snaps and self.files and path == self.files[0]:
@@ -400,6 +405,7 @@ class BinanceDepth(Reader):
             from l2exp.data.readers import _corrupt
 
             raise _corrupt(path, exc, lineno) from None
+        self._check_inline_snapshots(path)
         for bk in books.values():
             sync = bk.sync
             for line_, _recv, d in bk.pending:  # never brought in sync in this file
@@ -416,6 +422,22 @@ class BinanceDepth(Reader):
         while len(self._carried) > 2:  # only the file just read can be continued: memory flat in files
             self._carried.pop(next(iter(self._carried)))
 
+    def _check_inline_snapshots(self, path: str) -> None:
+        """Inline REST snapshots name no symbol; in a capture that also carries other symbols' updates they may be
+        any symbol's, and applied to this book they are silently wrong (their ids share one sequence space, so no
+        gap fires: 246 books crossed, blamed on "swapped columns"). Such a file is refused unless
+        ``inline_snapshots_of`` declares whose they are; the ingest then stores nothing of it."""
+        others = sorted(k for k in self._seen if not k.startswith("\0"))
+        inline = self._seen.get("\0inline", 0)
+        if not inline or not others or not self._seen.get("\0own") or self.inline_snapshots_of == self._own:
+            return  # (a file of only another symbol's updates stores nothing: its symbol_mismatch rejects say why)
+        raise UserError(f"{path} holds depth updates of several symbols ({', '.join([self._own, *others][:6])}) and "
+                        f"{inline} inline REST snapshot(s) that name no symbol: which book each belongs to cannot be "
+                        "told", where=f"{path} (data.reader.symbol={self.symbol})",
+                        fix="Keep the snapshots in a file whose lines name the symbol (data.reader.snapshots, the "
+                            "URL's symbol=) and set data.reader.symbol='*'; or, if every inline snapshot is "
+                            f"{self.symbol}'s, say so: data.reader.inline_snapshots_of={self.symbol}")
+
     def _symbol_field(self, payload: str) -> str | None:
         m = _SYMBOL_FIELD.search(payload[:200])
         return m.group(1) if m else None
@@ -423,6 +445,7 @@ class BinanceDepth(Reader):
     def _other_symbol(self, name: str, lineno: int, rejects: list, stats: Counter) -> None:
         up = name.upper()
         stats[f"other_symbol:{up}"] += 1
+        self._seen[up] += 1
         rejects.append((lineno, "symbol_mismatch", f"a {up} message; this source is configured as {self.symbol} "
                                                    "(data.reader.symbol; \"*\" keeps every symbol, a book each)"))
 
@@ -477,6 +500,7 @@ class BinanceDepth(Reader):
                 return
             stats["snapshots_in"] += 1
             stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
+            self._seen["\0inline"] += 1
             self._snapshot(data, recv, lineno, books[self.symbol], rejects, stats)
             return
         key = self._book(str(name)) if name else (None if self.every_symbol else self.symbol)
@@ -505,6 +529,7 @@ class BinanceDepth(Reader):
         """A depth update as read: counted, then applied, or held until a snapshot (:meth:`_update`)."""
         stats["depth_messages"] += 1
         stats["deltas_in"] += d.nb + d.na
+        self._seen["\0own"] += 1
         self._update(d, lineno, bk, rejects, stats, recv=recv)
 
     def _snapshot(self, data: dict[str, Any], recv: int, line: int, bk: _Book, rejects: list,

@@ -308,6 +308,7 @@ def test_books_are_handed_on_every_second_so_the_progress_moves(monkeypatch):
         chunks = [c.table.to_pandas() for c in r.iter_chunks(path, 100_000, set())]
         return sum(len(c) > 0 for c in chunks), pd.concat(chunks, ignore_index=True)
 
+    monkeypatch.setattr(binance, "FLUSH_EVERY_S", 1e9)  # as before: only chunk_rows cuts (timing-free)
     one, whole = read()
     monkeypatch.setattr(binance, "FLUSH_EVERY_S", 0.0)
     many, parts = read()
@@ -342,3 +343,24 @@ def test_the_ingest_progress_moves_on_a_pseudo_terminal_while_a_capture_is_read(
     os.close(master)
     shown = {int(m.replace(",", "")) for m in re.findall(r"([\d,]+) rows\b", out.decode(errors="replace"))}
     assert max(shown) >= s["accepted"] > 6000 and any(0 < v < s["accepted"] for v in shown), sorted(shown)
+
+
+@needs_shared("binance_capture/usdm_btcusdt_20240808.gz", "binance_capture/cm_btcusd_perp_20240808.gz")
+def test_inline_snapshots_of_a_multi_symbol_capture_are_never_guessed(workdir, tmp_path):
+    """Two symbols' updates and both REST snapshots inline (no symbol of their own), read as BTCUSDT: both
+    snapshots were applied to the BTCUSDT book -- the BTCUSD_PERP one last, its prices 100 x another contract's
+    -- silently. The file is refused, nothing stored; declaring whose the snapshots are is the user's call."""
+    lines = []
+    for name in ("usdm_btcusdt_20240808.gz", "cm_btcusd_perp_20240808.gz"):
+        with gzip.open(SHARED / "binance_capture" / name, "rt") as fh:
+            lines += [(int(ln.split(" ", 1)[0]), ln) for ln in fh]
+    lines.sort(key=lambda r: r[0])
+    path = tmp_path / "mixed.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(ln for _, ln in lines)
+    with pytest.raises(UserError, match="inline REST snapshot") as err:
+        ingest(workdir, "binance_usdm_btcusdt", f"data.path={path}")
+    assert "data.reader.inline_snapshots_of=BTCUSDT" in err.value.fix and "BTCUSD_PERP" in err.value.what
+    from l2exp.modes.build import store  # the store as it is (store_with_data would ingest the default capture)
+
+    assert store(make_cfg(["data=binance_usdm_btcusdt", f"workdir={workdir}"])).count() == 0
