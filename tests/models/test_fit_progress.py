@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import select
 
 import numpy as np
 import pandas as pd
@@ -13,6 +11,7 @@ import pytest
 from l2exp.models.catboost import CatBoostModel
 from l2exp.models.lightgbm import LightGBMModel
 from l2exp.models.progress import FitProgress
+from tests.pty_capture import pseudo_terminal
 
 
 def data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -26,20 +25,13 @@ def data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
                                    CatBoostModel(iterations=40, early_stopping_rounds=0, threads=1)],
                          ids=["lightgbm", "catboost"])
 def test_a_fit_redraws_its_iteration_and_validation_loss_on_a_pseudo_terminal(model, monkeypatch):
-    master, slave = os.openpty()
-    tty = os.fdopen(slave, "w")
-    monkeypatch.setattr("sys.stderr", tty)
-    monkeypatch.setattr(FitProgress.__init__, "__defaults__", (0.0, None))  # redraw on every iteration
-    X, y = data(600, 1)
-    Xv, yv = data(200, 2)
-    model.fit(X, y, Xv, yv, "classification")
-    tty.flush()
-    out = b""
-    while select.select([master], [], [], 0.2)[0]:
-        out += os.read(master, 1 << 16)
-    out = out.decode()
-    tty.close()
-    os.close(master)
+    with pseudo_terminal() as term:
+        monkeypatch.setattr("sys.stderr", term.tty)
+        monkeypatch.setattr(FitProgress.__init__, "__defaults__", (0.0, None))  # redraw on every iteration
+        X, y = data(600, 1)
+        Xv, yv = data(200, 2)
+        model.fit(X, y, Xv, yv, "classification")
+    out = term.text
     assert out.startswith("\r") and "iteration 40/40" in out and "iteration 41" not in out
     assert "validation MultiClass" in out or "validation multi_logloss" in out
     assert out.rstrip().endswith("best iteration 40") or "best iteration" in out.rstrip().rsplit("\r", 1)[-1]

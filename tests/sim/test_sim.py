@@ -61,23 +61,14 @@ def test_replay_gives_the_backtest_signals(workdir, champion):
 def test_sim_summary_and_bounded_memory(workdir, champion, monkeypatch):
     """... and the loop's status line on a pseudo-terminal (snapshots, decisions, fills, PnL with its currency):
     a replay of 148 s printed nothing until its table."""
-    import os
-    import select
-
     from l2exp.progress import LineProgress
+    from tests.pty_capture import pseudo_terminal
 
-    master, slave = os.openpty()
-    tty = os.fdopen(slave, "w")
-    monkeypatch.setattr("sys.stderr", tty)
-    monkeypatch.setattr(LineProgress.__init__, "__defaults__", (0.0, None))  # due at every check
-    s = run_sim(sim_cfg(workdir, "mode.max_snapshots=3500", "mode.ring_capacity=500", "mode.flush_every=300"))
-    tty.flush()
-    out = b""
-    while select.select([master], [], [], 0.2)[0]:
-        out += os.read(master, 1 << 16)
-    tty.close()
-    os.close(master)
-    lines = [ln.strip() for ln in out.decode().split("\r") if ln.strip()]
+    with pseudo_terminal() as term:
+        monkeypatch.setattr("sys.stderr", term.tty)
+        monkeypatch.setattr(LineProgress.__init__, "__defaults__", (0.0, None))  # due at every check
+        s = run_sim(sim_cfg(workdir, "mode.max_snapshots=3500", "mode.ring_capacity=500", "mode.flush_every=300"))
+    lines = [ln.strip() for ln in term.text.split("\r") if ln.strip()]
     assert any("sim (replay): 1,024 snapshots" in ln for ln in lines), lines[:5]
     assert "3,500 snapshots" in lines[-1] and " fills, pnl " in lines[-1] and "USD" in lines[-1], lines[-1]
     for k in ("snapshots", "decisions", "orders", "fills", "pnl", "reconnects", "stale_skips", "schema_rejects",

@@ -320,28 +320,20 @@ def test_books_are_handed_on_every_second_so_the_progress_moves(monkeypatch):
 def test_the_ingest_progress_moves_on_a_pseudo_terminal_while_a_capture_is_read(workdir, monkeypatch):
     """On a terminal the ingest's counter shows books as they come, not 0 until the end (37 s of "0 rows"
     before): read on a pseudo-terminal, the counter passes through values between 0 and the total."""
-    import os
     import re
-    import select
 
     from rich.console import Console
 
     from l2exp.data import ingest as ingest_module
     from l2exp.data.incremental import binance
+    from tests.pty_capture import pseudo_terminal
 
-    master, slave = os.openpty()
-    tty = os.fdopen(slave, "w")
-    monkeypatch.setattr(ingest_module, "console", Console(file=tty, force_terminal=True, width=160))
-    monkeypatch.setattr(binance, "FLUSH_EVERY_S", 0.0)  # every 4,096 lines, however fast this machine reads
-    s = run_validate(make_cfg(["mode=validate", "mode.progress=true", "data=binance_usdm_btcusdt",
-                               f"workdir={workdir}"]))
-    tty.flush()
-    out = b""
-    while select.select([master], [], [], 0.2)[0]:
-        out += os.read(master, 1 << 16)
-    tty.close()
-    os.close(master)
-    shown = {int(m.replace(",", "")) for m in re.findall(r"([\d,]+) rows\b", out.decode(errors="replace"))}
+    with pseudo_terminal() as term:
+        monkeypatch.setattr(ingest_module, "console", Console(file=term.tty, force_terminal=True, width=160))
+        monkeypatch.setattr(binance, "FLUSH_EVERY_S", 0.0)  # every 4,096 lines, however fast this machine reads
+        s = run_validate(make_cfg(["mode=validate", "mode.progress=true", "data=binance_usdm_btcusdt",
+                                   f"workdir={workdir}"]))
+    shown = {int(m.replace(",", "")) for m in re.findall(r"([\d,]+) rows\b", term.text)}
     assert max(shown) >= s["accepted"] > 6000 and any(0 < v < s["accepted"] for v in shown), sorted(shown)
 
 
