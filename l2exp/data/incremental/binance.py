@@ -42,6 +42,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import json
+import os
 import re
 import time
 from collections import Counter
@@ -55,6 +56,7 @@ import pyarrow as pa
 from l2exp.data.incremental.book import COUNTER_NAMES, BookState, build
 from l2exp.data.readers import RawChunk, Reader
 from l2exp.errors import UserError
+from l2exp.schema import SIDE_FIELDS
 
 DEFAULT_FIELDS = {"first_id": "U", "last_id": "u", "prev_id": "pu", "event_time": "E", "bids": "b", "asks": "a",
                   "snapshot_id": "lastUpdateId", "snapshot_bids": "bids", "snapshot_asks": "asks",
@@ -149,7 +151,6 @@ class _Batch:
     prev_u: list[int] = field(default_factory=list)
     recv: list[int] = field(default_factory=list)
     trades: list[tuple[int, int, str, str, int, int]] = field(default_factory=list)
-    deltas: int = 0
 
     def add(self, ts: int, line: int, ids: tuple[int, int, int], recv: int, d: _Depth, clear: bool,
             emit: bool) -> None:
@@ -165,7 +166,6 @@ class _Batch:
         self.texts.append(d.asks)
         self.nb.append(d.nb)
         self.na.append(d.na)
-        self.deltas += d.nb + d.na
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(msg, side, price, size) of every level update, in message order (bids then asks)."""
@@ -211,13 +211,13 @@ class SnapshotFiles:
     unit: str = "s"
     skip: str = ""
 
-    def load(self, own: str | None) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[str, int, str]]]:
+    def load(self) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[str, int, str]]]:
         """Every snapshot, sorted by receive time: (recv ns, symbol or None, payload, where); and the lines
         that did not match (file, line, text) -- said, never dropped silently."""
         import glob
 
         files = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
-        if not files or not all(_exists(f) for f in files):
+        if not files or not all(os.path.isfile(f) for f in files):
             raise UserError(f"no snapshot file matches {self.path!r}", where="data.reader.snapshots.path",
                             fix="Point it at the recorder's REST snapshot file(s) (a file or a glob).")
         rx, skip = re.compile(self.pattern), re.compile(self.skip) if self.skip else None
@@ -238,12 +238,6 @@ class SnapshotFiles:
                     out.append((recv, sym.upper() if sym else None, m.group("payload"), f"{f}, line {lineno}"))
         out.sort(key=lambda r: r[0])
         return out, bad
-
-
-def _exists(path: str) -> bool:
-    import os
-
-    return os.path.isfile(path)
 
 
 class BinanceDepth(Reader):
@@ -274,11 +268,15 @@ class BinanceDepth(Reader):
         self._own = self.symbol.upper()
         self.snapshot_files = SnapshotFiles(**snapshots) if snapshots else None
         self._snapshots: list[tuple[int, str | None, str, str]] | None = None
+        self._snapshot_bad: list[tuple[str, int, str]] = []  # snapshot-file lines the pattern did not match
         self._skip = re.compile(skip_lines) if skip_lines else None
         # a capture of several symbols whose inline REST snapshots name none: whose book they are is declared
         # here (the one symbol they were all taken for), or the file is refused -- never guessed
         self.inline_snapshots_of = str(inline_snapshots_of).upper() if inline_snapshots_of else None
-        self._seen: Counter = Counter()  # of the file being read: inline snapshots, other symbols' updates
+        # of the file being read: this symbol's updates, inline snapshots, the other symbols seen
+        self._own_updates = self._inline_snapshots = 0
+        self._other_symbols: set[str] = set()
+        self._held = self._held_deltas = 0  # messages and levels added to the books' batches since the last flush
         self.f = {**DEFAULT_FIELDS, **(fields or {})}
         self.streams = {**DEFAULT_STREAMS, **(streams or {})}
         self.receive = ReceiveTime(**(receive_time or {}))
@@ -325,6 +323,13 @@ class BinanceDepth(Reader):
             return {k: _Book(k, _copy_state(st), _Sync(**vars(sy))) for k, (st, sy) in carried.items()}, last
         return ({} if self.every_symbol else {self.symbol: self._new_book(self.symbol)}), -1
 
+    def _book_in(self, books: dict[str, _Book], key: str) -> _Book:
+        """The book ``key`` of this read, begun empty at the first message of a symbol."""
+        bk = books.get(key)
+        if bk is None:
+            bk = books[key] = self._new_book(key)
+        return bk
+
     def _book(self, symbol: str) -> str | None:
         """The book a message of ``symbol`` (as the capture spells it) goes to; None: another symbol's."""
         up = symbol.upper()
@@ -337,8 +342,7 @@ class BinanceDepth(Reader):
             if self.snapshot_files is None:
                 self._snapshots = []
             else:
-                self._snapshots, self._snapshot_bad = self.snapshot_files.load(None if self.every_symbol
-                                                                               else self.symbol)
+                self._snapshots, self._snapshot_bad = self.snapshot_files.load()
         return self._snapshots
 
     def _read(self, path: str, chunk_rows: int, books: dict[str, _Book], last_recv: int,
@@ -346,11 +350,12 @@ class BinanceDepth(Reader):
         streams = self.streams
         rejects: list = []
         stats: Counter = Counter()
-        self._seen = Counter()
+        self._own_updates = self._inline_snapshots = self._held = self._held_deltas = 0
+        self._other_symbols = set()
         snaps = self._snapshot_source()
         at = bisect.bisect_right([r[0] for r in snaps], last_recv) if snaps else 0
         if snaps and self.files and path == self.files[0]:
-            for f, ln, text in getattr(self, "_snapshot_bad", []):  # said once, with the first file
+            for f, ln, text in self._snapshot_bad:  # said once, with the first file
                 rejects.append((0, "unparseable", f"snapshot file {f}, line {ln}: does not match "
                                                   f"data.reader.snapshots.pattern: {text!r}"))
         lineno = 0
@@ -391,12 +396,11 @@ class BinanceDepth(Reader):
                             # never relabelled as the configured symbol
                             self._other_symbol(name or "?", lineno, rejects, stats)
                             continue
-                        bk = books.get(key) or books.setdefault(key, self._new_book(key))
+                        bk = self._book_in(books, key)
                         self._arrived(d, lineno, recv, bk, rejects, stats)
                     else:
                         self._other(payload, recv, lineno, books, rejects, stats)
-                    if (sum(len(b.batch.ts) for b in books.values()) >= chunk_rows
-                            or sum(b.batch.deltas for b in books.values()) >= MAX_BATCH_DELTAS
+                    if (self._held >= chunk_rows or self._held_deltas >= MAX_BATCH_DELTAS
                             or (not lineno & 4095 and time.perf_counter() - flushed >= FLUSH_EVERY_S)):
                         yield self._flush(path, books, rejects, stats, emit)
                         rejects, stats = [], Counter()
@@ -427,9 +431,8 @@ class BinanceDepth(Reader):
         any symbol's, and applied to this book they are silently wrong (their ids share one sequence space, so no
         gap fires: 246 books crossed, blamed on "swapped columns"). Such a file is refused unless
         ``inline_snapshots_of`` declares whose they are; the ingest then stores nothing of it."""
-        others = sorted(k for k in self._seen if not k.startswith("\0"))
-        inline = self._seen.get("\0inline", 0)
-        if not inline or not others or not self._seen.get("\0own") or self.inline_snapshots_of == self._own:
+        others, inline = sorted(self._other_symbols), self._inline_snapshots
+        if not inline or not others or not self._own_updates or self.inline_snapshots_of == self._own:
             return  # (a file of only another symbol's updates stores nothing: its symbol_mismatch rejects say why)
         raise UserError(f"{path} holds depth updates of several symbols ({', '.join([self._own, *others][:6])}) and "
                         f"{inline} inline REST snapshot(s) that name no symbol: which book each belongs to cannot be "
@@ -445,7 +448,7 @@ class BinanceDepth(Reader):
     def _other_symbol(self, name: str, lineno: int, rejects: list, stats: Counter) -> None:
         up = name.upper()
         stats[f"other_symbol:{up}"] += 1
-        self._seen[up] += 1
+        self._other_symbols.add(up)
         rejects.append((lineno, "symbol_mismatch", f"a {up} message; this source is configured as {self.symbol} "
                                                    "(data.reader.symbol; \"*\" keeps every symbol, a book each)"))
 
@@ -470,7 +473,7 @@ class BinanceDepth(Reader):
         if not isinstance(data, dict) or self.f["snapshot_id"] not in data:
             rejects.append((lineno, "unparseable", f"snapshot at {where}: no {self.f['snapshot_id']!r} field"))
             return
-        bk = books.get(key) or books.setdefault(key, self._new_book(key))
+        bk = self._book_in(books, key)
         stats["snapshots_in"] += 1
         stats["snapshots_from_file"] += 1
         stats["deltas_in"] += len(data[self.f["snapshot_bids"]]) + len(data[self.f["snapshot_asks"]])
@@ -500,7 +503,7 @@ class BinanceDepth(Reader):
                 return
             stats["snapshots_in"] += 1
             stats["deltas_in"] += len(data[f["snapshot_bids"]]) + len(data[f["snapshot_asks"]])
-            self._seen["\0inline"] += 1
+            self._inline_snapshots += 1
             self._snapshot(data, recv, lineno, books[self.symbol], rejects, stats)
             return
         key = self._book(str(name)) if name else (None if self.every_symbol else self.symbol)
@@ -512,13 +515,13 @@ class BinanceDepth(Reader):
                 stats[f"other_symbol_messages:{str(name).upper()}"] += 1  # a ticker or print: no book row
             return
         if is_update:  # an unwrapped depth update
-            bk = books.get(key) or books.setdefault(key, self._new_book(key))
+            bk = self._book_in(books, key)
             self._arrived(self._depth_of(data), lineno, recv, bk, rejects, stats)
         elif streams["ticker"] in stream:
-            bk = books.get(key) or books.setdefault(key, self._new_book(key))
+            bk = self._book_in(books, key)
             bk.tickers.append((int(data[f["ticker_id"]]), float(data[f["ticker_bid"]]), float(data[f["ticker_ask"]])))
         elif streams["trade"] in stream:
-            bk = books.get(key) or books.setdefault(key, self._new_book(key))
+            bk = self._book_in(books, key)
             stats["trades_in"] += 1
             bk.batch.trades.append((int(data["T"]) * 1_000_000, recv, data["p"], data["q"],
                                     -1 if data["m"] else 1, int(data.get("t", -1))))
@@ -529,7 +532,7 @@ class BinanceDepth(Reader):
         """A depth update as read: counted, then applied, or held until a snapshot (:meth:`_update`)."""
         stats["depth_messages"] += 1
         stats["deltas_in"] += d.nb + d.na
-        self._seen["\0own"] += 1
+        self._own_updates += 1
         self._update(d, lineno, bk, rejects, stats, recv=recv)
 
     def _snapshot(self, data: dict[str, Any], recv: int, line: int, bk: _Book, rejects: list,
@@ -538,8 +541,8 @@ class BinanceDepth(Reader):
         snap = int(data[f["snapshot_id"]])
         ts = int(data[f["event_time"]]) * 1_000_000 if f["event_time"] in data else recv
         bids, asks = data[f["snapshot_bids"]], data[f["snapshot_asks"]]
-        bk.batch.add(ts, line, (-1, snap, -1), recv, _Depth(-1, snap, None, 0, _pairs_text(bids), len(bids),
-                                                            _pairs_text(asks), len(asks)), clear=True, emit=False)
+        self._add(bk, ts, line, (-1, snap, -1), recv, _Depth(-1, snap, None, 0, _pairs_text(bids), len(bids),
+                                                             _pairs_text(asks), len(asks)), clear=True, emit=False)
         # updates held while there was no valid book: after a gap they were skipped because of it
         stale_reason = "sequence_gap" if sync.gap_line else "before_snapshot"
         sync.synced, sync.last_u, sync.snapshot_id, sync.ever_synced = True, snap, snap, True
@@ -601,7 +604,15 @@ class BinanceDepth(Reader):
                 self._gap(line, why, sync, rejects, stats, n)
                 return
         sync.last_u = u
-        bk.batch.add(d.E * 1_000_000, line, (U, u, -1 if d.pu is None else d.pu), recv, d, clear=False, emit=True)
+        self._add(bk, d.E * 1_000_000, line, (U, u, -1 if d.pu is None else d.pu), recv, d, clear=False, emit=True)
+
+    def _add(self, bk: _Book, ts: int, line: int, ids: tuple[int, int, int], recv: int, d: _Depth, clear: bool,
+             emit: bool) -> None:
+        """A message into its book's batch, counted for the flush rule (held messages and levels of all books:
+        no pass over the books per line)."""
+        bk.batch.add(ts, line, ids, recv, d, clear, emit)
+        self._held += 1
+        self._held_deltas += d.nb + d.na
 
     def _gap(self, line: int, why: str, sync: _Sync, rejects: list, stats: Counter, n: int) -> None:
         rejects.append((line, "sequence_gap", why))
@@ -612,6 +623,7 @@ class BinanceDepth(Reader):
     def _flush(self, path: str, books: dict[str, _Book], rejects: list, stats: Counter, emit: bool) -> RawChunk:
         """Every symbol's pending updates applied to its book; the rows of all symbols in line order."""
         tables, lines, deltas, trades = [], [], [], []
+        self._held = self._held_deltas = 0
         for bk in books.values():
             out = self._flush_book(path, bk, stats, emit)
             bk.batch, bk.tickers = _Batch(), []
@@ -623,7 +635,8 @@ class BinanceDepth(Reader):
         if not emit:
             return RawChunk(pa.table({}), path, np.zeros(0, np.int64))
         if not tables:
-            tables, lines = [self._rows(self.symbol, None, np.zeros(0, np.int64))], [np.zeros(0, np.int64)]
+            none, empty = np.zeros(0, np.int64), np.zeros((0, self.levels))
+            tables, lines = [self._rows(self.symbol, none, (empty,) * 4, none)], [none]
             deltas, trades = [self._deltas(_Batch(), self.symbol, *[np.zeros(0)] * 4)], [self._trades([], self.symbol)]
         table, line = pa.concat_tables(tables), np.concatenate(lines)
         if len(tables) > 1:  # several symbols: in the order the capture received them
@@ -663,21 +676,18 @@ class BinanceDepth(Reader):
             return None
         lines = np.asarray(b.line, np.int64)[snaps.msg]
         recv = np.asarray(b.recv, np.int64)[snaps.msg]  # the line prefix of the message each row came after
-        return (self._rows(bk.symbol, snaps, lines, recv), lines, self._deltas(b, bk.symbol, msg, side, price, size),
-                self._trades(b.trades, bk.symbol))
+        rows = self._rows(bk.symbol, snaps.ts, (snaps.bid_px, snaps.bid_sz, snaps.ask_px, snaps.ask_sz), recv)
+        return rows, lines, self._deltas(b, bk.symbol, msg, side, price, size), self._trades(b.trades, bk.symbol)
 
-    def _rows(self, symbol: str, snaps: Any, lines: np.ndarray, recv: np.ndarray | None = None) -> pa.Table:
-        n = len(lines)
-        cols: dict[str, Any] = {"timestamp": pa.array(snaps.ts if snaps is not None else np.zeros(0, np.int64),
-                                                      pa.int64()),
-                                "symbol": pa.repeat(pa.scalar(symbol), n),
+    def _rows(self, symbol: str, ts: np.ndarray, mats: tuple[np.ndarray, ...], recv: np.ndarray) -> pa.Table:
+        """Canonical rows: times, the four (rows, levels) matrices in SIDE_FIELDS order, receive times."""
+        n = len(ts)
+        cols: dict[str, Any] = {"timestamp": pa.array(ts, pa.int64()), "symbol": pa.repeat(pa.scalar(symbol), n),
                                 "exchange": pa.repeat(pa.scalar(self.exchange), n)}
-        for name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
-            arr = getattr(snaps, name) if snaps is not None else np.zeros((0, self.levels))
-            canon = {"bid_px": "bid_price", "bid_sz": "bid_size", "ask_px": "ask_price", "ask_sz": "ask_size"}[name]
+        for name, arr in zip(SIDE_FIELDS, mats, strict=True):
             for i in range(self.levels):
-                cols[f"{canon}_{i + 1}"] = pa.array(arr[:, i], pa.float64())
-        cols["recv_ts"] = pa.array(recv if recv is not None else np.zeros(0, np.int64), pa.int64())
+                cols[f"{name}_{i + 1}"] = pa.array(arr[:, i], pa.float64())
+        cols["recv_ts"] = pa.array(recv, pa.int64())
         return pa.table(cols)
 
     def _deltas(self, b: _Batch, symbol: str, msg: np.ndarray, side: np.ndarray, price: np.ndarray,
