@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from l2exp.data.readers import RawChunk, Reader
+from l2exp.data.readers import RawChunk, Reader, column_floats, column_ints, numbered_blocks
 from l2exp.errors import UserError
 
 LONG_COLUMNS = {"time": "timestamp", "side": "side", "level": "level", "price": "price", "size": "size",
@@ -91,11 +91,7 @@ class LongTable(Reader):
         if missing:
             raise self._layout_error(path, f"columns {missing} not in the header {names}")
         carry: tuple[pa.Table, np.ndarray] | None = None
-        next_line = 2
-        for batch in reader:
-            t = pa.Table.from_batches([batch])
-            lines = np.arange(next_line, next_line + t.num_rows, dtype=np.int64)
-            next_line += t.num_rows
+        for t, lines in numbered_blocks(reader):
             if carry is not None:
                 t = pa.concat_tables([carry[0], t.cast(carry[0].schema)])
                 lines = np.concatenate([carry[1], lines])
@@ -136,15 +132,15 @@ class LongTable(Reader):
         c = self.cols
         side_txt = pc.utf8_trim_whitespace(t.column(c["side"]).cast(pa.string())).to_numpy(zero_copy_only=False)
         side = np.where(side_txt == str(self.sides["bid"]), 0, np.where(side_txt == str(self.sides["ask"]), 1, -1))
-        price = _float(t.column(c["price"]))
-        size = _float(t.column(c["size"]))
+        price = column_floats(t.column(c["price"]))
+        size = column_floats(t.column(c["size"]))
         ok = (side >= 0) & np.isfinite(price) & np.isfinite(size)
         rejects: list[tuple[int, str, str]] = []
         stats: Counter = Counter(long_rows_in=int(t.num_rows))
         for i in np.flatnonzero(~ok):
             rejects.append((int(lines[i]), "unparseable", f"side {side_txt[i]!r}, price {price[i]}, size {size[i]}"))
         if c.get("level"):
-            level = _float(t.column(c["level"])) - self.level_base
+            level = column_floats(t.column(c["level"])) - self.level_base
             bad_level = ~np.isfinite(level) | (level < 0) | (level != np.round(level))
             for i in np.flatnonzero(ok & bad_level):
                 rejects.append((int(lines[i]), "unparseable", f"level {level[i] + self.level_base} is not a whole "
@@ -178,7 +174,7 @@ class LongTable(Reader):
         sz = np.full(n_snap * 2 * self.levels, np.nan)
         px[cell], sz[cell] = price[use], size[use]
         px, sz = px.reshape(n_snap, 2, self.levels), sz.reshape(n_snap, 2, self.levels)
-        ts = _int(t.column(self._col("time"))).take(starts) * self.unit_ns
+        ts = column_ints(t.column(self._col("time"))).take(starts) * self.unit_ns
         cols: dict[str, Any] = {"timestamp": pa.array(ts, pa.int64())}
         for role, const in (("symbol", self.symbol), ("exchange", self.exchange)):
             if const is not None or c.get(role) not in t.column_names:
@@ -190,15 +186,3 @@ class LongTable(Reader):
                 cols[f"{name}_price_{i + 1}"] = pa.array(px[:, k, i])
                 cols[f"{name}_size_{i + 1}"] = pa.array(sz[:, k, i])
         return RawChunk(pa.table(cols), path, lines[starts], rejects=rejects, stats=dict(stats))
-
-
-def _int(col: Any) -> np.ndarray:
-    return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _float(col: Any) -> np.ndarray:
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        col = pc.cast(col, pa.float64(), safe=False)
-    elif not pa.types.is_floating(col.type):
-        col = col.cast(pa.float64())
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -138,6 +138,30 @@ class Reader:
 _Batch = tuple[pa.Table, np.ndarray, list[tuple[int, str]], int, "np.ndarray | None"]
 
 
+def numbered_blocks(reader: Any) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Each block of a pyarrow CSV stream with the source line of every row (the header is line 1): the
+    readers that regroup rows (per symbol, per snapshot) still name a reject's line."""
+    next_line = 2
+    for batch in reader:
+        table = pa.Table.from_batches([batch])
+        yield table, np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
+        next_line += table.num_rows
+
+
+def column_ints(col: Any) -> np.ndarray:
+    """An Arrow column as int64 (cast; text and floats included)."""
+    return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def column_floats(col: Any) -> np.ndarray:
+    """An Arrow column as float64 (text parsed as numbers, integers converted)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.float64(), safe=False)
+    elif not pa.types.is_floating(col.type):
+        col = col.cast(pa.float64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
 class CsvReader(Reader):
     """CSV / CSV.gz (decompressed by pyarrow from the file ending), with or without a header.
 

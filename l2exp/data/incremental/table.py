@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from l2exp.data.incremental.book import COUNTER_NAMES, BookState, build
-from l2exp.data.readers import RawChunk, Reader
+from l2exp.data.readers import RawChunk, Reader, column_floats, column_ints, numbered_blocks
 from l2exp.errors import UserError
 
 TARDIS_COLUMNS = {"exchange_time": "timestamp", "receive_time": "local_timestamp", "side": "side", "price": "price",
@@ -97,11 +97,7 @@ class DeltaTable(Reader):
                                            "that mark a book snapshot, no update can be placed on a book")
         books: dict[str | None, tuple[BookState, _Carry]] = {}
         by_symbol = self.symbol is None and self.cols.get("symbol") in names
-        next_line = 2  # the header is line 1
-        for batch in reader:
-            table = pa.Table.from_batches([batch])
-            lines = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
-            next_line += table.num_rows
+        for table, lines in numbered_blocks(reader):
             for sym, part, part_lines in self._by_symbol(table, lines, by_symbol):
                 state, carry = books.get(sym) or books.setdefault(sym, (BookState(self.max_depth), _Carry()))
                 if carry.table is not None:
@@ -144,8 +140,8 @@ class DeltaTable(Reader):
         if n == 0:
             return
         c = self.cols
-        key = _int(t.column(c[self.message]))
-        snap = (_bool(t.column(c["snapshot"])) if c.get("snapshot") in t.column_names else np.zeros(n, bool))
+        key = column_ints(t.column(c[self.message]))
+        snap = _bool(t.column(c["snapshot"]))  # the column is there: iter_chunks refuses a file without it
         new = np.ones(n, bool)
         new[1:] = (key[1:] != key[:-1]) | (snap[1:] != snap[:-1])
         starts = np.flatnonzero(new)
@@ -172,12 +168,12 @@ class DeltaTable(Reader):
         clear = msg_snap & ~prev_snap
         emit = ~msg_snap | np.append(~msg_snap[1:], True)  # a snapshot run emits once, after its last message
         carry.prev_snapshot = bool(msg_snap[-1])
-        ts = np.maximum.reduceat(_int(t.column(c["exchange_time"])), starts) * self.unit_ns
+        ts = np.maximum.reduceat(column_ints(t.column(c["exchange_time"])), starts) * self.unit_ns
         side_txt = pc.utf8_trim_whitespace(t.column(c["side"]).cast(pa.string())).to_numpy(zero_copy_only=False)
         side = np.where(side_txt == self.sides["bid"], 1, np.where(side_txt == self.sides["ask"], -1, 0))
         side = side.astype(np.int8)
-        price = _float(t.column(c["price"]))
-        size = _float(t.column(c["size"]))
+        price = column_floats(t.column(c["price"]))
+        size = column_floats(t.column(c["size"]))
         bad_row = (side == 0) | ~np.isfinite(price) | ~np.isfinite(size)
         stats: Counter = Counter(deltas_in=int(n))
         rejects: list[tuple[int, str, str]] = []
@@ -220,8 +216,8 @@ class DeltaTable(Reader):
         m = msg
         flags = (msg_snap[m] * DELTA_SNAPSHOT + (clear[m] & first) * DELTA_CLEAR + last * DELTA_LAST).astype(np.uint8)
         c = self.cols
-        exch = _int(t.column(c["exchange_time"])) * self.unit_ns
-        recv = (_int(t.column(c["receive_time"])) * self.unit_ns if c.get("receive_time") in t.column_names
+        exch = column_ints(t.column(c["exchange_time"])) * self.unit_ns
+        recv = (column_ints(t.column(c["receive_time"])) * self.unit_ns if c.get("receive_time") in t.column_names
                 else exch)
         idx = np.flatnonzero(used)
         strings = {}
@@ -249,19 +245,9 @@ class DeltaTable(Reader):
             for i in range(self.levels):
                 cols[f"{name}_{i + 1}"] = pa.array(arr[:, i])
         if self.cols.get("receive_time") in t.column_names:  # the message's receive time (Tardis local_timestamp)
-            recv = _int(t.column(self.cols["receive_time"]).take(pa.array(rows))) * self.unit_ns
+            recv = column_ints(t.column(self.cols["receive_time"]).take(pa.array(rows))) * self.unit_ns
             cols["recv_ts"] = pa.array(recv, pa.int64())
         return pa.table(cols)
-
-
-def _int(col: Any) -> np.ndarray:
-    return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _float(col: Any) -> np.ndarray:
-    if pa.types.is_string(col.type):
-        col = pc.cast(col, pa.float64(), safe=False)
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _bool(col: Any) -> np.ndarray:
