@@ -13,7 +13,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from l2exp.config import CONF_DIR, config_dirs, instantiate, register_resolvers
+from l2exp.config import CONF_DIR, config_dirs, group_options, instantiate, register_resolvers
 from l2exp.errors import UserError
 
 register_resolvers()
@@ -175,12 +175,7 @@ def fast_help() -> str:
     page = OmegaConf.load(CONF_DIR / "hydra" / "help" / "l2exp.yaml")
     wrapped = OmegaConf.create({"hydra": {"help": page}})
     template = str(wrapped.hydra.help.template)  # resolves ${hydra.help.header} / footer
-    groups: dict[str, set[str]] = {}
-    for d in config_dirs():  # l2exp's conf/ and the user's own (L2EXP_CONFIG_DIR or ./conf)
-        for f in d.rglob("*.yaml"):
-            group = f.parent.relative_to(d).as_posix()
-            if group != "." and group.split("/")[0] != "hydra":
-                groups.setdefault(group, set()).add(f.stem)
+    groups = group_options(config_dirs())  # l2exp's conf/ and the user's own (L2EXP_CONFIG_DIR or ./conf)
     listing = "".join(f"{g}: {', '.join(sorted(opts))}\n" for g, opts in sorted(groups.items()))
     return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing)
 

@@ -41,6 +41,20 @@ def config_dirs() -> list[Path]:
     return [CONF_DIR, *([user] if user else [])]
 
 
+def group_options(dirs: list[Path]) -> dict[str, set[str]]:
+    """Every config group of ``dirs`` (``data``, ``execution/order_type`` ...) and its options (file stems);
+    Hydra's own groups (``hydra/...``) left out. Read by ``--help`` and the command-line check."""
+    groups: dict[str, set[str]] = {}
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for f in d.rglob("*.yaml"):
+            group = f.parent.relative_to(d).as_posix()
+            if group != "." and group.split("/")[0] != "hydra":
+                groups.setdefault(group, set()).add(f.stem)
+    return groups
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("l2exp_root"):
         OmegaConf.register_new_resolver("l2exp_root", lambda: str(PROJECT_ROOT))

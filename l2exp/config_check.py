@@ -225,14 +225,9 @@ def check_choices(args: list[str], dirs: list[Path], config_file: Path) -> UserE
     for arg in args:  # folders given to Hydra on the command line hold options too
         if arg.lstrip("+").startswith("hydra.searchpath="):
             dirs += [Path(p) for p in re.findall(r"file://([^,\]\s'\"]+)", arg)]
-    groups: dict[str, set[str]] = {}
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        for f in d.rglob("*.yaml"):
-            g = f.parent.relative_to(d).as_posix()
-            if g != "." and not g.startswith("hydra"):
-                groups.setdefault(g, set()).add(f.stem)
+    from l2exp.config import group_options
+
+    groups = group_options(dirs)
     top = [k for k in OmegaConf.load(config_file) if k not in ("defaults", "hydra")]
     for arg in args:
         if arg.startswith("-") or "=" not in arg:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import matplotlib
@@ -111,13 +112,12 @@ def comparable(runs: list[Any], data_name: str, explicit: bool, limit: int) -> t
             left.append((r, f"data={d}, not this command's data={data_name}"))
         else:
             kept.append(r)
-    if kept:
-        cur = pd.Series([r.data.tags.get("l2exp.settle_currency", "?") for r in kept])
-        main = cur.value_counts(sort=True).index[0] if not cur.empty else "?"
-        same = []
-        for r, c in zip(kept, cur, strict=True):
-            (same.append(r) if c == main else left.append((r, f"settles in {c}, the page's runs in {main}")))
-        kept = same
+    currency = {r.info.run_id: r.data.tags.get("l2exp.settle_currency", "?") for r in kept}
+    if kept:  # the currency most of them share (a tie: the newest run's)
+        main = Counter(currency.values()).most_common(1)[0][0]
+        left += [(r, f"settles in {currency[r.info.run_id]}, the page's runs in {main}") for r in kept
+                 if currency[r.info.run_id] != main]
+        kept = [r for r in kept if currency[r.info.run_id] == main]
     for r in kept[limit:]:
         left.append((r, f"older than the {limit} newest (mode.max_runs)"))
     return kept[:limit], left

@@ -116,10 +116,12 @@ class MlflowMultirunParent(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A sweep's job says which it is and how the sweep stands (jobs started, failed so far): a 6-job sweep
         was a stream of per-job tables with nothing saying where it was."""
-        if "hydra" not in config or str(config.hydra.get("mode", "")) != "RunMode.MULTIRUN":
-            return
         from pathlib import Path
 
+        from hydra.types import RunMode
+
+        if "hydra" not in config or config.hydra.get("mode") != RunMode.MULTIRUN:
+            return
         from l2exp.cli import FAILED_JOB
 
         root = Path(str(config.hydra.sweep.dir))
@@ -156,7 +158,7 @@ SWEEP_METRIC = {"train": "val_log_loss", "pipeline": "val_log_loss", "backtest":
 
 
 def _sweep_metric(config: DictConfig) -> str:
-    chosen = config.get("optimized_metric") if "optimized_metric" in config else None
+    chosen = config.get("optimized_metric")
     mode = str(config.mode.name) if "mode" in config else ""
     return str(chosen or SWEEP_METRIC.get(mode, "val_log_loss"))
 
@@ -165,12 +167,9 @@ def sweep_comparison(client: Any, parent_id: str, metric: str) -> None:
     """A sweep ends with its comparison: one row per job (run name = its overrides), the sweep's metric and
     the view's key metrics, best first; the link to MLflow's comparison of exactly these runs; the parent
     run carries the best job's metrics (``best_<metric>``, tag ``l2exp.best_run``). It ended with a bare id."""
-    import json
-    from urllib.parse import quote
-
     from l2exp.models.selection import direction_of
     from l2exp.summary import money, print_table
-    from l2exp.tracking.setup import VIEW_METRICS, _ui, print_links, run_url
+    from l2exp.tracking.setup import VIEW_METRICS, compare_url, print_links, run_url
 
     exp_id = client.get_run(parent_id).info.experiment_id
     kids = client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=5000)
@@ -204,7 +203,6 @@ def sweep_comparison(client: Any, parent_id: str, metric: str) -> None:
         if m in (metric, *VIEW_METRICS):
             client.log_metric(parent_id, f"best_{m}", v)
     client.set_tag(parent_id, "l2exp.best_run", best.info.run_id)
-    ids = quote(json.dumps([r.info.run_id for r in kids]))
-    compare = _ui(f"#/compare-runs?runs={ids}&experiments={quote(json.dumps([exp_id]))}")
-    print_links([("compare these runs", compare), ("best job", run_url(best.info.run_id)),
+    print_links([("compare these runs", compare_url([r.info.run_id for r in kids], exp_id)),
+                 ("best job", run_url(best.info.run_id)),
                  ("sweep parent run", run_url(parent_id))])

@@ -149,8 +149,6 @@ def _ui(page: str) -> str:
 def local_ui() -> str:
     """Where ``mlflow ui`` serves a local store: ``L2EXP_UI_URL`` (e.g. ``http://127.0.0.1:5050`` when you
     serve it on another port), else MLflow's default address; the printed serve command uses the same port."""
-    import os
-
     return os.environ.get("L2EXP_UI_URL", "http://127.0.0.1:5000").rstrip("/")
 
 
@@ -173,6 +171,13 @@ def print_links(links: list[tuple[str, str]]) -> None:
         serve = (f"(serve the UI: mlflow ui --backend-store-uri {uri} --host {at.hostname or '127.0.0.1'} "
                  f"--port {at.port or 5000} --workers 1)")
         console.print(escape(redact(serve)), soft_wrap=True)
+
+
+def compare_url(run_ids: list[str], experiment_id: str) -> str:
+    """MLflow's side-by-side comparison of exactly these runs."""
+    from urllib.parse import quote
+
+    return _ui(f"#/compare-runs?runs={quote(json.dumps(run_ids))}&experiments={quote(json.dumps([experiment_id]))}")
 
 
 def experiment_url(experiment_id: str) -> str:

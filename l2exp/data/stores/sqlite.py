@@ -122,7 +122,7 @@ class SqliteStore(L2Store):
                 f"{self.path} table {self.table} has another layout ({len(existing)} columns) than levels="
                 f"{self.levels} needs", where=str(self.path),
                 fix="Use the levels it was created with, or another store path (store.path=...).")
-        if existing and RECV_TS not in existing and not [c for c in self.columns[:-1] if c not in existing]:
+        if existing and RECV_TS not in existing:  # (any other column missing was refused above)
             with self.con:  # a table written before receive times: the column added, null (one clock)
                 self.con.execute(f"ALTER TABLE {self.table} ADD COLUMN {RECV_TS} INTEGER")
         defs = ["timestamp INTEGER NOT NULL", "symbol TEXT NOT NULL", "exchange TEXT NOT NULL"]
